@@ -1,0 +1,33 @@
+# Two entry points for a fresh clone: `make demo` and `make test`.
+# Both create the virtual environment once (.venv) and reuse it afterwards:
+# the stamp file .venv/.installed is rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+
+.PHONY: venv demo test test-all lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[all,dev]"
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/art-spatial demo
+
+test: venv
+	$(PYTEST) -m "not slow"
+
+test-all: venv
+	$(PYTEST)
+
+lint: venv
+	$(BIN)/ruff check art_spatial tests
+
+clean:
+	rm -rf build dist *.egg-info runs

@@ -1,0 +1,386 @@
+"""Shared machinery of the attacks: the named result, the ART façade, model-state handling, guards.
+
+Every attack class of the package is built from two parts:
+
+* a *core* mixin (e.g. :class:`art_spatial.attacks.spatial._FlowCore`) that owns the hyper-parameters
+  as attributes, validates them (``_check_core``) and turns them into an :class:`AttackSpec` for the one
+  loop in :mod:`art_spatial.attacks.engine`; it works on torch tensors and any ``x -> logits`` callable;
+* a *façade*: :class:`ARTAttackMixin` (an ART ``EvasionAttack`` driven through a ``PyTorchClassifier``,
+  including its ``preprocessing``) or the AdverTorch façade in :mod:`art_spatial.attacks.advertorch`.
+
+``generate`` is the one entry point that validates, runs the attack batch by batch, re-projects to the
+budget and the input range, computes success and stores an :class:`AttackResult` in ``last_result``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from .. import warp as W
+from .engine import AttackSpec, EngineOutput, run_attack
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AttackResult", "model_eval", "estimator_logits_fn", "ARTAttackMixin", "AttackCore",
+           "check_number", "check_int", "check_choice", "check_bool"]
+
+
+# ----------------------------------------------------------------------------------------- guards
+def check_number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
+                 allow_none: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite real number with the sign rule."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if nonneg and value < 0:
+        raise ValueError(f"{name} must be non-negative, got {value!r}")
+
+
+def check_int(name: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int ``>= minimum``."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------- result
+@dataclass
+class AttackResult:
+    """Named result of an attack (CONVENTIONS habit 2).
+
+    Attributes:
+        x_adv: adversarial images, float32 ``N x C x H x W`` (numpy from ART ``generate``, a tensor from
+            the tensor API), inside the clip range.
+        params: parameters found per block (``"flow"``: ``N x H x W x 2`` in the attack's flow units,
+            ``"affine"``: ``N x 2 x 3`` increments, ``"rt"``: ``N x 3`` (degrees, px, px), ``"pixel"``:
+            ``N x C x H x W``), as numpy arrays.
+        success: ``N`` bool, the attack's goal reached on the returned image (misclassified, or the
+            target predicted when targeted).
+        max_displacement_px / mean_displacement_px: ``N``, realised displacement of the sampling grid
+            against the identity, in pixels (0 for pixel-only attacks).
+        rotation_deg / translation_px: ``N`` and ``N x 2``, the content rotation and (dx, dy) shift
+            implied by the affine part (0 when there is none).
+        pixel_linf: ``N``, ``‖x_adv − x_spatial‖∞`` of the pixel part (0 when there is none).
+        kappa / stop_step: ``N`` ints, see :mod:`art_spatial.attacks.engine`.
+        correct: ``N x (K+1)`` bool correctness of every iterate when recorded, else None.
+        n_forward / n_backward: example-level model passes spent.
+    """
+
+    x_adv: Any
+    params: Dict[str, np.ndarray]
+    success: np.ndarray
+    max_displacement_px: np.ndarray
+    mean_displacement_px: np.ndarray
+    rotation_deg: np.ndarray
+    translation_px: np.ndarray
+    pixel_linf: np.ndarray
+    kappa: np.ndarray
+    stop_step: np.ndarray
+    correct: Optional[np.ndarray] = None
+    n_forward: int = 0
+    n_backward: int = 0
+    extras: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of examples on which the attack reached its goal."""
+        return float(np.mean(self.success)) if len(self.success) else float("nan")
+
+    @staticmethod
+    def concatenate(parts: list) -> "AttackResult":
+        """Concatenate batch results along the example axis."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def cat(vals):
+            if vals[0] is None:
+                return None
+            if isinstance(vals[0], torch.Tensor):
+                return torch.cat(vals)
+            return np.concatenate(vals)
+
+        first = parts[0]
+        return AttackResult(
+            x_adv=cat([p.x_adv for p in parts]),
+            params={k: cat([p.params[k] for p in parts]) for k in first.params},
+            success=cat([p.success for p in parts]),
+            max_displacement_px=cat([p.max_displacement_px for p in parts]),
+            mean_displacement_px=cat([p.mean_displacement_px for p in parts]),
+            rotation_deg=cat([p.rotation_deg for p in parts]),
+            translation_px=cat([p.translation_px for p in parts]),
+            pixel_linf=cat([p.pixel_linf for p in parts]),
+            kappa=cat([p.kappa for p in parts]),
+            stop_step=cat([p.stop_step for p in parts]),
+            correct=cat([p.correct for p in parts]),
+            n_forward=sum(p.n_forward for p in parts),
+            n_backward=sum(p.n_backward for p in parts),
+            extras={k: cat([p.extras[k] for p in parts]) for k in first.extras},
+        )
+
+
+# ---------------------------------------------------------------------------------- model handling
+@contextlib.contextmanager
+def model_eval(module: Optional[torch.nn.Module]):
+    """Eval mode and frozen parameters for the duration of an attack; restores both afterwards."""
+    if module is None or not isinstance(module, torch.nn.Module):
+        yield
+        return
+    was_training = module.training
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    if was_training:
+        logger.debug("model was in train mode; attacking it in eval mode")
+    module.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        module.train(was_training)
+
+
+def estimator_logits_fn(estimator):
+    """``x -> logits`` through an ART ``PyTorchClassifier`` *including* its preprocessing (mean/std).
+
+    Gradients flow through ART's PyTorch preprocessing (``_apply_preprocessing(..., no_grad=False)``,
+    the path ART's own ``loss_gradient`` uses) and the wrapped model (``_model(x)[-1]`` = logits).
+    """
+    if not hasattr(estimator, "_model") or not hasattr(estimator, "_apply_preprocessing"):
+        raise TypeError("estimator must be an art.estimators.classification.PyTorchClassifier, got "
+                        f"{type(estimator).__name__}")
+    if not getattr(estimator, "all_framework_preprocessing", True):
+        raise ValueError("estimator preprocessing must be implemented in PyTorch (e.g. preprocessing=(mean, std) "
+                         "or PyTorch preprocessing defences) so that gradients reach the warp parameters")
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        xp, _ = estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
+        return estimator._model(xp)[-1]
+
+    return logits
+
+
+# ------------------------------------------------------------------------------------------ core
+class AttackCore:
+    """Attribute-based logic shared by the ART and AdverTorch façades of an attack.
+
+    Subclasses define ``_core_params`` (their hyper-parameter names), ``_check_core`` and ``_spec``.
+    Common hyper-parameters: ``max_iter``, ``targeted``, ``random_init``, ``early_stop_tau``, ``seed``,
+    ``padding_mode``.
+    """
+
+    _core_params: tuple = ()
+    #: flow units of the "flow" block for displacement reporting
+    flow_units: str = "normalized"
+
+    # subclasses implement -----------------------------------------------------------------------
+    def _check_core(self) -> None:
+        check_int("max_iter", self.max_iter, minimum=0)
+        check_bool("targeted", self.targeted)
+        check_bool("random_init", self.random_init)
+        check_int("early_stop_tau", self.early_stop_tau, minimum=0, allow_none=True)
+        check_int("seed", self.seed, minimum=0)
+        check_choice("padding_mode", self.padding_mode, W.PADDING_MODES)
+
+    def _spec(self, shape: tuple, clip: tuple) -> AttackSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _grid_of(self, params: Dict[str, torch.Tensor], shape: tuple) -> Optional[torch.Tensor]:
+        """The sampling grid the spatial parameters define (None for pixel-only attacks)."""
+        return None
+
+    def _affine_of(self, params: Dict[str, torch.Tensor], shape: tuple) -> Optional[torch.Tensor]:
+        """The full backward affine matrix ``N x 2 x 3`` of the parameters (None if no affine part)."""
+        return None
+
+    # shared ----------------------------------------------------------------------------------------
+    def _engine_kwargs(self) -> dict:
+        return dict(max_iter=int(self.max_iter), random_init=bool(self.random_init), seed=int(self.seed),
+                    early_stop_tau=self.early_stop_tau)
+
+    def _run(self, model, x: torch.Tensor, y: torch.Tensor, clip: tuple, *, y_true=None, record=False,
+             final_eval=True) -> EngineOutput:
+        spec = self._spec(tuple(x.shape), clip)
+        return run_attack(model, x, y, spec, targeted=bool(self.targeted), y_true=y_true, record=record,
+                          final_eval=final_eval, **self._engine_kwargs())
+
+    def _summarize(self, out: EngineOutput, x: torch.Tensor, as_numpy: bool = True) -> AttackResult:
+        n = x.shape[0]
+        shape = tuple(x.shape)
+        with torch.no_grad():
+            grid = self._grid_of(out.params, shape)
+            if grid is not None:
+                disp = W.displacement_pixels(grid)
+                dmax, dmean = disp.flatten(1).amax(1), disp.flatten(1).mean(1)
+                x_spatial = W.sample(x, grid, self.padding_mode)
+            else:
+                dmax = dmean = torch.zeros(n, device=x.device)
+                x_spatial = x
+            A = self._affine_of(out.params, shape)
+            if A is not None:
+                rt = W.affine_to_rt(A, shape[2], shape[3])
+                rot, trans = rt[:, 0], rt[:, 1:]
+            else:
+                rot, trans = torch.zeros(n, device=x.device), torch.zeros(n, 2, device=x.device)
+            if "pixel" in out.params:
+                plinf = (out.x_adv - x_spatial).abs().flatten(1).amax(1) if getattr(
+                    self, "order", "spatial-pixel") == "spatial-pixel" else out.params["pixel"].abs().flatten(1).amax(1)
+            else:
+                plinf = torch.zeros(n, device=x.device)
+        if out.final_correct is not None:
+            success = ~out.final_correct
+        else:
+            success = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+        def cv(t):
+            if t is None:
+                return None
+            return t.detach().cpu().numpy() if as_numpy else t
+
+        return AttackResult(
+            x_adv=cv(out.x_adv), params={k: cv(v) for k, v in out.params.items()}, success=cv(success),
+            max_displacement_px=cv(dmax), mean_displacement_px=cv(dmean), rotation_deg=cv(rot),
+            translation_px=cv(trans), pixel_linf=cv(plinf), kappa=cv(out.kappa), stop_step=cv(out.stop_step),
+            correct=cv(out.correct), n_forward=out.n_forward, n_backward=out.n_backward,
+        )
+
+    def attack_tensor(self, model, x: torch.Tensor, y: torch.Tensor, *, clip_values=(0.0, 1.0), y_true=None,
+                      record: bool = False, final_eval: bool = True) -> AttackResult:
+        """Tensor API: attack ``x`` (``N x C x H x W``, on the model's device) with labels ``y`` (``N``).
+
+        ``model`` is any differentiable ``x -> logits`` callable (an ``nn.Module`` is put in eval mode
+        with frozen parameters for the duration). Used by the trainers and the harness: no NumPy round
+        trip. Returns an :class:`AttackResult` holding tensors.
+        """
+        self._check_core()
+        clip = _clip_tuple(clip_values)
+        with model_eval(model if isinstance(model, torch.nn.Module) else None):
+            out = self._run(model, x.detach(), y.to(x.device).long(), clip, y_true=y_true, record=record,
+                            final_eval=final_eval)
+            return self._summarize(out, x.detach(), as_numpy=False)
+
+
+def _clip_tuple(clip_values) -> tuple:
+    if clip_values is None:
+        return (-math.inf, math.inf)
+    lo, hi = float(np.asarray(clip_values[0]).min()), float(np.asarray(clip_values[1]).max())
+    if not lo < hi:
+        raise ValueError(f"clip_values must satisfy min < max, got {clip_values!r}")
+    return (lo, hi)
+
+
+def clamp_images(x: torch.Tensor, clip: tuple) -> torch.Tensor:
+    """Clip images to the estimator's range with a straight-through gradient (no-op for an infinite range).
+
+    The value is ``x.clamp(lo, hi)``; the gradient is the identity. ``torch.clamp``'s own gradient is
+    zero at the bounds, which would freeze every pixel sitting exactly at 0 or 1 (most of an MNIST
+    digit) — ART's PGD differentiates at the clipped point with the identity too.
+    """
+    lo, hi = clip
+    if math.isinf(lo) and math.isinf(hi):
+        return x
+    return x + (x.clamp(lo, hi) - x).detach()
+
+
+# ------------------------------------------------------------------------------------ ART façade
+class ARTAttackMixin:
+    """``generate`` for ART: numpy in, float32 numpy out, batch loop with tqdm, ``last_result``.
+
+    Must precede ``art.attacks.EvasionAttack`` in the MRO. Subclasses call ``_art_init`` from
+    ``__init__``.
+    """
+
+    _common_params = ["max_iter", "targeted", "random_init", "early_stop_tau", "seed", "padding_mode",
+                      "batch_size", "verbose"]
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_bool("verbose", self.verbose)
+        self._check_core()
+
+    @property
+    def last_result(self) -> Optional[AttackResult]:
+        """The :class:`AttackResult` of the latest ``generate`` call (None before the first)."""
+        return getattr(self, "_last_result", None)
+
+    def _labels(self, x: np.ndarray, y) -> np.ndarray:
+        from art.utils import check_and_transform_label_format
+
+        if y is None:
+            if self.targeted:
+                raise ValueError("y (the target labels) is required when targeted=True")
+            preds = self.estimator.predict(x, batch_size=self.batch_size)
+            return np.argmax(preds, axis=1).astype(np.int64)
+        y = np.asarray(y)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"y must have one label per example: {y.shape[0]} labels for {x.shape[0]} images")
+        idx = check_and_transform_label_format(y, nb_classes=self.estimator.nb_classes, return_one_hot=False)
+        return np.asarray(idx).reshape(-1).astype(np.int64)  # ART returns (N, 1) index arrays
+
+    def generate(self, x: np.ndarray, y: Optional[np.ndarray] = None, **kwargs) -> np.ndarray:
+        """Adversarial examples for ``x`` (float32 numpy of ``x``'s shape, inside ``clip_values``).
+
+        :param x: images ``N x C x H x W`` in the estimator's ``clip_values``.
+        :param y: true labels (untargeted) or target labels (targeted), one-hot or indices; when None
+            and untargeted, the estimator's predictions are used.
+        :param y_true: optional keyword: true labels for κ / early stop in targeted mode.
+        :param record: optional keyword: keep per-iterate correctness in ``last_result.correct``.
+        """
+        from tqdm.auto import tqdm
+
+        self._check_params()
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"x must be a batch of images N x C x H x W, got shape {x.shape}")
+        labels = self._labels(x, y)
+        y_true = kwargs.get("y_true")
+        if y_true is not None:
+            y_true = self._labels(x, y_true)
+        record = bool(kwargs.get("record", False))
+        clip = _clip_tuple(self.estimator.clip_values)
+        device = getattr(self.estimator, "_device", torch.device("cpu"))
+        model = estimator_logits_fn(self.estimator)
+        parts = []
+        n = x.shape[0]
+        with model_eval(getattr(self.estimator, "model", None)):
+            for start in tqdm(range(0, n, self.batch_size), desc=type(self).__name__, disable=not self.verbose):
+                sl = slice(start, start + self.batch_size)
+                xb = torch.as_tensor(x[sl], dtype=torch.float32, device=device)
+                yb = torch.as_tensor(labels[sl], device=device)
+                ytb = None if y_true is None else torch.as_tensor(y_true[sl], device=device)
+                out = self._run(model, xb, yb, clip, y_true=ytb, record=record, final_eval=True)
+                parts.append(self._summarize(out, xb))
+        result = AttackResult.concatenate(parts)
+        result.x_adv = result.x_adv.astype(np.float32).reshape(x.shape)
+        self._last_result = result
+        logger.info("%s: success rate %.3f, mean max displacement %.3f px", type(self).__name__,
+                    result.success_rate, float(np.mean(result.max_displacement_px)) if n else 0.0)
+        return result.x_adv

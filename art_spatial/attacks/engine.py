@@ -1,0 +1,314 @@
+"""The one iterative loop behind every attack of the package, and the named result it returns.
+
+Every iterative attack — flow, affine / rotation-translation, integrated, pixel PGD and joint
+spatial+pixel — is an :class:`AttackSpec`: an ordered set of parameter blocks (threat models from
+:mod:`art_spatial.threats`), a differentiable ``render(x, params) -> x_adv`` and a *phase* schedule
+saying which blocks one forward/backward updates. :func:`run_attack` runs projected steepest ascent on
+that spec (Madry et al.'s PGD; Pareto AT Eq. 2, 6, 9; Joint AT Alg. 1-2):
+
+    for t in 0 .. K-1:
+        for each phase (blocks B):                  # double-pass = two phases
+            J = CE(f(render(x, w)), y)              # -CE(f(.), target) when targeted
+            w_B <- Π_B(w_B + α_B · dir_B(∇_{w_B} J))
+
+Early stop (FAT's PGD-K-τ): before each step an example already misclassified spends one unit of its
+budget τ; once τ is exhausted it stops moving and leaves the batch (no more forward/backward for it).
+τ = K reproduces the plain attack exactly. κ (GAIRAT) is the number of iterates 0..K-1 at which the
+example was still classified correctly. With ``record=True`` the correctness of every iterate 0..K is
+kept, so one run to K steps answers every iteration count k ≤ K (final-iterate accuracy at k is
+``correct[:, k]``; the "any iterate" worst case is ``correct[:, :k+1].all(1)``).
+
+Randomness is per example: each example draws its random start (and, in the training mode of the joint
+attack, its random target) from a generator seeded by ``(seed, the example's bytes)``, so attacking an
+example alone or inside any batch gives the same result.
+
+Example:
+    >>> import torch
+    >>> from art_spatial.threats import LinfBox
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    >>> x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    >>> spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
+    ...                   render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
+    >>> out = run_attack(model, x, y, spec, max_iter=5, seed=0)
+    >>> bool((out.x_adv - x).abs().max() <= 0.1 + 1e-6)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..threats import ThreatModel
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AttackSpec", "EngineOutput", "run_attack", "example_seeds", "per_example_uniform",
+           "per_example_targets"]
+
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+Params = Dict[str, torch.Tensor]
+
+
+@dataclass
+class AttackSpec:
+    """What an attack supplies to the loop.
+
+    Attributes:
+        blocks: ordered mapping name -> threat model (random start, step, projection).
+        render: differentiable ``render(x, params) -> x_adv`` (already clipped to the image range).
+        phases: tuple of block-name tuples; each phase is one forward/backward that updates its blocks.
+            ``None`` = one phase updating all blocks (e.g. the integrated attack; the one-pass joint).
+        feasible: optional ``feasible(x, params) -> params`` applied after projection (e.g. the pixel
+            block keeps ``x + δ`` inside the clip range, as ART's and Madry's PGD do).
+        random_init: per-block random start switch (missing names fall back to ``run_attack``'s flag).
+    """
+
+    blocks: Dict[str, ThreatModel]
+    render: Callable[[torch.Tensor, Params], torch.Tensor]
+    phases: Optional[Tuple[Tuple[str, ...], ...]] = None
+    feasible: Optional[Callable[[torch.Tensor, Params], Params]] = None
+    random_init: Dict[str, bool] = field(default_factory=dict)
+
+    def phase_list(self) -> Tuple[Tuple[str, ...], ...]:
+        phases = self.phases if self.phases is not None else (tuple(self.blocks),)
+        for ph in phases:
+            for name in ph:
+                if name not in self.blocks:
+                    raise ValueError(f"phase names an unknown block {name!r}; blocks: {list(self.blocks)}")
+        return phases
+
+
+@dataclass
+class EngineOutput:
+    """Raw output of :func:`run_attack` (tensors on the input's device).
+
+    Attributes:
+        x_adv: ``N x C x H x W`` final iterates (for stopped examples: the iterate they stopped at).
+        params: block name -> ``N x ...`` parameters found.
+        kappa: ``N`` int64, iterates (of 0..K-1) at which the example was still classified correctly.
+        stop_step: ``N`` int64, step at which the example stopped moving (``max_iter`` = never stopped).
+        correct: ``N x (K+1)`` bool correctness of every iterate, or None unless ``record=True``.
+        final_correct: ``N`` bool correctness of the returned iterate, or None if ``final_eval=False``.
+        final_loss: ``N`` float cross-entropy w.r.t. the true labels of the returned iterate, or None.
+        n_forward, n_backward: example-level model passes spent (a batch of 128 = 128).
+    """
+
+    x_adv: torch.Tensor
+    params: Params
+    kappa: torch.Tensor
+    stop_step: torch.Tensor
+    correct: Optional[torch.Tensor]
+    final_correct: Optional[torch.Tensor]
+    final_loss: Optional[torch.Tensor]
+    n_forward: int
+    n_backward: int
+
+
+def example_seeds(x: torch.Tensor, seed: int) -> np.ndarray:
+    """Per-example 63-bit seeds from ``seed`` and each example's bytes (batch-composition invariant)."""
+    arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    key = int(seed).to_bytes(8, "little", signed=True)
+    out = np.empty(arr.shape[0], dtype=np.int64)
+    for i in range(arr.shape[0]):
+        h = hashlib.blake2b(arr[i].tobytes(), digest_size=8, key=key).digest()
+        out[i] = int.from_bytes(h, "little") >> 1
+    return out
+
+
+def _generators(seeds: np.ndarray) -> list:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def per_example_uniform(gens: Sequence[torch.Generator], shape: tuple, device, dtype) -> torch.Tensor:
+    """Stack ``U[0, 1)`` noise of ``shape`` drawn from each example's generator -> ``N x shape``."""
+    if len(gens) == 0:
+        return torch.zeros((0,) + tuple(shape), device=device, dtype=dtype)
+    u = torch.stack([torch.rand(shape, generator=g) for g in gens])
+    return u.to(device=device, dtype=dtype)
+
+
+def per_example_targets(gens: Sequence[torch.Generator], y: torch.Tensor, nb_classes: int) -> torch.Tensor:
+    """A uniformly random label different from ``y[i]`` per example (the Joint AT training attack)."""
+    offs = torch.tensor([int(torch.randint(1, nb_classes, (1,), generator=g)) for g in gens],
+                        dtype=torch.long)
+    return (y.detach().cpu().long() + offs) % nb_classes
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+def run_attack(
+    model: LogitsFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    max_iter: int,
+    targeted: bool = False,
+    y_true: Optional[torch.Tensor] = None,
+    random_init: bool = True,
+    seed: int = 0,
+    early_stop_tau: Optional[int] = None,
+    record: bool = False,
+    final_eval: bool = True,
+    loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    init_params: Optional[Params] = None,
+    generators: Optional[list] = None,
+) -> EngineOutput:
+    """Projected steepest ascent over the blocks of ``spec`` (see the module docstring).
+
+    Args:
+        model: callable ``x -> logits`` (``N x C x H x W -> N x classes``), differentiable.
+        x: clean images ``N x C x H x W`` (never modified).
+        y: labels the loss uses (``N`` int64): true labels, or target labels when ``targeted``.
+        spec: the attack's blocks, render function and phases.
+        max_iter: number of steps K (>= 0).
+        targeted: descend on CE(., y) instead of ascending.
+        y_true: labels that define "still correct" for κ, early stop and recording. Defaults to ``y``
+            when untargeted; when targeted without ``y_true``, "correct" means "not yet the target".
+        random_init: random start inside every block's budget (unless ``spec.random_init`` overrides).
+        seed: base seed of the per-example generators.
+        early_stop_tau: FAT's τ (None = plain attack).
+        record: keep the correctness of every iterate (``N x (K+1)``).
+        final_eval: one extra forward on the returned iterates to report their correctness and loss.
+        loss_fn: per-example loss ``(logits, labels) -> N`` (default cross-entropy).
+        init_params: start from these parameters instead of zero/random (e.g. a cascade's second stage).
+        generators: per-example ``torch.Generator`` list to draw from (default: from ``seed``).
+    """
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be non-negative, got {max_iter}")
+    if early_stop_tau is not None and early_stop_tau < 0:
+        raise ValueError(f"early_stop_tau must be None or non-negative, got {early_stop_tau}")
+    loss_fn = loss_fn or _ce
+    n, c, h, w = x.shape
+    device, dtype = x.device, x.dtype
+    x = x.detach()
+    y = y.to(device).long()
+    phases = spec.phase_list()
+    if generators is None:
+        generators = _generators(example_seeds(x, seed)) if n else []
+
+    # starting point
+    params: Params = {}
+    for name, tm in spec.blocks.items():
+        if init_params is not None and name in init_params:
+            params[name] = init_params[name].detach().to(device, dtype).clone()
+        elif spec.random_init.get(name, random_init):
+            u = per_example_uniform(generators, tm.param_shape(c, h, w), device, dtype)
+            params[name] = tm.project(tm.from_uniform(u))
+        else:
+            params[name] = tm.zeros(n, c, h, w, device=device, dtype=dtype)
+    if spec.feasible is not None:
+        params = spec.feasible(x, params)
+
+    if y_true is not None:
+        ref = y_true.to(device).long()
+        correct_is_equal = True
+    elif targeted:
+        ref, correct_is_equal = y, False
+    else:
+        ref, correct_is_equal = y, True
+
+    def is_correct(logits, idx):
+        pred = logits.argmax(1)
+        r = ref if idx is None else ref[idx]
+        return pred == r if correct_is_equal else pred != r
+
+    kappa = torch.zeros(n, dtype=torch.long, device=device)
+    stop_step = torch.full((n,), max_iter, dtype=torch.long, device=device)
+    correct_hist = torch.zeros(n, max_iter + 1, dtype=torch.bool, device=device) if record else None
+    budget = None if early_stop_tau is None else torch.full((n,), int(early_stop_tau), dtype=torch.long,
+                                                             device=device)
+    active = None  # None = everybody (fast path, no gathers)
+    n_fwd = n_bwd = 0
+    sign = -1.0 if targeted else 1.0
+
+    for t in range(max_iter):
+        if active is not None and active.numel() == 0:
+            break
+        for k_phase, blocks in enumerate(phases):
+            xs = x if active is None else x[active]
+            ys = y if active is None else y[active]
+            sub = {k: (v if active is None else v[active]) for k, v in params.items()}
+            for b in blocks:
+                sub[b] = sub[b].detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = model(spec.render(xs, sub))
+                losses = loss_fn(logits, ys)
+            m = xs.shape[0]
+            n_fwd += m
+            moving = None
+            if k_phase == 0:
+                ok = is_correct(logits.detach(), active)
+                if correct_hist is not None:
+                    if active is None:
+                        correct_hist[:, t] = ok
+                    else:
+                        correct_hist[active, t] = ok
+                if active is None:
+                    kappa += ok.long()
+                else:
+                    kappa[active] += ok.long()
+                if budget is not None:
+                    idx = torch.arange(n, device=device) if active is None else active
+                    mis = ~ok
+                    stop = mis & (budget[idx] == 0)
+                    spend = mis & ~stop
+                    budget[idx[spend]] -= 1
+                    if bool(stop.any()):
+                        stop_step[idx[stop]] = t
+                        if correct_hist is not None:
+                            # a stopped example keeps its (misclassified) iterate for all later counts
+                            correct_hist[idx[stop], t + 1:] = False
+                        moving = ~stop
+            weights = torch.full_like(losses, sign) if moving is None else sign * moving.to(losses.dtype)
+            grads = torch.autograd.grad((losses * weights).sum(), [sub[b] for b in blocks])
+            n_bwd += m
+            with torch.no_grad():
+                new = {}
+                for b, g in zip(blocks, grads):
+                    tm = spec.blocks[b]
+                    new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
+                if moving is not None:
+                    for b in blocks:
+                        new[b] = torch.where(moving.view((-1,) + (1,) * (new[b].dim() - 1)), new[b],
+                                             sub[b].detach())
+                if spec.feasible is not None:
+                    merged = {k: (new[k] if k in new else sub[k].detach()) for k in sub}
+                    merged = spec.feasible(xs, merged)
+                    new = {b: merged[b] for b in blocks}
+                for b in blocks:
+                    if active is None:
+                        params[b] = new[b]
+                    else:
+                        params[b] = params[b].index_copy(0, active, new[b])
+            if moving is not None:
+                idx = torch.arange(n, device=device) if active is None else active
+                active = idx[moving]
+                if active.numel() == 0:
+                    break
+        if early_stop_tau is not None and active is None:
+            active = torch.arange(n, device=device)
+
+    with torch.no_grad():
+        x_adv = spec.render(x, params).detach()
+        final_correct = final_loss = None
+        if final_eval or record:
+            logits = model(x_adv)
+            n_fwd += n
+            final_correct = is_correct(logits, None)
+            final_loss = _ce(logits, ref if correct_is_equal else y)
+            if correct_hist is not None:
+                still = stop_step >= max_iter
+                correct_hist[still, max_iter] = final_correct[still]
+    return EngineOutput(x_adv=x_adv, params={k: v.detach() for k, v in params.items()}, kappa=kappa,
+                        stop_step=stop_step, correct=correct_hist, final_correct=final_correct,
+                        final_loss=final_loss, n_forward=n_fwd, n_backward=n_bwd)

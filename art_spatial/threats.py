@@ -1,0 +1,168 @@
+"""Threat models: one object per parameter block (pixel δ, flow w_F, affine w_RT, rotation-translation).
+
+Each threat model owns its random start, its step direction and its projection; the iterative loop in
+:mod:`art_spatial.attacks.engine` exists once and serves every attack (CONVENTIONS habit 1).
+
+* :class:`LinfBox` — ``‖w‖∞ ≤ ε`` with sign steps ``w ← Π(w ± α·sign(∇))`` (PGD, Madry et al.; flow
+  Pareto AT Eq. 2, affine Eq. 5-6, pixel δ). ``ε`` and ``α`` may be per-coordinate (broadcastable),
+  which gives the rotation-translation box ``|angle| ≤ θ°, |t| ≤ s px``.
+* :class:`L2InfFlowBall` — the Joint AT paper's flow ball (Alg. 1): every pixel's 2-D displacement
+  vector has length ``≤ ε``; the "generalized sign" step moves each vector by ``α`` along its own
+  gradient direction; projection rescales vectors longer than ``ε``.
+
+Convention: parameters are tensors with a leading batch axis; a block's per-example shape is given by
+``param_shape(c, h, w)``. Random starts are drawn from per-example uniform noise supplied by the
+engine so that an example's start does not depend on the rest of its batch.
+
+Example:
+    >>> import torch
+    >>> box = LinfBox("flow", eps=0.3, eps_step=0.01, shape="flow")
+    >>> w = box.step(torch.zeros(1, 4, 4, 2), torch.ones(1, 4, 4, 2), ascend=True)
+    >>> float(w.max())
+    0.01
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import torch
+
+__all__ = ["ThreatModel", "LinfBox", "L2InfFlowBall", "PARAM_SHAPES"]
+
+Number = Union[float, int, Sequence[float]]
+
+#: per-example parameter shapes of the blocks, from the image's (C, H, W)
+PARAM_SHAPES = {
+    "pixel": lambda c, h, w: (c, h, w),
+    "flow": lambda c, h, w: (h, w, 2),
+    "affine": lambda c, h, w: (2, 3),
+    "rt": lambda c, h, w: (3,),
+}
+
+
+def _as_tensor(value: Number, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(value, device=like.device, dtype=like.dtype)
+
+
+def _check_nonneg(name: str, value: Number, positive: bool = False) -> None:
+    vals = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    for v in vals:
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        if positive and v <= 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+        if v < 0:
+            raise ValueError(f"{name} must be non-negative, got {value!r}")
+
+
+class ThreatModel:
+    """Base class of a parameter block: random start, step, projection and realised size."""
+
+    def __init__(self, name: str, shape: str):
+        if shape not in PARAM_SHAPES:
+            raise ValueError(f"shape must be one of {sorted(PARAM_SHAPES)}, got {shape!r}")
+        self.name = name
+        self.shape = shape
+
+    def param_shape(self, c: int, h: int, w: int) -> tuple:
+        """Per-example parameter shape for an image of shape (C, H, W)."""
+        return PARAM_SHAPES[self.shape](c, h, w)
+
+    def zeros(self, n: int, c: int, h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+        """The identity parameters for a batch of ``n`` images."""
+        return torch.zeros((n,) + self.param_shape(c, h, w), device=device, dtype=dtype)
+
+    def from_uniform(self, u: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Map uniform noise in [0, 1) of the parameter shape to a random start inside the budget."""
+        raise NotImplementedError
+
+    def step(self, p: torch.Tensor, grad: torch.Tensor, ascend: bool = True) -> torch.Tensor:  # pragma: no cover
+        """One steepest-ascent (or descent) step of the block's geometry; not yet projected."""
+        raise NotImplementedError
+
+    def project(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Projection onto the budget."""
+        raise NotImplementedError
+
+    def size(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Realised size of each example's parameter, in the budget's norm (shape ``N``)."""
+        raise NotImplementedError
+
+    def within(self, p: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+        """Boolean per example: is the parameter inside its budget (up to ``tol``)?"""
+        raise NotImplementedError  # pragma: no cover
+
+
+class LinfBox(ThreatModel):
+    """``‖w‖∞ ≤ ε`` box with sign steps of size ``α`` (per-coordinate ε/α broadcast over the block).
+
+    Args:
+        name: block name (``"pixel"``, ``"flow"``, ``"affine"``, ``"rt"`` ...).
+        eps: radius, a number or a sequence broadcastable to the per-example shape (e.g. ``(30, 3, 3)``
+            for the rotation-translation block: degrees, pixels, pixels).
+        eps_step: step size α, same broadcasting.
+        shape: which parameter shape (a key of :data:`PARAM_SHAPES`).
+    """
+
+    def __init__(self, name: str, eps: Number, eps_step: Number, shape: str):
+        super().__init__(name, shape)
+        _check_nonneg(f"{name} eps", eps)
+        _check_nonneg(f"{name} eps_step", eps_step)
+        self.eps = eps
+        self.eps_step = eps_step
+
+    def from_uniform(self, u):
+        return (2.0 * u - 1.0) * _as_tensor(self.eps, u)
+
+    def step(self, p, grad, ascend=True):
+        d = grad.sign() * _as_tensor(self.eps_step, p)
+        return p + d if ascend else p - d
+
+    def project(self, p):
+        e = _as_tensor(self.eps, p)
+        return torch.maximum(torch.minimum(p, e), -e)
+
+    def size(self, p):
+        return p.abs().flatten(1).amax(dim=1)
+
+    def within(self, p, tol=1e-6):
+        e = _as_tensor(self.eps, p)
+        return (p.abs() <= e + tol).flatten(1).all(dim=1)
+
+
+class L2InfFlowBall(ThreatModel):
+    """Per-pixel ℓ2 ball of radius ε on a flow ``N x H x W x 2`` (Joint AT paper, Alg. 1).
+
+    Step: ``w ← w ± α · g / ‖g‖₂`` per pixel (the "generalized sign"; pixels with zero gradient do not
+    move). Projection: vectors longer than ε are rescaled to length ε. Random start: uniform in the disc.
+    """
+
+    def __init__(self, name: str, eps: float, eps_step: float):
+        super().__init__(name, "flow")
+        _check_nonneg(f"{name} eps", eps)
+        _check_nonneg(f"{name} eps_step", eps_step)
+        self.eps = float(eps)
+        self.eps_step = float(eps_step)
+
+    def from_uniform(self, u):
+        r = self.eps * u[..., 0].sqrt()
+        phi = 2.0 * math.pi * u[..., 1]
+        return torch.stack([r * torch.cos(phi), r * torch.sin(phi)], dim=-1)
+
+    def step(self, p, grad, ascend=True):
+        n = grad.norm(dim=-1, keepdim=True)
+        d = torch.where(n > 0, grad / n.clamp_min(1e-12), torch.zeros_like(grad)) * self.eps_step
+        return p + d if ascend else p - d
+
+    def project(self, p):
+        n = p.norm(dim=-1, keepdim=True)
+        factor = torch.where(n > self.eps, self.eps / n.clamp_min(1e-12), torch.ones_like(n))
+        return p * factor
+
+    def size(self, p):
+        return p.norm(dim=-1).flatten(1).amax(dim=1)
+
+    def within(self, p, tol=1e-6):
+        return (p.norm(dim=-1) <= self.eps + tol).flatten(1).all(dim=1)

@@ -25,13 +25,14 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 
 __all__ = ["ThreatModel", "LinfBox", "L2InfFlowBall", "PARAM_SHAPES"]
 
-Number = Union[float, int, Sequence[float]]
+Number = Union[float, int, Sequence[float]]  # noqa: UP007
 
 #: per-example parameter shapes of the blocks, from the image's (C, H, W)
 PARAM_SHAPES = {
@@ -78,7 +79,8 @@ class ThreatModel:
         """Map uniform noise in [0, 1) of the parameter shape to a random start inside the budget."""
         raise NotImplementedError
 
-    def step(self, p: torch.Tensor, grad: torch.Tensor, ascend: bool = True) -> torch.Tensor:  # pragma: no cover
+    def step(self, p: torch.Tensor, grad: torch.Tensor,
+             ascend: bool = True) -> torch.Tensor:  # pragma: no cover
         """One steepest-ascent (or descent) step of the block's geometry; not yet projected."""
         raise NotImplementedError
 

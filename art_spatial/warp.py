@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -154,8 +153,8 @@ def affine_to_rt(A: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def make_grid(
     shape: tuple,
-    affine: Optional[torch.Tensor] = None,
-    flow: Optional[torch.Tensor] = None,
+    affine: torch.Tensor | None = None,
+    flow: torch.Tensor | None = None,
     flow_units: str = "normalized",
     device=None,
     dtype=None,
@@ -201,8 +200,8 @@ def sample(x: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> 
 
 def warp(
     x: torch.Tensor,
-    affine: Optional[torch.Tensor] = None,
-    flow: Optional[torch.Tensor] = None,
+    affine: torch.Tensor | None = None,
+    flow: torch.Tensor | None = None,
     flow_units: str = "normalized",
     padding_mode: str = "zeros",
     affine_is_increment: bool = True,

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +94,7 @@ class AttackResult:
     """
 
     x_adv: Any
-    params: Dict[str, np.ndarray]
+    params: dict[str, np.ndarray]
     success: np.ndarray
     max_displacement_px: np.ndarray
     mean_displacement_px: np.ndarray
@@ -103,10 +103,10 @@ class AttackResult:
     pixel_linf: np.ndarray
     kappa: np.ndarray
     stop_step: np.ndarray
-    correct: Optional[np.ndarray] = None
+    correct: np.ndarray | None = None
     n_forward: int = 0
     n_backward: int = 0
-    extras: Dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -114,7 +114,7 @@ class AttackResult:
         return float(np.mean(self.success)) if len(self.success) else float("nan")
 
     @staticmethod
-    def concatenate(parts: list) -> "AttackResult":
+    def concatenate(parts: list) -> AttackResult:
         """Concatenate batch results along the example axis."""
         if len(parts) == 1:
             return parts[0]
@@ -147,7 +147,7 @@ class AttackResult:
 
 # ---------------------------------------------------------------------------------- model handling
 @contextlib.contextmanager
-def model_eval(module: Optional[torch.nn.Module]):
+def model_eval(module: torch.nn.Module | None):
     """Eval mode and frozen parameters for the duration of an attack; restores both afterwards."""
     if module is None or not isinstance(module, torch.nn.Module):
         yield
@@ -177,7 +177,8 @@ def estimator_logits_fn(estimator):
         raise TypeError("estimator must be an art.estimators.classification.PyTorchClassifier, got "
                         f"{type(estimator).__name__}")
     if not getattr(estimator, "all_framework_preprocessing", True):
-        raise ValueError("estimator preprocessing must be implemented in PyTorch (e.g. preprocessing=(mean, std) "
+        raise ValueError("estimator preprocessing must be implemented in PyTorch (e.g. "
+                         "preprocessing=(mean, std) "
                          "or PyTorch preprocessing defences) so that gradients reach the warp parameters")
 
     def logits(x: torch.Tensor) -> torch.Tensor:
@@ -212,11 +213,11 @@ class AttackCore:
     def _spec(self, shape: tuple, clip: tuple) -> AttackSpec:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _grid_of(self, params: Dict[str, torch.Tensor], shape: tuple) -> Optional[torch.Tensor]:
+    def _grid_of(self, params: dict[str, torch.Tensor], shape: tuple) -> torch.Tensor | None:
         """The sampling grid the spatial parameters define (None for pixel-only attacks)."""
         return None
 
-    def _affine_of(self, params: Dict[str, torch.Tensor], shape: tuple) -> Optional[torch.Tensor]:
+    def _affine_of(self, params: dict[str, torch.Tensor], shape: tuple) -> torch.Tensor | None:
         """The full backward affine matrix ``N x 2 x 3`` of the parameters (None if no affine part)."""
         return None
 
@@ -250,8 +251,10 @@ class AttackCore:
             else:
                 rot, trans = torch.zeros(n, device=x.device), torch.zeros(n, 2, device=x.device)
             if "pixel" in out.params:
-                plinf = (out.x_adv - x_spatial).abs().flatten(1).amax(1) if getattr(
-                    self, "order", "spatial-pixel") == "spatial-pixel" else out.params["pixel"].abs().flatten(1).amax(1)
+                if getattr(self, "order", "spatial-pixel") == "spatial-pixel":
+                    plinf = (out.x_adv - x_spatial).abs().flatten(1).amax(1)
+                else:  # pixel-spatial: the pixel change happens before the warp
+                    plinf = out.params["pixel"].abs().flatten(1).amax(1)
             else:
                 plinf = torch.zeros(n, device=x.device)
         if out.final_correct is not None:
@@ -327,7 +330,7 @@ class ARTAttackMixin:
         self._check_core()
 
     @property
-    def last_result(self) -> Optional[AttackResult]:
+    def last_result(self) -> AttackResult | None:
         """The :class:`AttackResult` of the latest ``generate`` call (None before the first)."""
         return getattr(self, "_last_result", None)
 
@@ -341,11 +344,12 @@ class ARTAttackMixin:
             return np.argmax(preds, axis=1).astype(np.int64)
         y = np.asarray(y)
         if y.shape[0] != x.shape[0]:
-            raise ValueError(f"y must have one label per example: {y.shape[0]} labels for {x.shape[0]} images")
+            raise ValueError(f"y must have one label per example: {y.shape[0]} labels for "
+                             f"{x.shape[0]} images")
         idx = check_and_transform_label_format(y, nb_classes=self.estimator.nb_classes, return_one_hot=False)
         return np.asarray(idx).reshape(-1).astype(np.int64)  # ART returns (N, 1) index arrays
 
-    def generate(self, x: np.ndarray, y: Optional[np.ndarray] = None, **kwargs) -> np.ndarray:
+    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
         """Adversarial examples for ``x`` (float32 numpy of ``x``'s shape, inside ``clip_values``).
 
         :param x: images ``N x C x H x W`` in the estimator's ``clip_values``.
@@ -371,7 +375,8 @@ class ARTAttackMixin:
         parts = []
         n = x.shape[0]
         with model_eval(getattr(self.estimator, "model", None)):
-            for start in tqdm(range(0, n, self.batch_size), desc=type(self).__name__, disable=not self.verbose):
+            batches = range(0, n, self.batch_size)
+            for start in tqdm(batches, desc=type(self).__name__, disable=not self.verbose):
                 sl = slice(start, start + self.batch_size)
                 xb = torch.as_tensor(x[sl], dtype=torch.float32, device=device)
                 yb = torch.as_tensor(labels[sl], device=device)

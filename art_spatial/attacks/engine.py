@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ __all__ = ["AttackSpec", "EngineOutput", "run_attack", "example_seeds", "per_exa
            "per_example_targets"]
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
-Params = Dict[str, torch.Tensor]
+Params = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -70,13 +70,13 @@ class AttackSpec:
         random_init: per-block random start switch (missing names fall back to ``run_attack``'s flag).
     """
 
-    blocks: Dict[str, ThreatModel]
+    blocks: dict[str, ThreatModel]
     render: Callable[[torch.Tensor, Params], torch.Tensor]
-    phases: Optional[Tuple[Tuple[str, ...], ...]] = None
-    feasible: Optional[Callable[[torch.Tensor, Params], Params]] = None
-    random_init: Dict[str, bool] = field(default_factory=dict)
+    phases: tuple[tuple[str, ...], ...] | None = None
+    feasible: Callable[[torch.Tensor, Params], Params] | None = None
+    random_init: dict[str, bool] = field(default_factory=dict)
 
-    def phase_list(self) -> Tuple[Tuple[str, ...], ...]:
+    def phase_list(self) -> tuple[tuple[str, ...], ...]:
         phases = self.phases if self.phases is not None else (tuple(self.blocks),)
         for ph in phases:
             for name in ph:
@@ -104,9 +104,9 @@ class EngineOutput:
     params: Params
     kappa: torch.Tensor
     stop_step: torch.Tensor
-    correct: Optional[torch.Tensor]
-    final_correct: Optional[torch.Tensor]
-    final_loss: Optional[torch.Tensor]
+    correct: torch.Tensor | None
+    final_correct: torch.Tensor | None
+    final_loss: torch.Tensor | None
     n_forward: int
     n_backward: int
 
@@ -153,15 +153,15 @@ def run_attack(
     *,
     max_iter: int,
     targeted: bool = False,
-    y_true: Optional[torch.Tensor] = None,
+    y_true: torch.Tensor | None = None,
     random_init: bool = True,
     seed: int = 0,
-    early_stop_tau: Optional[int] = None,
+    early_stop_tau: int | None = None,
     record: bool = False,
     final_eval: bool = True,
-    loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
-    init_params: Optional[Params] = None,
-    generators: Optional[list] = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    init_params: Params | None = None,
+    generators: list | None = None,
 ) -> EngineOutput:
     """Projected steepest ascent over the blocks of ``spec`` (see the module docstring).
 
@@ -274,7 +274,7 @@ def run_attack(
             n_bwd += m
             with torch.no_grad():
                 new = {}
-                for b, g in zip(blocks, grads):
+                for b, g in zip(blocks, grads, strict=True):
                     tm = spec.blocks[b]
                     new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
                 if moving is not None:

@@ -25,8 +25,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification.classifier import ClassifierMixin
@@ -61,7 +59,7 @@ def affine_threat(parametrization: str, eps, eps_step, max_rotation, max_transla
                    (rotation_step, translation_step, translation_step), "rt")
 
 
-def _affine_matrix(params: Dict[str, torch.Tensor], shape: tuple) -> Optional[torch.Tensor]:
+def _affine_matrix(params: dict[str, torch.Tensor], shape: tuple) -> torch.Tensor | None:
     if "affine" in params:
         return W.affine_matrix(params["affine"])
     if "rt" in params:
@@ -72,7 +70,7 @@ def _affine_matrix(params: Dict[str, torch.Tensor], shape: tuple) -> Optional[to
 class _SpatialCore(AttackCore):
     """Spatial parameter blocks -> one grid -> one bilinear sample, clipped to the image range."""
 
-    def _blocks(self) -> Dict[str, ThreatModel]:  # pragma: no cover - abstract
+    def _blocks(self) -> dict[str, ThreatModel]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _grid_of(self, params, shape):
@@ -208,15 +206,17 @@ class FlowAttack(_FlowCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = EvasionAttack.attack_params + list(_FlowCore._core_params) + ARTAttackMixin._common_params
+    attack_params = (EvasionAttack.attack_params + list(_FlowCore._core_params)
+                     + ARTAttackMixin._common_params)
 
     def __init__(self, estimator, eps: float = 0.3, eps_step: float = 0.01, max_iter: int = 20,
                  norm: str = "inf", units: str = "normalized", random_init: bool = False,
-                 targeted: bool = False, early_stop_tau: Optional[int] = None, seed: int = 0,
+                 targeted: bool = False, early_stop_tau: int | None = None, seed: int = 0,
                  padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
         super().__init__(estimator=estimator)
         self.eps, self.eps_step, self.norm, self.units = eps, eps_step, norm, units
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose)
+        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
+                         batch_size, verbose)
         self._check_params()
 
 
@@ -238,18 +238,20 @@ class AffineAttack(_AffineCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = EvasionAttack.attack_params + list(_AffineCore._core_params) + ARTAttackMixin._common_params
+    attack_params = (EvasionAttack.attack_params + list(_AffineCore._core_params)
+                     + ARTAttackMixin._common_params)
 
     def __init__(self, estimator, eps: float = 0.3, eps_step: float = 0.1, max_iter: int = 20,
                  parametrization: str = "affine", max_rotation: float = 30.0, max_translation: float = 3.0,
                  rotation_step: float = 3.0, translation_step: float = 0.3, random_init: bool = False,
-                 targeted: bool = False, early_stop_tau: Optional[int] = None, seed: int = 0,
+                 targeted: bool = False, early_stop_tau: int | None = None, seed: int = 0,
                  padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
         super().__init__(estimator=estimator)
         self.eps, self.eps_step, self.parametrization = eps, eps_step, parametrization
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.rotation_step, self.translation_step = rotation_step, translation_step
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose)
+        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
+                         batch_size, verbose)
         self._check_params()
 
 
@@ -277,7 +279,7 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
                  eps_step_affine: float = 0.1, max_iter: int = 20, flow_norm: str = "inf",
                  units: str = "normalized", parametrization: str = "affine", max_rotation: float = 30.0,
                  max_translation: float = 3.0, rotation_step: float = 3.0, translation_step: float = 0.3,
-                 random_init: bool = False, targeted: bool = False, early_stop_tau: Optional[int] = None,
+                 random_init: bool = False, targeted: bool = False, early_stop_tau: int | None = None,
                  seed: int = 0, padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
         super().__init__(estimator=estimator)
         self.eps_flow, self.eps_affine = eps_flow, eps_affine
@@ -285,5 +287,6 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
         self.flow_norm, self.units, self.parametrization = flow_norm, units, parametrization
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.rotation_step, self.translation_step = rotation_step, translation_step
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose)
+        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
+                         batch_size, verbose)
         self._check_params()

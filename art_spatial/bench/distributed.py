@@ -1,0 +1,121 @@
+"""Sharding an evaluation across processes under ``torch.distributed`` and merging its counts.
+
+:func:`art_spatial.bench.evaluate` calls these helpers: when a default process group is initialized
+with more than one process, each rank evaluates the examples ``rank, rank + world, rank + 2·world, …``
+and the per-attack counts (robust points per strength, passes, size sums) are summed with
+``all_reduce`` (maxima with ``MAX``), so every rank ends with the same merged report. Per-example
+random streams (seeded by the example's bytes) make the merged report equal to a one-process run.
+
+Launch: ``torchrun --nproc_per_node=2 -m art_spatial.cli evaluate ...`` (gloo on CPU, nccl on GPU);
+:func:`init_from_env` starts the process group from torchrun's environment variables.
+
+Example:
+    >>> dist_info()
+    (0, 1)
+    >>> shard_indices(5, 1, 2).tolist()
+    [1, 3]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "dist_info",
+    "shard_indices",
+    "all_reduce_sum",
+    "all_reduce_max",
+    "init_from_env",
+    "barrier",
+    "is_main",
+]
+
+
+def _active() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def dist_info() -> tuple:
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` when none is initialized."""
+    if not _active():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def is_main() -> bool:
+    """True on rank 0 (or without a process group)."""
+    return dist_info()[0] == 0
+
+
+def shard_indices(n: int, rank: int, world: int) -> np.ndarray:
+    """Indices of the examples rank ``rank`` evaluates (strided: class-balanced shards)."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(
+            f"rank must be in [0, world) with world >= 1, got rank={rank}, world={world}"
+        )
+    return np.arange(rank, n, world)
+
+
+def _reduce(values: Sequence[float], op) -> list[float]:
+    vals = [float(v) for v in values]
+    if not _active() or torch.distributed.get_world_size() == 1 or not vals:
+        return vals
+    backend = torch.distributed.get_backend()
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if backend == "nccl"
+        else torch.device("cpu")
+    )
+    t = torch.tensor(vals, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t, op=op)
+    return t.cpu().tolist()
+
+
+def all_reduce_sum(values: Sequence[float]) -> list[float]:
+    """Element-wise sum over ranks (float64: exact for counts below 2**53)."""
+    return _reduce(
+        values, torch.distributed.ReduceOp.SUM if torch.distributed.is_available() else None
+    )
+
+
+def all_reduce_max(values: Sequence[float]) -> list[float]:
+    """Element-wise maximum over ranks."""
+    return _reduce(
+        values, torch.distributed.ReduceOp.MAX if torch.distributed.is_available() else None
+    )
+
+
+def barrier() -> None:
+    """Synchronize the ranks (no-op without a process group)."""
+    if _active() and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
+
+
+def init_from_env(backend: str = None) -> bool:
+    """Initialize the default process group from torchrun's variables (``WORLD_SIZE`` > 1).
+
+    Backend: ``nccl`` when CUDA is available, else ``gloo`` (override with ``backend``).
+    Returns True when a multi-process group is active after the call.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not torch.distributed.is_available():
+        return False
+    if not torch.distributed.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        torch.distributed.init_process_group(backend=backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        logger.info(
+            "initialized process group: backend %s, rank %d of %d",
+            backend,
+            torch.distributed.get_rank(),
+            world,
+        )
+    return True

@@ -1,0 +1,233 @@
+"""Leaderboard entries in RobustBench's ``model_info`` style and ranked tables (Markdown / HTML / CSV).
+
+An entry carries RobustBench's fields (``link, name, authors, additional_data, number_forward_passes,
+dataset, venue, architecture, eps, clean_acc, reported``; percentages as strings with two decimals,
+e.g. ``"89.69"``) with ``threat_model: "spatial"`` and the Pareto AT scores (§4.4, Table 1):
+``universal_score`` (Σ over categories of score − natural reference score), ``sensitivity_score``,
+``local_spatial_score``, ``global_spatial_score`` (mean accuracy over the suite's strengths), the suite,
+the reference and per-attack accuracies. The JSON schema ships as ``model_info.schema.json``.
+Tables are ranked by the universal score (entries without one last).
+
+Example:
+    >>> from art_spatial.bench.scores import RobustnessReport
+    >>> rep = RobustnessReport(suite="s", suite_config={}, n_examples=10, n_clean_correct=9,
+    ...     clean_accuracy=90.0, category_scores={"sensitivity": 50.0}, universal=12.5,
+    ...     reference_name="natural")
+    >>> info = to_model_info(rep, name="My model", authors="me", venue="arXiv", architecture="SmallCNN")
+    >>> info["clean_acc"], info["universal_score"], info["threat_model"]
+    ('90.00', '12.50', 'spatial')
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .scores import RobustnessReport, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SCHEMA_PATH",
+    "load_schema",
+    "validate_model_info",
+    "to_model_info",
+    "load_entries",
+    "render_leaderboard",
+    "COLUMNS",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("model_info.schema.json")
+_CATEGORY_FIELDS = {
+    "sensitivity": "sensitivity_score",
+    "local": "local_spatial_score",
+    "global": "global_spatial_score",
+}
+#: (header, model_info field) of the rendered tables, after the rank column
+COLUMNS = [
+    ("Model", "name"),
+    ("Architecture", "architecture"),
+    ("Venue", "venue"),
+    ("Clean", "clean_acc"),
+    ("Universal", "universal_score"),
+    ("Sensitivity", "sensitivity_score"),
+    ("Local spatial", "local_spatial_score"),
+    ("Global spatial", "global_spatial_score"),
+    ("Suite", "suite"),
+    ("Reference", "reference"),
+]
+FORMATS = ("md", "html", "csv")
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{float(v):.2f}"
+
+
+def load_schema() -> dict:
+    """The shipped JSON schema of a leaderboard entry."""
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def validate_model_info(info: dict) -> None:
+    """Validate an entry against the schema.
+
+    Raises:
+        ValueError: naming the offending field (wraps ``jsonschema.ValidationError``).
+    """
+    import jsonschema
+
+    try:
+        jsonschema.validate(info, load_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(entry)"
+        raise ValueError(f"model_info field {where!r} is invalid: {exc.message}") from None
+
+
+def _eps_string(report: RobustnessReport) -> str:
+    parts = []
+    for a in report.attacks:
+        p = a.get("params", {})
+        if "eps" in p:
+            parts.append(f"{a['name']} {float(p['eps']):g}")
+    return "; ".join(parts)
+
+
+def to_model_info(
+    report: RobustnessReport,
+    *,
+    name: str,
+    authors: str = "",
+    venue: str = "",
+    architecture: str,
+    link: str = "",
+    additional_data: bool = False,
+    number_forward_passes: int = 1,
+    dataset: str | None = None,
+    reported: float | None = None,
+    footnote: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """A RobustBench ``model_info``-style leaderboard entry for ``report`` (validated; written if ``path``).
+
+    Args:
+        report: the model's :class:`RobustnessReport`.
+        name, authors, venue, architecture, link, additional_data, number_forward_passes: RobustBench's
+            descriptive fields.
+        dataset: default: the suite's dataset.
+        reported: the universal score the authors report (%), if any.
+        footnote: free text.
+        path: write the entry there as JSON (atomically).
+    """
+    from .. import __version__
+
+    if not isinstance(report, RobustnessReport):
+        raise ValueError(f"report must be a RobustnessReport, got {type(report).__name__}")
+    info = {
+        "link": link,
+        "name": name,
+        "authors": authors,
+        "additional_data": bool(additional_data),
+        "number_forward_passes": int(number_forward_passes),
+        "dataset": dataset or (report.suite_config or {}).get("dataset") or "unknown",
+        "venue": venue,
+        "architecture": architecture,
+        "eps": _eps_string(report),
+        "clean_acc": _fmt(report.clean_accuracy),
+        "reported": _fmt(reported),
+        "footnote": footnote,
+        "threat_model": "spatial",
+        "suite": report.suite,
+        "n_examples": int(report.n_examples),
+        "universal_score": _fmt(report.universal),
+        **{f: _fmt(report.category_scores.get(c)) for c, f in _CATEGORY_FIELDS.items()},
+        "reference": report.reference_name or "",
+        "attacks": {
+            a["name"]: {s["label"]: _fmt(s["accuracy"]) for s in a["strengths"]}
+            for a in report.attacks
+        },
+        "art_spatial_version": __version__,
+    }
+    validate_model_info(info)
+    if path is not None:
+        atomic_write_json(path, info)
+    return info
+
+
+def load_entries(folder: str | os.PathLike) -> list[dict]:
+    """All ``*.json`` entries of ``folder``, validated, ranked by universal score (descending).
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        ValueError: a file is not a valid entry (the message names the file and the field).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"leaderboard folder not found: {str(folder)!r}")
+    entries = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            with open(f, encoding="utf-8") as fh:
+                info = json.load(fh)
+            validate_model_info(info)
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{f}: {exc}") from None
+        entries.append(info)
+
+    def key(e):
+        u = e.get("universal_score") or ""
+        return (0, -float(u), e["name"]) if u else (1, 0.0, e["name"])
+
+    return sorted(entries, key=key)
+
+
+def _rows(entries):
+    return [[str(i + 1)] + [str(e.get(k) or "") for _, k in COLUMNS] for i, e in enumerate(entries)]
+
+
+def render_leaderboard(folder: str | os.PathLike, fmt: str = "md") -> str:
+    """Render the entries of ``folder`` as a ranked table (``fmt``: ``"md"``, ``"html"`` or ``"csv"``).
+
+    Universal score first (ranking key), then the category scores.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    entries = load_entries(folder)
+    header = ["Rank"] + [h for h, _ in COLUMNS]
+    rows = _rows(entries)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        return buf.getvalue()
+    if fmt == "md":
+
+        def cell(s):
+            return s.replace("|", "\\|")
+
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for e, r in zip(entries, rows, strict=True):
+            if e.get("link"):
+                r = list(r)
+                r[1] = f"[{r[1]}]({e['link']})"
+            lines.append("| " + " | ".join(cell(c) for c in r) + " |")
+        return "\n".join(lines) + "\n"
+    out = [
+        '<table class="leaderboard">',
+        "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>",
+        "<tbody>",
+    ]
+    for e, r in zip(entries, rows, strict=True):
+        cells = [html.escape(c) for c in r]
+        if e.get("link"):
+            cells[1] = f'<a href="{html.escape(e["link"], quote=True)}">{cells[1]}</a>'
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out) + "\n"

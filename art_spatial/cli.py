@@ -203,10 +203,31 @@ def _run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------------
+# evaluate / leaderboard (implemented in art_spatial.bench.commands)
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``art-spatial evaluate`` (see :mod:`art_spatial.bench.commands`)."""
+    from art_spatial.bench.commands import add_evaluate_parser
+
+    return add_evaluate_parser(subparsers, _positive_int, _add_verbosity)
+
+
+def _add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``art-spatial leaderboard render DIR`` (see :mod:`art_spatial.bench.commands`)."""
+    from art_spatial.bench.commands import add_leaderboard_parser
+
+    return add_leaderboard_parser(subparsers, _add_verbosity)
+
+
 #: Parser registrars, in the order the subcommands appear in ``--help``.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
     _add_demo_parser,
     _add_show_parser,
+    _add_evaluate_parser,
+    _add_leaderboard_parser,
 ]
 
 

@@ -161,22 +161,31 @@ def to_model_info(
 
 
 def load_entries(folder: str | os.PathLike) -> list[dict]:
-    """All ``*.json`` entries of ``folder``, validated, ranked by universal score (descending).
+    """Leaderboard entries under ``folder`` (recursively), validated, ranked by universal score.
+
+    Every ``*.json`` file holding a ``threat_model`` field is an entry (so a folder of ``evaluate``
+    outputs can be rendered directly; ``report.json`` / ``state.json`` files are skipped).
 
     Raises:
         FileNotFoundError: ``folder`` does not exist.
-        ValueError: a file is not a valid entry (the message names the file and the field).
+        ValueError: an entry is invalid (the message names the file and the field).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"leaderboard folder not found: {str(folder)!r}")
     entries = []
-    for f in sorted(folder.glob("*.json")):
+    for f in sorted(folder.rglob("*.json")):
         try:
             with open(f, encoding="utf-8") as fh:
                 info = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{f}: not valid JSON: {exc}") from None
+        if not isinstance(info, dict) or "threat_model" not in info:
+            logger.debug("skipping %s: not a model_info entry", f)
+            continue
+        try:
             validate_model_info(info)
-        except (ValueError, json.JSONDecodeError) as exc:
+        except ValueError as exc:
             raise ValueError(f"{f}: {exc}") from None
         entries.append(info)
 

@@ -78,8 +78,8 @@ ATTACK_KINDS: dict[str, tuple] = {
     "integrated": ("art_spatial.attacks.spatial:IntegratedSpatialAttack", {}),
     # written by other engineers; imported lazily when a suite uses them
     "joint": ("art_spatial.attacks.joint:JointSpatialPixelAttack", {}),
-    "grid": ("art_spatial.attacks.grid:GridSpatialAttack", {}),
-    "worst-of-k": ("art_spatial.attacks.grid:GridSpatialAttack", {}),
+    "grid": ("art_spatial.attacks.grid:GridSpatialAttack", {"mode": "grid"}),
+    "worst-of-k": ("art_spatial.attacks.grid:GridSpatialAttack", {"mode": "worst_of_k"}),
 }
 
 _ATTACK_KEYS = {"name", "attack", "category", "params", "iterations", "mode", "description"}
@@ -448,10 +448,14 @@ SUITES: dict[str, dict] = {
                 "attack": "joint",
                 "category": None,
                 "params": {
-                    "eps": 8 / 255,
-                    "eps_step": 2 / 255,
-                    "eps_spatial": 0.3,
-                    "eps_step_spatial": 0.15,
+                    "spatial": "flow",
+                    "eps_pixel": 8 / 255,
+                    "eps_step_pixel": 2 / 255,
+                    "eps_flow": 0.3,
+                    "eps_step_flow": 0.15,
+                    "flow_norm": "2,inf",
+                    "units": "pixels",
+                    "schedule": "double-pass",
                 },
                 "iterations": [20],
             },

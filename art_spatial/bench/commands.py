@@ -1,0 +1,256 @@
+"""``art-spatial evaluate`` and ``art-spatial leaderboard render`` (registered in :mod:`art_spatial.cli`).
+
+``evaluate`` loads a model (``--model module:attr``, ``--state-dict FILE --arch NAME`` or
+``--robustbench NAME --model-dir DIR``) and data (``mnist5k`` or ``cifar10 --data-dir``), runs a suite
+(:func:`art_spatial.bench.evaluate`) and writes ``report.json``, ``model_info.json``, the resumable
+``state.json`` and, for suites with profiles, ``profiles.png`` into ``--out``; it prints a summary table.
+Under ``torchrun --nproc_per_node=N -m art_spatial.cli evaluate ...`` the examples are sharded across
+the processes (gloo on CPU, nccl on GPU) and rank 0 writes the merged results.
+
+Example:
+    $ art-spatial evaluate --state-dict runs/demo/smallcnn_natural.pt --arch smallcnn \\
+          --data mnist5k --suite pareto-mnist --n-examples 200 --out runs/eval
+    $ art-spatial leaderboard render leaderboard/ --format md
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["add_evaluate_parser", "add_leaderboard_parser", "load_model_from_args"]
+
+
+def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.ArgumentParser:
+    """Register ``art-spatial evaluate``."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model on a robustness suite (Pareto AT scores, CuSP profiles)",
+        description=(
+            "Run an evaluation suite (attacks at several strengths, category and universal scores, "
+            "profiles) on a model and write report.json, model_info.json and state.json to --out."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--model", help="python object 'module:attr' (an nn.Module or a factory returning one)"
+    )
+    src.add_argument(
+        "--state-dict", type=Path, help="state_dict file (.pt, loaded with weights_only=True)"
+    )
+    src.add_argument(
+        "--robustbench", metavar="NAME", help="RobustBench model-zoo name (needs --model-dir)"
+    )
+    p.add_argument("--arch", help="architecture of --state-dict (smallcnn, preactresnet18)")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        help="RobustBench model folder (<dir>/<dataset>/<threat>/<NAME>.pt)",
+    )
+    p.add_argument(
+        "--threat-model",
+        default="Linf",
+        help="RobustBench threat model of --robustbench (default Linf)",
+    )
+    p.add_argument(
+        "--data",
+        choices=("mnist5k", "cifar10"),
+        default="mnist5k",
+        help="test data (default mnist5k)",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, help="folder containing cifar-10-batches-py (for --data cifar10)"
+    )
+    p.add_argument("--suite", default="pareto-mnist", help="registered suite name or a JSON file")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="reference report / scores JSON for the universal score (default: the suite's paper "
+        "numbers when it has them)",
+    )
+    p.add_argument(
+        "--n-examples", type=positive_int, default=None, help="evaluate the first N test points"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=128, help="attack batch size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the attacks and random transforms")
+    p.add_argument(
+        "--mode",
+        choices=("final", "worst"),
+        default=None,
+        help="final-iterate accuracy (papers) or the any-iterate worst case (default: the suite's)",
+    )
+    p.add_argument(
+        "--attack-misclassified",
+        action="store_true",
+        help="also attack points misclassified without attack (default: count them non-robust)",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder")
+    p.add_argument("--resume", action="store_true", help="resume from <out>/state.json if present")
+    p.add_argument("--name", default=None, help="model name in the report and model_info.json")
+    p.add_argument("--authors", default="", help="model_info authors")
+    p.add_argument("--venue", default="", help="model_info venue")
+    p.add_argument("--link", default="", help="model_info link")
+    add_verbosity(p)
+    p.set_defaults(func=run_evaluate)
+    return p
+
+
+def load_model_from_args(args):
+    """``(module, label, architecture)`` from ``--model`` / ``--state-dict --arch`` / ``--robustbench``."""
+    import torch
+
+    if args.model:
+        module_name, _, attr = args.model.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"--model must be 'module:attr', got {args.model!r}")
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        if not isinstance(obj, torch.nn.Module) and callable(obj):
+            obj = obj()
+        if not isinstance(obj, torch.nn.Module):
+            raise ValueError(
+                f"--model {args.model!r} is not an nn.Module (nor a factory returning one)"
+            )
+        return obj, args.model, type(obj).__name__
+    if args.state_dict:
+        if not args.arch:
+            raise ValueError("--state-dict needs --arch (e.g. smallcnn, preactresnet18)")
+        from .._compat import torch_load_untrusted
+        from ..models import build_model
+
+        model = build_model(args.arch)
+        model.load_state_dict(torch_load_untrusted(args.state_dict))
+        return model.eval(), f"{args.arch}:{args.state_dict.name}", args.arch
+    if not args.model_dir:
+        raise ValueError("--robustbench needs --model-dir")
+    from .robustbench import load_robustbench_model
+
+    dataset = "cifar10" if args.data == "cifar10" else args.data
+    model = load_robustbench_model(
+        args.robustbench, args.model_dir, dataset=dataset, threat_model=args.threat_model
+    )
+    return model, args.robustbench, type(model).__name__
+
+
+def _load_data(args):
+    if args.data == "mnist5k":
+        from ..data import load_mnist5k
+
+        return load_mnist5k("test", seed=0)
+    if args.data_dir is None:
+        raise ValueError(
+            "--data cifar10 needs --data-dir (the folder containing cifar-10-batches-py)"
+        )
+    from .robustbench import load_cifar10_robustbench
+
+    return load_cifar10_robustbench(args.data_dir, n_examples=args.n_examples)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run the evaluation; rank 0 prints the summary and writes the outputs."""
+    import torch
+
+    from . import distributed as D
+    from .evaluate import evaluate
+    from .leaderboard import to_model_info
+    from .suites import get_suite
+
+    D.init_from_env()
+    rank, world = D.dist_info()
+    suite = get_suite(args.suite)
+    model, label, arch = load_model_from_args(args)
+    x, y = _load_data(args)
+    out = Path(args.out)
+    state = out / "state.json"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if state.exists() and not args.resume:
+            state.unlink()
+    D.barrier()
+    name = args.name or label
+    if rank == 0:
+        n_ex = len(x) if args.n_examples is None else min(args.n_examples, len(x))
+        print(
+            f"art-spatial evaluate: {name} on {args.data} ({n_ex} examples), suite {suite.name}, "
+            f"{world} process(es), torch threads {torch.get_num_threads()}"
+        )
+    report = evaluate(
+        model,
+        x,
+        y,
+        suite,
+        reference=args.reference,
+        n_examples=args.n_examples,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        state_path=state,
+        mode=args.mode,
+        attack_misclassified=args.attack_misclassified,
+        verbose=not args.quiet and rank == 0,
+        model_name=name,
+    )
+    if rank == 0:
+        report.save(out / "report.json")
+        to_model_info(
+            report,
+            name=name,
+            authors=args.authors,
+            venue=args.venue,
+            architecture=arch,
+            link=args.link,
+            dataset=args.data if args.data != "mnist5k" else "mnist",
+            path=out / "model_info.json",
+        )
+        if report.profiles:
+            from .plots import plot_profiles
+
+            plot_profiles({name: report}, out / "profiles.png", title=f"{suite.name}: {name}")
+        print(report.summary_table())
+        print(
+            f"attack passes: {report.n_forward} forward, {report.n_backward} backward; "
+            f"wall time {report.wall_time_s:.1f} s"
+        )
+        print(f"written: {out / 'report.json'}, {out / 'model_info.json'}")
+    D.barrier()
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def add_leaderboard_parser(subparsers, add_verbosity) -> argparse.ArgumentParser:
+    """Register ``art-spatial leaderboard render DIR``."""
+    p = subparsers.add_parser(
+        "leaderboard", help="leaderboard tools (render a folder of model_info entries)"
+    )
+    sub = p.add_subparsers(dest="leaderboard_command", metavar="ACTION", required=True)
+    r = sub.add_parser(
+        "render",
+        help="render the model_info JSON entries of DIR as a ranked table",
+        description="Rank entries by universal score and print (or write) Markdown, HTML or CSV.",
+    )
+    r.add_argument("dir", type=Path, help="folder of model_info *.json entries")
+    r.add_argument(
+        "--format", choices=("md", "html", "csv"), default="md", help="output format (default md)"
+    )
+    r.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
+    add_verbosity(r)
+    r.set_defaults(func=run_leaderboard_render)
+    return p
+
+
+def run_leaderboard_render(args: argparse.Namespace) -> int:
+    from .leaderboard import render_leaderboard
+
+    text = render_leaderboard(args.dir, fmt=args.format)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"leaderboard written to {args.output}")
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,343 @@
+"""Joint spatial + pixel attack (Joint Adversarial Training, Zhang & Wang 2019, Eq. 10-11, Alg. 2).
+
+Generation model (Eq. 10) with a spatial transformation ``T(.; ω)`` (flow, affine / rotation-translation
+or integrated grid, :mod:`art_spatial.attacks.spatial`) and an additive pixel perturbation ``δ``:
+
+* ``order="spatial-pixel"``: ``x_adv = clip(T(x; ω) + δ)`` (the paper's Eq. 10);
+* ``order="pixel-spatial"``: ``x_adv = clip(T(clip(x + δ); ω))`` (§6.3);
+
+with ``‖δ‖∞ ≤ eps_pixel`` and ``ω`` inside the spatial budget. The inner maximization of Eq. 11 is
+solved with one of three schedules (§4.1, §6.2):
+
+* ``"double-pass"`` (Alg. 2): per step, a forward/backward at ``(ω, δ)`` updates ``ω`` (generalized
+  sign step, Alg. 1), then a second forward/backward at the *new* ``ω`` updates ``δ`` (sign step);
+* ``"one-pass"``: one forward/backward per step updates both;
+* ``"cascade"``: a full spatial attack (``max_iter`` steps, ``δ = 0``), then a full pixel attack
+  (``max_iter`` steps) on its output, ``ω`` frozen.
+
+``training_mode=True`` is the paper's training attack (§4.2): a uniformly random label different from
+the true one per example (drawn from the example's own generator, see
+:func:`art_spatial.attacks.engine.per_example_targets`) and descent on its cross-entropy; κ, early stop
+and ``success`` still refer to the true label. Evaluation is untargeted (the default).
+
+Early stop (FAT's PGD-K-τ) and κ come from the one loop (:func:`art_spatial.attacks.engine.run_attack`):
+before each step (before the first pass of a double-pass step) an example already misclassified spends
+one unit of τ, and stops once τ is exhausted. For the cascade, examples that stop during the spatial
+stage are final; the others enter the pixel stage with a fresh τ, so ``early_stop_tau = max_iter``
+reproduces every schedule exactly. κ counts correctly classified iterates over all steps (``2K``
+iterates for the cascade), ``stop_step`` runs over ``0 .. K`` (``0 .. 2K`` for the cascade; the
+maximum means "never stopped"), and ``n_forward`` / ``n_backward`` add up both stages.
+
+Defaults are the paper's CIFAR evaluation settings (§6): ``eps_pixel = 8/255``, pixel step ``2/255``,
+flow in the ℓ2,∞ ball of radius ``0.3`` px (1 % of the image size) with step ``0.15`` px, 20 steps,
+random start. (The step sizes are from the arXiv version, 1907.10737 §6 "Test Time Attack"; the text
+copy in ``shared/papers`` lost its numbers.)
+
+Example:
+    >>> import numpy as np
+    >>> from art_spatial.models import SmallCNN, make_classifier
+    >>> attack = JointSpatialPixelAttack(make_classifier(SmallCNN()), max_iter=2, verbose=False)
+    >>> x = np.random.rand(2, 1, 28, 28).astype("float32")
+    >>> x_adv = attack.generate(x, y=np.array([3, 7]))
+    >>> res = attack.last_result
+    >>> bool(res.pixel_linf.max() <= 8 / 255 + 1e-6), bool(res.max_displacement_px.max() <= 0.3 + 1e-4)
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from art.attacks.attack import EvasionAttack
+
+from .. import warp as W
+from ..threats import LinfBox
+from .base import ARTAttackMixin, check_bool, check_choice, check_int, check_number, clamp_images
+from .engine import (
+    AttackSpec,
+    EngineOutput,
+    _generators,
+    example_seeds,
+    per_example_targets,
+    run_attack,
+)
+from .spatial import (
+    FLOW_NORMS,
+    FLOW_UNITS,
+    PARAMETRIZATIONS,
+    _ARTSpatialAttack,
+    _SpatialCore,
+    affine_threat,
+    flow_threat,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JointSpatialPixelAttack", "SPATIAL_KINDS", "ORDERS", "SCHEDULES"]
+
+SPATIAL_KINDS = ("flow", "affine", "integrated")
+ORDERS = ("spatial-pixel", "pixel-spatial")
+SCHEDULES = ("double-pass", "one-pass", "cascade")
+
+
+@dataclass
+class _JointOutput(EngineOutput):
+    """:class:`EngineOutput` plus the random target labels of the training mode (None otherwise)."""
+
+    targets: torch.Tensor | None = None
+
+
+class _JointCore(_SpatialCore):
+    """Core of the joint attack: blocks = spatial blocks + ``"pixel"``; render in either order."""
+
+    _core_params = ("spatial", "eps_pixel", "eps_step_pixel", "eps_flow", "eps_step_flow", "flow_norm",
+                    "units", "eps_affine", "eps_step_affine", "parametrization", "max_rotation",
+                    "max_translation", "rotation_step", "translation_step", "order", "schedule",
+                    "training_mode", "nb_classes")
+
+    # ------------------------------------------------------------------------------ parameters
+    @property
+    def flow_units(self):  # type: ignore[override]
+        if isinstance(self.spatial, _SpatialCore):
+            return self.spatial.flow_units
+        return self.units
+
+    def _check_core(self):
+        super()._check_core()
+        if isinstance(self.spatial, _JointCore) or not (
+                isinstance(self.spatial, _SpatialCore) or self.spatial in SPATIAL_KINDS):
+            raise ValueError(f"spatial must be one of {SPATIAL_KINDS} or a FlowAttack / AffineAttack / "
+                             f"IntegratedSpatialAttack instance, got {self.spatial!r}")
+        if isinstance(self.spatial, _SpatialCore):
+            self.spatial._check_core()
+        check_number("eps_pixel", self.eps_pixel, nonneg=True)
+        check_number("eps_step_pixel", self.eps_step_pixel, positive=True)
+        check_number("eps_flow", self.eps_flow, nonneg=True)
+        check_number("eps_step_flow", self.eps_step_flow, positive=True)
+        check_choice("flow_norm", self.flow_norm, FLOW_NORMS)
+        check_choice("units", self.units, FLOW_UNITS)
+        check_number("eps_affine", self.eps_affine, nonneg=True)
+        check_number("eps_step_affine", self.eps_step_affine, positive=True)
+        check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
+        check_number("max_rotation", self.max_rotation, nonneg=True)
+        check_number("max_translation", self.max_translation, nonneg=True)
+        check_number("rotation_step", self.rotation_step, positive=True)
+        check_number("translation_step", self.translation_step, positive=True)
+        check_choice("order", self.order, ORDERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_bool("training_mode", self.training_mode)
+        if self.training_mode and self.targeted:
+            raise ValueError("training_mode draws its own random targets: use targeted=False with it")
+        if self.nb_classes is not None:
+            check_int("nb_classes", self.nb_classes, minimum=2)
+
+    def _spatial_blocks(self) -> dict:
+        if isinstance(self.spatial, _SpatialCore):
+            return dict(self.spatial._blocks())
+        blocks = {}
+        if self.spatial in ("flow", "integrated"):
+            blocks["flow"] = flow_threat(self.eps_flow, self.eps_step_flow, self.flow_norm)
+        if self.spatial in ("affine", "integrated"):
+            g = affine_threat(self.parametrization, self.eps_affine, self.eps_step_affine,
+                              self.max_rotation, self.max_translation, self.rotation_step,
+                              self.translation_step)
+            blocks[g.name] = g
+        return blocks
+
+    def _blocks(self):
+        blocks = self._spatial_blocks()
+        blocks["pixel"] = LinfBox("pixel", self.eps_pixel, self.eps_step_pixel, "pixel")
+        return blocks
+
+    # ---------------------------------------------------------------------------------- render
+    def _spec(self, shape, clip, phases=None, random_init=None):
+        spatial_names = tuple(self._spatial_blocks())
+        pad = self.padding_mode
+
+        if self.order == "spatial-pixel":
+            def render(x, p):
+                xs = W.sample(x, self._grid_of(p, tuple(x.shape)), pad)
+                return clamp_images(xs + p["pixel"], clip)
+
+            def feasible(x, p):
+                # keep T(x; ω) + δ inside the image range (as PGD keeps x + δ in range)
+                out = dict(p)
+                with torch.no_grad():
+                    xs = W.sample(x, self._grid_of(p, tuple(x.shape)), pad)
+                d = clamp_images(xs + p["pixel"], clip) - xs
+                out["pixel"] = d.clamp(-float(self.eps_pixel), float(self.eps_pixel))
+                return out
+        else:
+            def render(x, p):
+                return clamp_images(W.sample(clamp_images(x + p["pixel"], clip),
+                                             self._grid_of(p, tuple(x.shape)), pad), clip)
+
+            def feasible(x, p):
+                out = dict(p)
+                out["pixel"] = clamp_images(x + p["pixel"], clip) - x
+                return out
+
+        if phases is None:
+            phases = (spatial_names, ("pixel",)) if self.schedule == "double-pass" else None
+        return AttackSpec(blocks=self._blocks(), render=render, phases=phases, feasible=feasible,
+                          random_init=dict(random_init or {}))
+
+    # ------------------------------------------------------------------------------------- run
+    def _nb_classes_of(self, model, x) -> tuple:
+        """(number of classes, forwards spent finding it)."""
+        if self.nb_classes is not None:
+            return int(self.nb_classes), 0
+        est = getattr(self, "estimator", None)
+        if est is not None and getattr(est, "nb_classes", None):
+            return int(est.nb_classes), 0
+        with torch.no_grad():
+            return int(model(x[:1]).shape[1]), 1
+
+    def _run(self, model, x, y, clip, *, y_true=None, record=False, final_eval=True):
+        n = x.shape[0]
+        gens = _generators(example_seeds(x, self.seed)) if n else []
+        targeted = bool(self.targeted)
+        targets = None
+        extra_fwd = 0
+        y_run = y
+        if self.training_mode:
+            nb, extra_fwd = self._nb_classes_of(model, x) if n else (2, 0)
+            y_true = y
+            targets = per_example_targets(gens, y, nb).to(x.device) if n else y.clone()
+            y_run, targeted = targets, True
+        kw = dict(targeted=targeted, y_true=y_true, generators=gens, **self._engine_kwargs())
+        if self.schedule != "cascade":
+            out = run_attack(model, x, y_run, self._spec(tuple(x.shape), clip), record=record,
+                             final_eval=final_eval, **kw)
+        else:
+            out = self._cascade(model, x, y_run, clip, record=record, final_eval=final_eval, **kw)
+        out = _JointOutput(**{f: getattr(out, f) for f in EngineOutput.__dataclass_fields__},
+                           targets=targets)
+        out.n_forward += extra_fwd
+        return out
+
+    def _cascade(self, model, x, y, clip, *, record, final_eval, generators, max_iter, early_stop_tau,
+                 y_true, **kw):
+        """Full spatial attack (δ = 0), then full pixel attack on its output (ω frozen)."""
+        spatial_names = tuple(self._spatial_blocks())
+        n = x.shape[0]
+        k = int(max_iter)
+        s1 = self._spec(tuple(x.shape), clip, phases=(spatial_names,), random_init={"pixel": False})
+        o1 = run_attack(model, x, y, s1, max_iter=k, early_stop_tau=early_stop_tau, y_true=y_true,
+                        record=record, final_eval=False, generators=generators, **kw)
+        # examples stopped in the spatial stage are final; the others get a full pixel stage
+        go = torch.nonzero(o1.stop_step >= k).flatten()
+        s2 = self._spec(tuple(x.shape), clip, phases=(("pixel",),),
+                        random_init={nm: False for nm in spatial_names})
+        yt = None if y_true is None else y_true[go]
+        o2 = run_attack(model, x[go], y[go], s2, max_iter=k, early_stop_tau=early_stop_tau, y_true=yt,
+                        record=record, final_eval=False, generators=[generators[i] for i in go.tolist()],
+                        init_params={nm: v[go] for nm, v in o1.params.items()}, **kw)
+        params = {nm: v.clone() for nm, v in o1.params.items()}
+        for nm in params:
+            params[nm][go] = o2.params[nm]
+        kappa = o1.kappa.clone()
+        kappa[go] += o2.kappa
+        stop_step = o1.stop_step.clone()
+        stop_step[go] = k + o2.stop_step
+        correct = None
+        if record:
+            correct = torch.zeros(n, 2 * k + 1, dtype=torch.bool, device=x.device)
+            correct[:, :k + 1] = o1.correct
+            correct[go, k:] = o2.correct
+        n_fwd, n_bwd = o1.n_forward + o2.n_forward, o1.n_backward + o2.n_backward
+        with torch.no_grad():
+            x_adv = s2.render(x, params).detach()
+            final_correct = final_loss = None
+            if final_eval or record:
+                logits = model(x_adv)
+                n_fwd += n
+                targeted = kw["targeted"]
+                if y_true is not None:
+                    ref, eq = y_true.to(x.device), True
+                else:
+                    ref, eq = y, not targeted
+                pred = logits.argmax(1)
+                final_correct = pred == ref if eq else pred != ref
+                final_loss = torch.nn.functional.cross_entropy(logits, ref, reduction="none")
+                if correct is not None:
+                    still = stop_step >= 2 * k
+                    correct[still, 2 * k] = final_correct[still]
+        return EngineOutput(x_adv=x_adv, params=params, kappa=kappa, stop_step=stop_step, correct=correct,
+                            final_correct=final_correct, final_loss=final_loss, n_forward=n_fwd,
+                            n_backward=n_bwd)
+
+    def _summarize(self, out, x, as_numpy=True):
+        res = super()._summarize(out, x, as_numpy=as_numpy)
+        targets = getattr(out, "targets", None)
+        if targets is not None:
+            res.extras["target"] = targets.detach().cpu().numpy() if as_numpy else targets
+        return res
+
+
+class JointSpatialPixelAttack(_JointCore, _ARTSpatialAttack):
+    """Joint spatial + pixel attack (Joint AT, Eq. 10-11, Alg. 2; ablations §6.2-6.3) as an ART attack.
+
+    See the module docstring for the generation model, the schedules, the training mode and early stop.
+
+    Args:
+        estimator: ART ``PyTorchClassifier`` (its preprocessing is differentiated through).
+        spatial: ``"flow"``, ``"affine"``, ``"integrated"``, or a :class:`FlowAttack` /
+            :class:`AffineAttack` / :class:`IntegratedSpatialAttack` instance whose budgets, steps and
+            flow units are used (its own ``max_iter``, seed etc. are ignored).
+        eps_pixel, eps_step_pixel: ``‖δ‖∞`` budget and sign-step size, in image units.
+        eps_flow, eps_step_flow, flow_norm, units: flow budget / step in ``units`` (default: the
+            paper's ℓ2,∞ ball, pixels).
+        eps_affine, eps_step_affine, parametrization, max_rotation, max_translation, rotation_step,
+            translation_step: affine / rotation-translation budget, as :class:`AffineAttack`.
+        max_iter: K, steps per attack (each stage of the cascade runs K steps).
+        order: ``"spatial-pixel"`` or ``"pixel-spatial"``.
+        schedule: ``"double-pass"``, ``"one-pass"`` or ``"cascade"``.
+        random_init: random start in every block's budget (default True, as the paper).
+        targeted: descend on the target labels given as ``y``.
+        training_mode: random non-true target per example, descend on it (the paper's training attack).
+        nb_classes: number of classes for the training mode (default: the estimator's).
+        early_stop_tau, seed, padding_mode, batch_size, verbose: as for the spatial attacks.
+
+    Shapes: ``generate(x N x C x H x W, y)``; ``last_result.params`` holds the spatial blocks and
+    ``"pixel"`` (``N x C x H x W``); ``last_result.pixel_linf`` is ``‖x_adv − T(x; ω)‖∞``
+    (spatial-pixel) or ``‖δ‖∞`` (pixel-spatial); displacements are in pixels.
+
+    Example:
+        >>> import numpy as np
+        >>> from art_spatial.models import SmallCNN, make_classifier
+        >>> atk = JointSpatialPixelAttack(make_classifier(SmallCNN()), spatial="affine",
+        ...                               order="pixel-spatial", schedule="one-pass", max_iter=2,
+        ...                               verbose=False)
+        >>> atk.generate(np.random.rand(2, 1, 28, 28).astype("float32"), y=np.array([0, 1])).shape
+        (2, 1, 28, 28)
+    """
+
+    attack_params = (EvasionAttack.attack_params + list(_JointCore._core_params)
+                     + ARTAttackMixin._common_params)
+
+    def __init__(self, estimator, spatial="flow", eps_pixel: float = 8 / 255, eps_step_pixel: float = 2 / 255,
+                 eps_flow: float = 0.3, eps_step_flow: float = 0.15, flow_norm: str = "2,inf",
+                 units: str = "pixels", eps_affine: float = 0.3, eps_step_affine: float = 0.1,
+                 parametrization: str = "affine", max_rotation: float = 30.0, max_translation: float = 3.0,
+                 rotation_step: float = 3.0, translation_step: float = 0.3, max_iter: int = 20,
+                 order: str = "spatial-pixel", schedule: str = "double-pass", random_init: bool = True,
+                 targeted: bool = False, training_mode: bool = False, nb_classes: int | None = None,
+                 early_stop_tau: int | None = None, seed: int = 0, padding_mode: str = "zeros",
+                 batch_size: int = 128, verbose: bool = True):
+        super().__init__(estimator=estimator)
+        self.spatial = spatial
+        self.eps_pixel, self.eps_step_pixel = eps_pixel, eps_step_pixel
+        self.eps_flow, self.eps_step_flow = eps_flow, eps_step_flow
+        self.flow_norm, self.units = flow_norm, units
+        self.eps_affine, self.eps_step_affine = eps_affine, eps_step_affine
+        self.parametrization = parametrization
+        self.max_rotation, self.max_translation = max_rotation, max_translation
+        self.rotation_step, self.translation_step = rotation_step, translation_step
+        self.order, self.schedule = order, schedule
+        self.training_mode, self.nb_classes = training_mode, nb_classes
+        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size,
+                         verbose)
+        self._check_params()

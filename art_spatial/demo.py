@@ -1,0 +1,521 @@
+"""The main job: train the Pareto AT paper's six MNIST models and score them (``art-spatial demo``).
+
+On the embedded MNIST-5k split (4000 training / 1000 test digits, :func:`art_spatial.data.load_mnist5k`)
+this module trains the TRADES SmallCNN as
+
+    Natural, PGD AT, Spatial AT, Ave AT, Max AT and Pareto AT
+
+(Pareto Adversarial Robustness, Table 1), evaluates every model with the ``pareto-mnist`` suite of
+:mod:`art_spatial.bench` (sensitivity = PGD L∞ ε 0.3 at 10/20/30/40 iterations, local = flow ε_F 0.3 and
+global = affine ε_RT 0.3 at 5/10/15/20 iterations) with the Natural model as the reference of the
+universal score, and writes to an output folder:
+
+* ``models/<slug>.pt`` + ``models/<slug>.json`` (weights, recipe, training history),
+* ``reports/<slug>.json`` (:class:`~art_spatial.bench.RobustnessReport`),
+* ``leaderboard/<slug>.json`` (RobustBench model_info-style entries) and ``leaderboard.md``,
+* ``table1.md`` (the Table-1-style table), ``pareto_front.png`` (universal score vs sacrificed clean
+  accuracy, the paper's Fig. 7) and ``summary.json``.
+
+Everything is resumable: a model whose weights exist for the same recipe is not retrained, a report
+computed for the same model and evaluation is not recomputed, and an interrupted training or evaluation
+continues from its last checkpoint (trainer ``checkpoint_dir`` / evaluation ``state_path``).
+
+Recipe (a compute-bounded version of the paper's, stated in :class:`DemoConfig`): the paper trains 100
+epochs from scratch with 30 PGD / 20 spatial iterations. To fit in minutes on a CPU, the adversarial models
+are *fine-tuned from the Natural model* for ``adv_epochs`` epochs with fewer attack iterations and step
+sizes scaled so that ``iterations × step`` covers the same budget. The training attacks of Ave / Max /
+Pareto AT are the three evaluation threats (PGD, flow, affine), as in the paper.
+
+Example:
+    >>> cfg = DemoConfig.preset("quick")
+    >>> cfg.methods[0], cfg.n_test <= 1000
+    ('Natural', True)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "METHODS",
+    "PAPER_MNIST_TABLE1",
+    "DemoConfig",
+    "DemoResult",
+    "slug",
+    "training_attacks",
+    "build_trainer",
+    "train_model",
+    "evaluate_model",
+    "run_demo",
+    "table1_rows",
+    "format_table1",
+]
+
+#: The six training methods of the Pareto AT paper's Table 1, in its column order.
+METHODS = ("Natural", "PGD AT", "Spatial AT", "Max AT", "Ave AT", "Pareto AT")
+
+#: Pareto AT paper, Table 1, MNIST (SmallCNN, 100 epochs on the full MNIST, Pareto AT with r = 2.2):
+#: robustness scores (%) per category and the universal score.
+PAPER_MNIST_TABLE1: dict[str, dict[str, float]] = {
+    "Natural": {"sensitivity": 29.40, "local": 14.36, "global": 16.70, "universal": 0.0},
+    "PGD AT": {"sensitivity": 98.42, "local": 38.23, "global": 12.77, "universal": 88.97},
+    "Spatial AT": {"sensitivity": 0.24, "local": 27.59, "global": 78.76, "universal": 46.14},
+    "Max AT": {"sensitivity": 65.16, "local": 53.02, "global": 51.47, "universal": 109.19},
+    "Ave AT": {"sensitivity": 92.70, "local": 48.51, "global": 88.76, "universal": 169.52},
+    "Pareto AT": {"sensitivity": 88.06, "local": 58.70, "global": 90.40, "universal": 176.71},
+}
+
+_CATEGORIES = ("sensitivity", "local", "global")
+
+
+def slug(method: str) -> str:
+    """File-name form of a method name: ``"PGD AT"`` -> ``"pgd_at"``."""
+    return method.lower().replace(" ", "_").replace("=", "").replace(".", "p")
+
+
+@dataclass
+class DemoConfig:
+    """Recipe of the demo (defaults = ``art-spatial demo``; ``preset("quick")`` = ``--quick``).
+
+    Attributes:
+        methods: subset of :data:`METHODS` to run (Natural is always trained: it is the reference).
+        n_train: training digits used (≤ 4000, the first ones of the stratified split).
+        n_test: test digits evaluated (≤ 1000).
+        natural_epochs: epochs of natural training (Adam, ``lr``).
+        adv_epochs: epochs of every adversarial trainer.
+        finetune: start the adversarial models from the Natural model's weights (True) or from the same
+            random initialisation (False, the paper's setting — needs far more epochs).
+        batch_size, lr, seed: training batch size, Adam learning rate, seed of everything.
+        pgd_iter: PGD iterations of PGD AT (ε 0.3, step ``2.5·ε / pgd_iter``, random start).
+        spatial_iter: iterations of Spatial AT's integrated attack (ε_F = ε_RT = 0.3; flow step
+            ``0.2 / spatial_iter`` so the reach equals the paper's 20 × 0.01; affine step 0.1).
+        multi_iter: iterations of each of the three attacks (PGD, flow, affine) used by Ave / Max / Pareto
+            AT, with the step rules above.
+        pareto_r: Pareto AT's target adversarial loss ``r`` (paper, MNIST: 2.2; clipped to the feasible
+            range by the trainer when above the largest windowed attack loss).
+        pareto_window: Pareto AT's sliding window of batch loss vectors.
+        eval_batch_size: attack batch size of the evaluation.
+        suite: harness suite name.
+    """
+
+    methods: tuple = METHODS
+    n_train: int = 4000
+    n_test: int = 1000
+    natural_epochs: int = 5
+    adv_epochs: int = 1
+    finetune: bool = True
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    pgd_iter: int = 10
+    spatial_iter: int = 10
+    multi_iter: int = 5
+    pareto_r: float = 2.2
+    pareto_window: int = 20
+    eval_batch_size: int = 250
+    suite: str = "pareto-mnist"
+
+    #: named presets: ``default`` (≤ 20 min on 2 CPU cores) and ``quick`` (≤ 3 min, same code path)
+    PRESETS = {
+        "default": {},
+        "quick": dict(n_train=1000, n_test=200, natural_epochs=3, adv_epochs=1, pgd_iter=5,
+                      spatial_iter=5, multi_iter=3),
+    }
+
+    def __post_init__(self):
+        self.methods = tuple(self.methods)
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"`methods` must be a subset of {METHODS}, got unknown {unknown}")
+        if "Natural" not in self.methods:
+            self.methods = ("Natural",) + self.methods
+        for name in ("n_train", "n_test", "natural_epochs", "adv_epochs", "batch_size", "pgd_iter",
+                     "spatial_iter", "multi_iter", "pareto_window", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if self.n_train > 4000:
+            raise ValueError(f"`n_train` must be at most 4000 (MNIST-5k train split), got {self.n_train}")
+        if self.n_test > 1000:
+            raise ValueError(f"`n_test` must be at most 1000 (MNIST-5k test split), got {self.n_test}")
+        if not float(self.lr) > 0:
+            raise ValueError(f"`lr` must be positive, got {self.lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        if not float(self.pareto_r) > 0:
+            raise ValueError(f"`pareto_r` must be positive, got {self.pareto_r!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> DemoConfig:
+        """A named preset (``"default"`` or ``"quick"``) with ``overrides`` applied."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(cls.PRESETS)}, got {name!r}")
+        return cls(**{**cls.PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict of the recipe."""
+        d = dataclasses.asdict(self)
+        d["methods"] = list(self.methods)
+        return d
+
+    def training_key(self, method: str) -> str:
+        """Hash of everything that determines ``method``'s trained weights (for resuming)."""
+        keys = ["n_train", "natural_epochs", "batch_size", "lr", "seed"]
+        if method != "Natural":
+            keys += ["adv_epochs", "finetune"]
+            keys += {"PGD AT": ["pgd_iter"], "Spatial AT": ["spatial_iter"]}.get(method, ["multi_iter"])
+            if method == "Pareto AT":
+                keys += ["pareto_r", "pareto_window"]
+        payload = json.dumps([method] + [(k, getattr(self, k)) for k in keys], sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` returns: reports per method, the table, paths written, timings."""
+
+    config: DemoConfig
+    reports: dict[str, Any]
+    table: str
+    out: Path
+    files: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------- training
+def _pgd(classifier, iters: int):
+    from .attacks import PixelAttack
+
+    return PixelAttack(classifier, eps=0.3, eps_step=round(2.5 * 0.3 / iters, 6), max_iter=iters,
+                       random_init=True, verbose=False)
+
+
+def _flow(classifier, iters: int):
+    from .attacks import FlowAttack
+
+    return FlowAttack(classifier, eps=0.3, eps_step=round(0.2 / iters, 6), max_iter=iters,
+                      norm="inf", units="normalized", verbose=False)
+
+
+def _affine(classifier, iters: int):
+    from .attacks import AffineAttack
+
+    return AffineAttack(classifier, eps=0.3, eps_step=0.1, max_iter=iters, parametrization="affine",
+                        verbose=False)
+
+
+def training_attacks(classifier, method: str, config: DemoConfig) -> list:
+    """The training attack(s) of ``method`` (see :class:`DemoConfig` for the budgets and steps).
+
+    Returns an empty list for ``"Natural"``, one attack for PGD / Spatial AT, and ``[PGD, flow, affine]``
+    for Ave / Max / Pareto AT.
+    """
+    from .attacks import IntegratedSpatialAttack
+
+    if method == "Natural":
+        return []
+    if method == "PGD AT":
+        return [_pgd(classifier, config.pgd_iter)]
+    if method == "Spatial AT":
+        k = config.spatial_iter
+        return [IntegratedSpatialAttack(classifier, eps_flow=0.3, eps_affine=0.3,
+                                        eps_step_flow=round(0.2 / k, 6), eps_step_affine=0.1,
+                                        max_iter=k, verbose=False)]
+    if method in ("Ave AT", "Max AT", "Pareto AT"):
+        k = config.multi_iter
+        return [_pgd(classifier, k), _flow(classifier, k), _affine(classifier, k)]
+    raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+
+
+def build_trainer(classifier, method: str, config: DemoConfig, *, verbose: bool = False,
+                  checkpoint_dir=None):
+    """The ART trainer of an adversarial ``method`` (not ``"Natural"``) around ``classifier``."""
+    from . import trainers as T
+
+    attacks = training_attacks(classifier, method, config)
+    common = dict(seed=config.seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
+                  resume=checkpoint_dir is not None)
+    names = ["pgd", "flow", "affine"]
+    if method == "PGD AT":
+        return T.PGDAdversarialTrainer(classifier, attacks[0], **common)
+    if method == "Spatial AT":
+        return T.SpatialAdversarialTrainer(classifier, attacks[0], **common)
+    if method == "Ave AT":
+        return T.AverageAdversarialTrainer(classifier, attacks, names=names, **common)
+    if method == "Max AT":
+        return T.MaxAdversarialTrainer(classifier, attacks, names=names, **common)
+    if method == "Pareto AT":
+        return T.ParetoAdversarialTrainer(classifier, attacks, r=config.pareto_r,
+                                          window=config.pareto_window, names=names, **common)
+    raise ValueError(f"`method` must be an adversarial method of {METHODS[1:]}, got {method!r}")
+
+
+def _fresh_model(config: DemoConfig):
+    from .models import SmallCNN
+
+    torch.manual_seed(config.seed)
+    return SmallCNN()
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def train_model(method: str, config: DemoConfig, x: np.ndarray, y: np.ndarray, out: Path, *,
+                natural_state: dict | None = None, verbose: bool = False) -> tuple[torch.nn.Module, dict]:
+    """Train (or reuse) the SmallCNN of ``method``; returns ``(model in eval mode, info dict)``.
+
+    The weights go to ``out/models/<slug>.pt`` with a sidecar ``<slug>.json`` (training key, recipe,
+    history, seconds). When both exist with the same :meth:`DemoConfig.training_key`, the model is loaded
+    instead of trained. Adversarial trainers checkpoint every epoch under ``out/checkpoints/<slug>`` and
+    resume from there.
+
+    Args:
+        method: one of :data:`METHODS`.
+        config: the recipe.
+        x, y: training digits ``N x 1 x 28 x 28`` in [0, 1] and integer labels.
+        out: output folder.
+        natural_state: the Natural model's ``state_dict`` (initialisation when ``config.finetune``).
+        verbose: tqdm progress bars.
+    """
+    from .models import make_classifier, train_natural
+
+    out = Path(out)
+    name = slug(method)
+    weights, sidecar = out / "models" / f"{name}.pt", out / "models" / f"{name}.json"
+    key = config.training_key(method)
+    if weights.exists() and sidecar.exists():
+        info = json.loads(sidecar.read_text())
+        if info.get("training_key") == key:
+            model = _fresh_model(config)
+            model.load_state_dict(torch.load(weights, weights_only=True))
+            logger.info("%s: reusing %s", method, weights)
+            info["reused"] = True
+            return model.eval(), info
+    model = _fresh_model(config)
+    if method != "Natural" and config.finetune:
+        if natural_state is None:
+            raise ValueError("`natural_state` is required to fine-tune an adversarial model")
+        model.load_state_dict(natural_state)
+    classifier = make_classifier(model, lr=config.lr)
+    t0 = time.perf_counter()
+    history: list = []
+    if method == "Natural":
+        train_natural(classifier.model, x, y, epochs=config.natural_epochs, batch_size=config.batch_size,
+                      seed=config.seed, verbose=verbose, optimizer=classifier.optimizer)
+    else:
+        ckpt = out / "checkpoints" / f"{name}-{key}"
+        trainer = build_trainer(classifier, method, config, verbose=verbose, checkpoint_dir=ckpt)
+        trainer.fit(x, y, nb_epochs=config.adv_epochs, batch_size=config.batch_size)
+        history = trainer.history
+        shutil.rmtree(ckpt, ignore_errors=True)  # the final weights below supersede the checkpoint
+    seconds = time.perf_counter() - t0
+    model = classifier.model.eval()
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_name(f".{weights.name}.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, weights)
+    info = {"method": method, "training_key": key, "config": config.to_dict(), "train_seconds": seconds,
+            "history": history, "reused": False}
+    _write_json(sidecar, info)
+    return model, info
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+def evaluate_model(method: str, model: torch.nn.Module, config: DemoConfig, x: np.ndarray, y: np.ndarray,
+                   out: Path, *, reference=None, verbose: bool = False):
+    """Evaluate (or reuse) ``method``'s model with ``config.suite`` on ``x, y``.
+
+    Returns ``(report, reused)``: the :class:`~art_spatial.bench.RobustnessReport` and whether it was
+    loaded from a previous run.
+
+    The report is saved to ``out/reports/<slug>.json``; ``meta["demo_key"]`` identifies the model and the
+    evaluation so that a later run reuses it. An interrupted evaluation resumes from
+    ``out/reports/<slug>.state.json``. ``reference`` (the Natural model's report) scores the universal
+    robustness; the reused report is rescored against it.
+    """
+    from .bench import RobustnessReport, evaluate
+
+    out = Path(out)
+    name = slug(method)
+    path = out / "reports" / f"{name}.json"
+    key = hashlib.sha1(json.dumps([config.training_key(method), config.suite, config.n_test, config.seed])
+                       .encode()).hexdigest()[:12]
+    if path.exists():
+        report = RobustnessReport.load(path)
+        if report.meta.get("demo_key") == key:
+            logger.info("%s: reusing %s", method, path)
+            report = report.with_reference(reference) if reference is not None else report
+            return report, True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = out / "reports" / f"{name}.{key}.state.json"
+    report = evaluate(model, x, y, config.suite, reference=reference, batch_size=config.eval_batch_size,
+                      seed=config.seed, state_path=str(state), verbose=verbose, model_name=method)
+    report.meta["demo_key"] = key
+    report.save(path)
+    if state.exists():
+        state.unlink()
+    return report, False
+
+
+# ---------------------------------------------------------------------------------------------- table
+def table1_rows(reports: dict) -> list[list[str]]:
+    """Rows of the Table-1-style table: header then sensitivity / local / global / universal / clean."""
+    methods = list(reports)
+    rows = [["Robustness score (%)"] + methods]
+    labels = {"sensitivity": "Sensitivity (PGD)", "local": "Local spatial (flow)",
+              "global": "Global spatial (affine)"}
+    for cat in _CATEGORIES:
+        rows.append([labels[cat]] + [f"{reports[m].category_scores.get(cat, float('nan')):.2f}"
+                                     for m in methods])
+    rows.append(["Universal"] + [("-" if reports[m].universal is None else f"{reports[m].universal:.2f}")
+                                 for m in methods])
+    rows.append(["Clean accuracy"] + [f"{reports[m].clean_accuracy:.2f}" for m in methods])
+    return rows
+
+
+def format_table1(reports: dict, markdown: bool = False) -> str:
+    """The Table-1-style table as plain text (aligned columns) or Markdown."""
+    rows = table1_rows(reports)
+    if markdown:
+        rule = "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|"
+        lines = ["| " + " | ".join(rows[0]) + " |", rule]
+        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+        if j == 0:
+            lines.append("-" * len(lines[-1]))
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ main job
+def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/demo", *,
+             verbose: bool = True, on_stage: Callable[[str], None] | None = None) -> DemoResult:
+    """Train, evaluate and tabulate every method of ``config`` (see the module docstring).
+
+    Args:
+        config: the recipe (default: :class:`DemoConfig` defaults).
+        out: output folder (created; existing models and reports in it are reused).
+        verbose: tqdm progress bars for training and evaluation.
+        on_stage: called with a one-line message when a stage starts or ends (the CLI prints them).
+
+    Returns:
+        A :class:`DemoResult`.
+    """
+    from .bench.leaderboard import render_leaderboard, to_model_info
+    from .bench.plots import plot_pareto_front
+    from .data import load_mnist5k
+
+    config = config or DemoConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = on_stage or (lambda msg: logger.info("%s", msg))
+    x_train, y_train = load_mnist5k("train", seed=config.seed)
+    x_test, y_test = load_mnist5k("test", seed=config.seed)
+    x_train, y_train = x_train[: config.n_train], y_train[: config.n_train]
+    x_test, y_test = x_test[: config.n_test], y_test[: config.n_test]
+
+    reports: dict = {}
+    timings: dict = {}
+    natural_state = None
+    reference = None
+    for method in config.methods:
+        say(f"[{method}] training on {len(x_train)} digits")
+        model, info = train_model(method, config, x_train, y_train, out, natural_state=natural_state,
+                                  verbose=verbose)
+        if method == "Natural":
+            natural_state = copy.deepcopy(model.state_dict())
+        say(f"[{method}] evaluating ({config.suite}, {len(x_test)} test digits)")
+        t0 = time.perf_counter()
+        report, reused = evaluate_model(method, model, config, x_test, y_test, out,
+                                        reference=reference, verbose=verbose)
+        if method == "Natural":
+            reference = report
+            report = report.with_reference(report)
+            report.save(out / "reports" / f"{slug(method)}.json")
+        reports[method] = report
+        timings[method] = {
+            "train_s": 0.0 if info.get("reused") else float(info["train_seconds"]),
+            "eval_s": 0.0 if reused else time.perf_counter() - t0,
+            "reused_model": bool(info.get("reused")),
+            "reused_report": reused,
+        }
+        universal = "-" if report.universal is None else f"{report.universal:.2f}"
+        say(f"[{method}] clean {report.clean_accuracy:.2f}%, scores "
+            + ", ".join(f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES)
+            + f", universal {universal}")
+
+    files: dict[str, str] = {}
+    table_md = format_table1(reports, markdown=True)
+    (out / "table1.md").write_text(
+        f"# Table-1 analog on MNIST-5k ({len(x_test)} test digits, suite {config.suite})\n\n" + table_md)
+    files["table1"] = str(out / "table1.md")
+    board = out / "leaderboard"
+    for method, report in reports.items():
+        to_model_info(report, name=f"SmallCNN {method} (demo)", architecture="SmallCNN",
+                      authors="art-spatial demo", venue="art-spatial",
+                      footnote=f"art-spatial demo recipe: {json.dumps(config.to_dict(), sort_keys=True)}",
+                      path=board / f"{slug(method)}.json")
+    (out / "leaderboard.md").write_text(render_leaderboard(board, fmt="md"))
+    files["leaderboard"] = str(out / "leaderboard.md")
+    if len(reports) > 1:
+        files["pareto_front"] = plot_pareto_front(
+            reports, reference, out / "pareto_front.png",
+            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(x_test)} digits)")
+    summary = {
+        "config": config.to_dict(),
+        "table1": table1_rows(reports),
+        "reports": {m: f"reports/{slug(m)}.json" for m in reports},
+        "scores": {m: {"clean_accuracy": r.clean_accuracy, **r.category_scores, "universal": r.universal}
+                   for m, r in reports.items()},
+        "timings": timings,
+        "torch_threads": torch.get_num_threads(),
+    }
+    _write_json(out / "summary.json", summary)
+    files["summary"] = str(out / "summary.json")
+    return DemoResult(config=config, reports=reports, table=format_table1(reports), out=out, files=files,
+                      timings=timings)
+
+
+def _methods_arg(text: str | Sequence[str]) -> tuple:
+    """Parse a comma-separated method list (CLI helper)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return tuple(i.strip() for i in items if i.strip())

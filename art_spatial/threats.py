@@ -155,7 +155,10 @@ class L2InfFlowBall(ThreatModel):
 
     def step(self, p, grad, ascend=True):
         n = grad.norm(dim=-1, keepdim=True)
-        d = torch.where(n > 0, grad / n.clamp_min(1e-12), torch.zeros_like(grad)) * self.eps_step
+        # divide by the exact length (not a clamped one): tiny gradients of a confident model must
+        # still give unit steps; pixels with an exactly zero gradient do not move
+        d = torch.where(n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad))
+        d = d * self.eps_step
         return p + d if ascend else p - d
 
     def project(self, p):

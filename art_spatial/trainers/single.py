@@ -26,7 +26,7 @@ import logging
 
 import torch
 
-from ..attacks.base import check_bool, check_number
+from ..attacks.base import check_bool
 from .base import AdversarialTrainerBase, BatchContext, BatchObjective, _check_attack
 
 logger = logging.getLogger(__name__)
@@ -158,25 +158,27 @@ class SpatialAdversarialTrainer(SingleAttackTrainer):
 class JointAdversarialTrainer(SingleAttackTrainer):
     """Joint spatial-pixel adversarial training (Joint AT, §4.2 and Alg. 3).
 
-    The batch is replaced by the joint attack's output ``T(x; ω) + δ`` (double-pass attack, Alg. 2) generated
-    in the paper's *training mode*: targeted towards a uniformly random non-true label per example (gradient
-    sign flipped), and the model is trained with label smoothing (a variant of the paper's, [32]):
-    ``min_θ E CE_ls(f_θ(x_adv), y)``. :meth:`one_step` builds the paper's preferred one-step variant.
+    The batch is replaced by the joint attack's output ``T(x; ω) + δ`` (double-pass attack, Alg. 2)
+    generated in the paper's *training mode*: targeted towards a uniformly random non-true label per
+    example (gradient sign flipped), and the model is trained with label smoothing (a variant of the
+    paper's, [32]): ``min_θ E CE_ls(f_θ(x_adv), y)``. :meth:`one_step` builds the paper's preferred
+    one-step variant.
 
     Args:
         classifier: ART ``PyTorchClassifier``.
-        attack: a joint attack (default: :class:`art_spatial.attacks.joint.JointSpatialPixelAttack` with its
-            own defaults); any attack of the package is accepted.
+        attack: a joint attack (default: :class:`art_spatial.attacks.joint.JointSpatialPixelAttack` with
+            its own defaults, the paper's CIFAR budgets); any attack of the package is accepted.
         label_smoothing: label smoothing of the training loss (default 0.5).
-        targeted_training: random-target training mode (default True).
+        targeted_training: the random-target training mode (default True). An attack with a
+            ``training_mode`` attribute (the joint attack) draws its own per-example targets; for any
+            other attack the trainer draws them and runs the attack with ``targeted=True``.
         **kwargs: see :class:`AdversarialTrainerBase`.
 
     Example:
         >>> from art_spatial.models import SmallCNN, make_classifier
-        >>> from art_spatial.attacks import PixelAttack
-        >>> clf = make_classifier(SmallCNN())
-        >>> JointAdversarialTrainer(clf, PixelAttack(clf), verbose=False).label_smoothing
-        0.5
+        >>> t = JointAdversarialTrainer.one_step(make_classifier(SmallCNN()), verbose=False)
+        >>> t.attack.max_iter, t.attack.schedule, t.label_smoothing
+        (1, 'double-pass', 0.5)
     """
 
     def __init__(
@@ -205,54 +207,30 @@ class JointAdversarialTrainer(SingleAttackTrainer):
         attack_kwargs.setdefault("verbose", False)
         return JointSpatialPixelAttack(classifier, **attack_kwargs)
 
+    def _adversarial(self, x, y, ctx):
+        if self.targeted_training and hasattr(self.attack, "training_mode"):
+            return self.run_attack(
+                self.attack, x, y, ctx, tag=0, training_mode=True, targeted=False
+            )
+        return super()._adversarial(x, y, ctx)
+
     @classmethod
     def one_step(
-        cls,
-        classifier,
-        *,
-        eps_pixel: float | None = None,
-        eps_spatial: float | None = None,
-        **kwargs,
+        cls, classifier, attack_kwargs: dict | None = None, **kwargs
     ) -> JointAdversarialTrainer:
-        """The one-step variant (Joint AT Table 1, "one-step Joint"): one double-pass step whose step sizes
-        equal the budgets, from a random start, in the targeted training mode with label smoothing.
-
-        ``eps_pixel`` / ``eps_spatial`` default to the joint attack's own budgets.
+        """The one-step variant (Joint AT Table 1, "one-step Joint", the paper's choice): one double-pass
+        step from a random start whose step sizes equal the budgets, in the training mode, with label
+        smoothing. ``attack_kwargs`` go to :class:`~art_spatial.attacks.joint.JointSpatialPixelAttack`
+        (budgets ``eps_pixel``, ``eps_flow``, ...); the steps follow the budgets unless given.
         """
         from ..attacks.joint import JointSpatialPixelAttack
 
-        probe = JointSpatialPixelAttack(classifier, verbose=False)
-        names = _joint_param_names(probe)
-        eps_p = getattr(probe, names["eps_pixel"]) if eps_pixel is None else eps_pixel
-        eps_s = getattr(probe, names["eps_spatial"]) if eps_spatial is None else eps_spatial
-        check_number("eps_pixel", eps_p, nonneg=True)
-        check_number("eps_spatial", eps_s, nonneg=True)
-        params = {
-            names["eps_pixel"]: eps_p,
-            names["eps_spatial"]: eps_s,
-            names["step_pixel"]: max(eps_p, 1e-12),
-            names["step_spatial"]: max(eps_s, 1e-12),
-            "max_iter": 1,
-            "random_init": True,
-        }
-        attack = cls._default_attack(classifier, **params)
-        return cls(classifier, attack, **kwargs)
-
-
-def _joint_param_names(attack) -> dict:
-    """Map the joint attack's budget / step attribute names (pixel and spatial parts)."""
-    cands = {
-        "eps_pixel": ("eps_pixel", "eps_x", "eps"),
-        "eps_spatial": ("eps_spatial", "eps_flow", "eps_omega"),
-        "step_pixel": ("eps_step_pixel", "eps_step_x", "eps_step"),
-        "step_spatial": ("eps_step_spatial", "eps_step_flow", "eps_step_omega"),
-    }
-    out = {}
-    for key, names in cands.items():
-        for n in names:
-            if hasattr(attack, n):
-                out[key] = n
-                break
-        else:
-            raise ValueError(f"cannot find the {key} attribute of {type(attack).__name__}")
-    return out
+        ak = dict(attack_kwargs or {})
+        probe = JointSpatialPixelAttack(classifier, verbose=False, **ak)
+        ak.setdefault("eps_step_pixel", max(float(probe.eps_pixel), 1e-12))
+        ak.setdefault("eps_step_flow", max(float(probe.eps_flow), 1e-12))
+        ak.setdefault("eps_step_affine", max(float(probe.eps_affine), 1e-12))
+        ak.setdefault("rotation_step", max(float(probe.max_rotation), 1e-12))
+        ak.setdefault("translation_step", max(float(probe.max_translation), 1e-12))
+        ak.update(max_iter=1, random_init=True)
+        return cls(classifier, cls._default_attack(classifier, **ak), **kwargs)

@@ -73,7 +73,7 @@ def test_pareto_weights_constraints_and_brute_force(seed, n, include_natural):
 
 
 def test_pareto_matrix_equals_pairwise_dispersion():
-    """αᵀPα = Σ_i Σ_j E(α_i L_i − α_j L_j)² (Appendix D), with μ, Σ the sample mean / population covariance."""
+    """αᵀPα = Σ_i Σ_j E(α_i L_i − α_j L_j)² (Appendix D); μ, Σ = sample mean, population covariance."""
     rng = np.random.default_rng(0)
     for n in (2, 3, 4, 5):
         L = rng.gamma(2.0, 1.0, size=(50, n)) + rng.normal(size=(50, 1))  # correlated losses

@@ -469,7 +469,7 @@ def test_console_script_entry_point():
 
 
 def test_cli_demo_short_run_writes_summary(tmp_path, capsys):
-    assert main(["demo", "--epochs", "1", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--natural-only", "--epochs", "1", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "clean test accuracy" in out and "elapsed" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -481,6 +481,6 @@ def test_cli_demo_short_run_writes_summary(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_demo_reaches_95_percent(tmp_path, capsys):
-    assert main(["demo", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--natural-only", "--quiet", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["clean_accuracy"] >= 0.95

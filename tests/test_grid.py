@@ -147,3 +147,21 @@ def test_validation_names_the_parameter(kwargs, name):
                           input_shape=(1, 28, 28))
     with pytest.raises(ValueError, match=name):
         GridSpatialAttack(clf, **kwargs)
+
+
+def test_advertorch_perturb_equals_art_generate(trained_smallcnn, digits):
+    from art_spatial.attacks import advertorch as adv  # the dev venv has the advertorch extra
+
+    x, y = digits
+    for kw in (dict(rotations=[-15, 0, 15], translations_x=[-1, 1], translations_y=[0]),
+               dict(mode="worst_of_k", k=3, seed=9)):
+        art = GridSpatialAttack(make_classifier(trained_smallcnn), verbose=False, **kw)
+        out = art.generate(x.numpy(), y.numpy())
+        at = adv.GridSpatialAttack(trained_smallcnn, **kw)
+        xa = at.perturb(x, y)
+        np.testing.assert_allclose(xa.numpy(), out, atol=1e-6)
+        np.testing.assert_array_equal(at.last_result.params["rt"].numpy(), art.last_result.params["rt"])
+    with pytest.raises(ValueError, match="clip_min"):
+        adv.GridSpatialAttack(trained_smallcnn, clip_min=1.0, clip_max=0.0)
+    with pytest.raises(ValueError, match="mode"):
+        adv.GridSpatialAttack(trained_smallcnn, mode="x")

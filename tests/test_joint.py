@@ -214,3 +214,26 @@ def test_set_params_revalidates(tiny_clf):
     assert atk.schedule == "cascade"
     with pytest.raises(ValueError, match="schedule"):
         atk.set_params(schedule="x")
+
+
+def test_advertorch_perturb_equals_art_generate(trained_smallcnn, digits):
+    from art_spatial.attacks import advertorch as adv  # the dev venv has the advertorch extra
+
+    x, y = digits[0][:6], digits[1][:6]
+    kw = dict(spatial="integrated", eps_affine=0.05, order="pixel-spatial", schedule="cascade", max_iter=2,
+              early_stop_tau=1, seed=5)
+    art = JointSpatialPixelAttack(make_classifier(trained_smallcnn), verbose=False, **kw)
+    out = art.generate(x, y)
+    at = adv.JointSpatialPixelAttack(trained_smallcnn, **kw)
+    xa = at.perturb(torch.tensor(x), torch.tensor(y))
+    np.testing.assert_allclose(xa.numpy(), out, atol=1e-6)
+    np.testing.assert_array_equal(at.last_result.kappa.numpy(), art.last_result.kappa)
+    # training mode: nb_classes from the logits' width, same targets as the ART class
+    art.set_params(training_mode=True, schedule="double-pass")
+    art.generate(x, y)
+    at2 = adv.JointSpatialPixelAttack(trained_smallcnn, **{**kw, "schedule": "double-pass"},
+                                      training_mode=True)
+    at2.perturb(torch.tensor(x), torch.tensor(y))
+    assert at2.last_result.extras["target"].tolist() == art.last_result.extras["target"].tolist()
+    with pytest.raises(ValueError, match="schedule"):
+        adv.JointSpatialPixelAttack(trained_smallcnn, schedule="x")

@@ -13,3 +13,8 @@ __all__ = [
     "AttackResult", "AttackSpec", "EngineOutput", "run_attack", "estimator_logits_fn", "model_eval",
     "FlowAttack", "AffineAttack", "IntegratedSpatialAttack", "PixelAttack", "EarlyStoppedPGD",
 ]
+
+from .grid import GridSpatialAttack  # noqa: E402
+from .joint import JointSpatialPixelAttack  # noqa: E402
+
+__all__ += ["JointSpatialPixelAttack", "GridSpatialAttack"]

@@ -226,3 +226,40 @@ class PixelAttack(_PixelCore, _AdvertorchBase):
     """
 
     _art_class = _pixel.PixelAttack
+
+
+# ------------------------------------------------ joint spatial+pixel and grid attacks (issue 4)
+from . import grid as _grid  # noqa: E402
+from . import joint as _joint  # noqa: E402
+from .grid import _GridCore  # noqa: E402
+from .joint import _JointCore  # noqa: E402
+
+__all__ += ["JointSpatialPixelAttack", "GridSpatialAttack"]
+
+
+class JointSpatialPixelAttack(_JointCore, _AdvertorchBase):
+    """AdverTorch façade of :class:`art_spatial.attacks.JointSpatialPixelAttack` (Joint AT Alg. 2).
+
+    ``nb_classes`` (training mode) defaults to the width of the model's logits.
+
+    >>> import torch
+    >>> attack = JointSpatialPixelAttack(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
+    ...                                  max_iter=2)
+    >>> attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _art_class = _joint.JointSpatialPixelAttack
+
+
+class GridSpatialAttack(_GridCore, _AdvertorchBase):
+    """AdverTorch façade of :class:`art_spatial.attacks.GridSpatialAttack` (Engstrom et al. grid).
+
+    >>> import torch
+    >>> attack = GridSpatialAttack(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
+    ...                            rotations=[-10, 10], translations_x=[0], translations_y=[0])
+    >>> attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _art_class = _grid.GridSpatialAttack

@@ -48,7 +48,6 @@ from .. import warp as W
 from .base import (
     AttackCore,
     AttackResult,
-    check_bool,
     check_choice,
     check_int,
     clamp_images,
@@ -94,17 +93,19 @@ class _GridCore(AttackCore):
     """Gradient-free search over rotation-translations (see the module docstring)."""
 
     _core_params = ("rotations", "translations_x", "translations_y", "mode", "k", "eval_batch_size")
+    # the loop's common parameters are fixed for a gradient-free search
+    max_iter = 0
+    random_init = False
+    early_stop_tau = None
 
     def _check_core(self):
+        super()._check_core()
         _as_values("rotations", self.rotations)
         _as_values("translations_x", self.translations_x)
         _as_values("translations_y", self.translations_y)
         check_choice("mode", self.mode, GRID_MODES)
         check_int("k", self.k, minimum=1)
         check_int("eval_batch_size", self.eval_batch_size, minimum=1)
-        check_bool("targeted", self.targeted)
-        check_int("seed", self.seed, minimum=0)
-        check_choice("padding_mode", self.padding_mode, W.PADDING_MODES)
 
     # ------------------------------------------------------------------------------ candidates
     def _candidates(self, x: torch.Tensor) -> torch.Tensor:

@@ -110,11 +110,14 @@ def _acc(res):
 
 
 def test_double_pass_vs_one_pass_and_cascade_at_equal_iterations(trained_smallcnn, digits):
-    """Double-pass is at least as strong as one-pass at equal K; against the cascade see docs/results.md.
+    """Double-pass vs one-pass and cascade at equal K (5) on the natural SmallCNN, spatial-pixel order.
 
-    Measured on 300 digits (3 seeds, docs/results.md) double-pass and cascade are within one or two
-    digits of each other and either may win, so the fast test asserts what holds on this batch with a
-    tolerance of one digit for the cascade and strictly for the one-pass.
+    What holds (benchmarks/perf_sections/joint.py, 300 digits, 2-3 seeds, docs/results.md): the
+    double-pass is at least as strong as the one-pass in both orders at K = 5 and 10; the cascade
+    (K spatial then K pixel steps, as many gradients as the double-pass) is within ~1.5 points of it
+    and *stronger* at K = 5 in the spatial-pixel order (27.6 % vs 29.2 % accuracy), weaker elsewhere.
+    On these 50 digits: double-pass 16 correct, one-pass 17, cascade 15. So this test asserts
+    double-pass <= one-pass, and double-pass and cascade within two digits of each other.
     """
     x, y = torch.tensor(digits[0]), torch.tensor(digits[1])
     clf = make_classifier(trained_smallcnn)
@@ -125,7 +128,7 @@ def test_double_pass_vs_one_pass_and_cascade_at_equal_iterations(trained_smallcn
         acc[sch] = _acc(atk.attack_tensor(trained_smallcnn, x, y))
     n = len(y)
     assert acc["double-pass"] <= acc["one-pass"], acc
-    assert acc["double-pass"] <= acc["cascade"] + 1.0 / n, acc
+    assert abs(acc["double-pass"] - acc["cascade"]) <= 2.0 / n + 1e-9, acc
     assert acc["double-pass"] < 0.6, acc  # the attack does something on a natural model
 
 

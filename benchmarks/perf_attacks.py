@@ -107,6 +107,7 @@ def main(argv=None) -> dict:
         result["section_wall_s"] = time.perf_counter() - t0
         payload["sections"][name] = result
         logger.info("section %r done in %.1f s", name, result["section_wall_s"])
+        write_json(output, payload)  # after every section: a long later section cannot lose results
     payload["meta"]["threads"] = torch.get_num_threads()
     write_json(output, payload)
     print(json.dumps(payload["sections"], indent=1, default=str)[:4000])

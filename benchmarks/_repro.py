@@ -49,7 +49,14 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=CACHE, help="folder of cached trained models")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes to check the script runs (numbers meaningless; combine with --out)")
     return p
+
+
+#: sizes of ``--smoke`` (applied on top of the --quick recipe)
+SMOKE = dict(n_train=128, n_test=16, natural_epochs=1, epochs=1, train_iter=1, eval_iter=2, pgd_eval_iter=2,
+             robustness_iter=2, ks=[0, 1], robustness_values=[0.0, 0.3], rotation_values=[0.0, 180.0])
 
 
 def setup(args) -> None:

@@ -202,7 +202,8 @@ class GridSpatialAttack(_GridCore, _ARTSpatialAttack):
         targeted: look for the target label given as ``y``.
         seed: seed of the per-example random transforms (worst-of-k).
         padding_mode: ``"zeros"`` (black fill, as Engstrom et al.) or ``"border"``.
-        eval_batch_size: images per forward pass (transforms × examples).
+        eval_batch_size: images per forward pass (transforms × examples); small batches are faster
+            per image on CPU (SmallCNN, 1 thread: 0.9 ms/image at 128 vs 1.6 ms at 2048).
         batch_size, verbose: batch size of ``generate`` and its progress bar.
 
     Example:
@@ -221,7 +222,7 @@ class GridSpatialAttack(_GridCore, _ARTSpatialAttack):
     def __init__(self, estimator, rotations=ROTATIONS, translations_x=TRANSLATIONS,
                  translations_y=TRANSLATIONS, mode: str = "grid", k: int = 10,
                  targeted: bool = False, seed: int = 0, padding_mode: str = "zeros",
-                 eval_batch_size: int = 2048, batch_size: int = 128, verbose: bool = True):
+                 eval_batch_size: int = 128, batch_size: int = 128, verbose: bool = True):
         super().__init__(estimator=estimator)
         self.rotations, self.translations_x, self.translations_y = rotations, translations_x, translations_y
         self.mode, self.k, self.eval_batch_size = mode, k, eval_batch_size

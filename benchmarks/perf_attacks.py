@@ -103,7 +103,13 @@ def main(argv=None) -> dict:
         module = importlib.import_module(f"perf_sections.{name}")
         t0 = time.perf_counter()
         logger.info("section %r ...", name)
-        result = module.run(quick=args.quick)
+        try:
+            result = module.run(quick=args.quick)
+        except Exception as exc:  # one broken section must not lose the others' results
+            logger.exception("section %r failed", name)
+            payload["skipped"][name] = f"failed: {exc!r}"
+            write_json(output, payload)
+            continue
         result["section_wall_s"] = time.perf_counter() - t0
         payload["sections"][name] = result
         logger.info("section %r done in %.1f s", name, result["section_wall_s"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# thread count: torch default (all cores) unless OMP_NUM_THREADS says otherwise
 
 CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache_models"
 RECIPE = dict(epochs=4, batch_size=64, lr=1e-3, seed=0)

@@ -106,7 +106,7 @@ def cached_train(name: str, recipe: dict, train_fn: Callable[[torch.nn.Module, P
     info = {"name": name, "recipe": recipe, "train_seconds": time.perf_counter() - t0,
             "train_cpu_seconds": time.process_time() - c0, **extra}
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(f".{weights.name}.tmp")
+    tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")  # concurrent scripts may share a model
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, weights)
     write_json(sidecar, _plain(info))

@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     cfg = dict(QUICK if args.quick or args.smoke else FULL)
     if args.smoke:
-        cfg.update({k: v for k, v in SMOKE.items() if k in cfg})
+        cfg.update({k: v for k, v in SMOKE.items() if k in cfg and k != "epochs"})  # stages need 3
     x_train, y_train, x_test, y_test = mnist5k(cfg["n_train"], cfg["n_test"], args.seed)
     natural, _ = natural_model(x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache)
     nat_state = {k: v.clone() for k, v in natural.state_dict().items()}

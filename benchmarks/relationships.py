@@ -97,9 +97,9 @@ def main(argv=None) -> int:
     flow_mean = [float(np.mean([flow_curves[lab][i] for lab in flow_curves])) for i in range(len(ks))]
     rt_mean = [float(np.mean([rt_curves[lab][i] for lab in rt_curves])) for i in range(len(ks))]
     verdict = {
-        "pgd_robustness_rises_with_k": trend(pgd_curve) > 0,
-        "flow_robustness_rises_with_k (paper: yes)": trend(flow_mean) > 0,
-        "rt_robustness_falls_with_k (paper: yes)": trend(rt_mean) < 0,
+        "pgd_robustness_rises_with_k": trend(pgd_curve) > 1e-6,
+        "flow_robustness_rises_with_k (paper: yes)": trend(flow_mean) > 1e-6,
+        "rt_robustness_falls_with_k (paper: yes)": trend(rt_mean) < -1e-6,
         "slopes_per_rank": {"pgd": trend(pgd_curve), "flow": trend(flow_mean), "rt": trend(rt_mean)},
     }
 

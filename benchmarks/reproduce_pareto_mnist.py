@@ -54,8 +54,10 @@ def orderings(ours: dict, paper: dict, key: str) -> list[dict]:
         oa, ob = ours[a][key], ours[b][key]
         if oa is None or ob is None or pa == pb:
             continue
-        out.append({"pair": [a, b], "paper": ">" if pa > pb else "<", "ours": ">" if oa > ob else "<",
-                    "holds": (pa > pb) == (oa > ob), "paper_values": [pa, pb], "our_values": [oa, ob]})
+        paper_sign = ">" if pa > pb else "<"
+        our_sign = ">" if oa > ob else "<" if oa < ob else "="
+        out.append({"pair": [a, b], "paper": paper_sign, "ours": our_sign, "holds": paper_sign == our_sign,
+                    "paper_values": [pa, pb], "our_values": [oa, ob]})
     return out
 
 

@@ -45,7 +45,7 @@ def test_demo_smoke_writes_every_output(smoke_run):
     for row in ("Sensitivity", "Local spatial", "Global spatial", "Universal", "Clean accuracy"):
         assert row in table
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["n_test"] == SMOKE["n_test"]
+    assert summary["config"]["n_test"] == SMOKE["n_test"] and summary["total_cpu_s"] > 0
     assert set(summary["scores"]) == set(METHODS)
     # progress messages: one training, one evaluation and one result line per method
     assert sum("training" in s for s in stages) == len(METHODS)

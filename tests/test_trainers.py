@@ -490,6 +490,7 @@ def budget(mnist_train, mnist_test, trained_smallcnn):
         ye=torch.as_tensor(ye),
         natural=nat.model,
         start=trained_smallcnn,
+        natural_cache={},
     )
 
 
@@ -544,9 +545,8 @@ def test_one_epoch_beats_natural_training_under_its_own_attack(name, budget):
     assert math.isfinite(h["loss"]) and 0 <= h["robust_acc"] <= 1
     rob = _robust(clf.model, evals, budget.xe, budget.ye, pre)
     key = "cusp" if name == "cusp" else tuple(type(a).__name__ for a in evals)
-    if (
-        key not in budget.natural_cache
-    ):  # attacks are deterministic: evaluate the reference once per attack set
+    # the attacks are deterministic: evaluate the natural reference once per attack set
+    if key not in budget.natural_cache:
         budget.natural_cache[key] = _robust(budget.natural, evals, budget.xe, budget.ye, pre)
     rob_nat = budget.natural_cache[key]
     print(f"{name}: robust accuracy {rob:.3f} vs natural {rob_nat:.3f}")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 SUITE = {
     "name": "dist",
@@ -98,9 +99,16 @@ def test_two_gloo_processes_equal_one(tmp_path, trained_smallcnn):
 
     ckpt = tmp_path / "m.pt"
     torch.save(trained_smallcnn.state_dict(), ckpt)
-    mp.spawn(
-        _worker, args=(2, str(tmp_path / "init"), str(ckpt), str(tmp_path)), nprocs=2, join=True
+    # spawn from a fresh interpreter (torch.multiprocessing + gloo, file:// rendezvous), with a timeout:
+    # spawning from inside the pytest process hung twice on the loaded shared machine
+    code = (
+        "import sys, torch.multiprocessing as mp; sys.path.insert(0, sys.argv[1]); "
+        "import test_bench_distributed as T; "
+        "mp.spawn(T._worker, args=(2, sys.argv[2], sys.argv[3], sys.argv[4]), nprocs=2, join=True)"
     )
+    here = os.path.dirname(os.path.abspath(__file__))
+    args = [here, str(tmp_path / "init"), str(ckpt), str(tmp_path)]
+    subprocess.run([sys.executable, "-c", code, *args], check=True, timeout=900)
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
     assert r0["meta"]["world_size"] == 2

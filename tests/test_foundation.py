@@ -377,7 +377,8 @@ def test_importing_the_package_does_not_import_optional_libraries():
         """
         import sys
         import art_spatial, art_spatial.data, art_spatial.models, art_spatial.cli
-        import art_spatial._compat
+        import art_spatial._compat, art_spatial.attacks, art_spatial.trainers, art_spatial.bench
+        import art_spatial.analysis, art_spatial.theory, art_spatial.warp, art_spatial.threats
         leaked = sorted(m for m in sys.modules
                         if m.split(".")[0] in {"advertorch", "robustbench", "autoattack", "pyautoattack"})
         assert not leaked, leaked
@@ -395,6 +396,8 @@ def test_package_imports_with_extras_hidden_and_features_name_the_extra():
         for name in ("advertorch", "robustbench", "autoattack", "pyautoattack"):
             sys.modules[name] = None  # makes `import name` raise ImportError
         import art_spatial, art_spatial.data, art_spatial.models, art_spatial.cli, art_spatial._compat
+        import art_spatial.attacks, art_spatial.trainers, art_spatial.bench, art_spatial.analysis
+        import art_spatial.theory
         from art_spatial._compat import import_advertorch, import_robustbench
         for func, extra in ((import_advertorch, "art-spatial[advertorch]"),
                             (import_robustbench, "art-spatial[robustbench]")):

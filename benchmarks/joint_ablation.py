@@ -109,6 +109,8 @@ def trainer_factory(model_name: str, k: int, seed: int, verbose: bool):
 
 def main(argv=None) -> int:
     p = base_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the fine-tuning")
+    p.add_argument("--tag", default="", help="suffix of the output names (e.g. lr3e-4)")
     args = p.parse_args(argv)
     setup(args)
     from art_spatial.bench import evaluate
@@ -129,9 +131,10 @@ def main(argv=None) -> int:
         else:
             recipe = {"kind": "joint_ablation", "model": name, "k": cfg["train_iter"],
                       "epochs": cfg["epochs"], "eps_x": EPS_X, "eps_w": EPS_W, "n_train": cfg["n_train"],
-                      "natural_epochs": cfg["natural_epochs"], "seed": args.seed}
+                      "natural_epochs": cfg["natural_epochs"], "seed": args.seed,
+                      **({} if args.lr == 1e-3 else {"lr": args.lr})}
             fit = fit_trainer(trainer_factory(name, cfg["train_iter"], args.seed, not args.quiet),
-                              x_train, y_train, cfg["epochs"])
+                              x_train, y_train, cfg["epochs"], lr=args.lr)
             slug = name.lower().replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
             model, info = cached_train(f"joint_{slug}", recipe, fit, cache=args.cache, init_state=nat_state,
                                        seed=args.seed)
@@ -149,7 +152,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    tag = "_smoke" if args.smoke else "_quick" if args.quick else ""
+    tag = ("_smoke" if args.smoke else "_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     args.out.mkdir(parents=True, exist_ok=True)
     png = args.out / f"joint_ablation{tag}.png"
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
         "command": " ".join(["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/joint_ablation.py"]
                             + (argv if argv is not None else sys.argv[1:])),
         "machine": machine_metadata(),
-        "config": {**cfg, "eps_x": EPS_X, "eps_flow_px": EPS_W, "seed": args.seed,
+        "config": {**cfg, "lr": args.lr, "eps_x": EPS_X, "eps_flow_px": EPS_W, "seed": args.seed,
                    "init": "fine-tuned from the natural model", "suite": eval_suite},
         "columns": list(COLUMNS),
         "table": rows,

@@ -278,20 +278,20 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# evaluate / leaderboard (implemented in art_spatial.bench.commands)
+# evaluate / leaderboard (implemented in art_spatial.bench.cli_commands)
 # --------------------------------------------------------------------------------------------------
 
 
 def _add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``art-spatial evaluate`` (see :mod:`art_spatial.bench.commands`)."""
-    from art_spatial.bench.commands import add_evaluate_parser
+    """Register ``art-spatial evaluate`` (see :mod:`art_spatial.bench.cli_commands`)."""
+    from art_spatial.bench.cli_commands import add_evaluate_parser
 
     return add_evaluate_parser(subparsers, _positive_int, _add_verbosity)
 
 
 def _add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``art-spatial leaderboard render DIR`` (see :mod:`art_spatial.bench.commands`)."""
-    from art_spatial.bench.commands import add_leaderboard_parser
+    """Register ``art-spatial leaderboard render DIR`` (see :mod:`art_spatial.bench.cli_commands`)."""
+    from art_spatial.bench.cli_commands import add_leaderboard_parser
 
     return add_leaderboard_parser(subparsers, _add_verbosity)
 

@@ -14,7 +14,11 @@ attack iterates at which the example was still classified correctly, ``AttackRes
     w_i = (tanh(λ + 5·(h − κ_i)/h) + 1) / 2,    h = ⌊K/2⌋,        w ← w · N / Σ_j w_j
 
 so the batch's weights sum to the batch size N; the loss is ``(1/N) Σ_i w_i CE(f(x̃_i), y_i)``. λ = −1
-(GAIRAT) or 0 (GAIR-FAT, with ``early_stop_tau``). Weights are 1 during the first ``burn_in`` epochs.
+(GAIRAT) or 0 (GAIR-FAT, with ``early_stop_tau``). Weights are 1 during the first ``burn_in`` epochs, by
+default the first half of training (``⌊nb_epochs/2⌋``, resolved at ``fit`` time): the authors' code
+(github.com/zjfheart/Geometry-aware-Instance-reweighted-Adversarial-Training, ``GAIRAT.py``) trains 120
+epochs and switches the weights on at ``--begin_epoch 60`` (λ = +∞, i.e. all weights 1, before), together
+with its first learning-rate drop.
 
 Example:
     >>> import torch
@@ -25,12 +29,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from ..attacks.base import check_int, check_number
 from .single import PGDAdversarialTrainer
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["FriendlyAdversarialTrainer", "GeometryAwareAdversarialTrainer", "FAT_TAU_SCHEDULE"]
 
@@ -116,12 +123,26 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
         attack: any attack of the package (default PGD as :class:`PGDAdversarialTrainer`); κ is counted out
             of its ``max_iter`` = K steps.
         lam: λ of the weight function; default −1, or 0 when ``early_stop_tau`` is set (GAIR-FAT).
-        burn_in: epochs of unweighted training before the weights switch on.
+        burn_in: epochs of unweighted training before the weights switch on (0-based epochs
+            ``0 .. burn_in − 1`` are unweighted). Default None = half of training, ``nb_epochs // 2`` of
+            the ``fit`` call: the authors' code weights from epoch 60 of 120 (see the module docstring;
+            its check ``epoch + 1 >= 60`` makes that 59 unweighted epochs, one fewer than half). An int
+            fixes the number of epochs.
         early_stop_tau: optional FAT τ for the attack (None = plain attack).
         **kwargs: see :class:`AdversarialTrainerBase`.
 
-    ``history`` adds ``weighted`` (whether the weights were on), ``weight_max`` (largest weight of the
-    epoch) and ``kappa_mean``.
+    ``history`` adds ``weighted`` (whether the weights were on), ``burn_in`` (the effective burn-in of
+    the run), ``weight_max`` (largest weight of the epoch) and ``kappa_mean``.
+
+    The effective burn-in is checkpointed: resuming with the same ``nb_epochs`` continues the same
+    schedule; resuming with another ``nb_epochs`` while ``burn_in=None`` re-resolves it (logged as a
+    warning).
+
+    Example:
+        >>> from art_spatial.models import SmallCNN, make_classifier
+        >>> t = GeometryAwareAdversarialTrainer(make_classifier(SmallCNN()), verbose=False)
+        >>> t.effective_burn_in(120), t.effective_burn_in(5)
+        (60, 2)
     """
 
     def __init__(
@@ -130,7 +151,7 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
         attack=None,
         *,
         lam: float | None = None,
-        burn_in: int = 1,
+        burn_in: int | None = None,
         early_stop_tau: int | None = None,
         **kwargs,
     ):
@@ -139,12 +160,19 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
         if lam is None:
             lam = -1.0 if early_stop_tau is None else 0.0
         check_number("lam", lam)
-        check_int("burn_in", burn_in, minimum=0)
+        check_int("burn_in", burn_in, minimum=0, allow_none=True)
         self.lam = float(lam)
-        self.burn_in = int(burn_in)
+        self.burn_in = None if burn_in is None else int(burn_in)
         self.early_stop_tau = early_stop_tau
         self._weighted = False
         self._wmax = 0.0
+        self._burn_in_used: int | None = None  # effective burn-in of the current run
+        self._burn_in_resumed: int | None = None  # effective burn-in read from a checkpoint
+
+    def effective_burn_in(self, nb_epochs: int) -> int:
+        """Unweighted epochs of a run of ``nb_epochs`` epochs: ``burn_in``, or ``nb_epochs // 2`` if None."""
+        check_int("nb_epochs", nb_epochs, minimum=1)
+        return nb_epochs // 2 if self.burn_in is None else self.burn_in
 
     @staticmethod
     def gairat_weights(kappa: torch.Tensor, max_iter: int, lam: float) -> torch.Tensor:
@@ -156,7 +184,20 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
         return (w * k.shape[0] / w.sum()).to(torch.float32)
 
     def _on_epoch_start(self, epoch, nb_epochs):
-        self._weighted = epoch >= self.burn_in
+        burn_in = self.effective_burn_in(nb_epochs)
+        resumed = self._burn_in_resumed
+        if resumed is not None and resumed != burn_in:
+            logger.warning(
+                "GAIRAT: the checkpoint was trained with burn_in %d, this fit (nb_epochs %d) uses %d "
+                "from epoch %d on",
+                resumed,
+                nb_epochs,
+                burn_in,
+                epoch + 1,
+            )
+        self._burn_in_resumed = None
+        self._burn_in_used = burn_in
+        self._weighted = epoch >= burn_in
         self._wmax = 0.0
 
     def _attack_overrides(self):
@@ -172,4 +213,15 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
         return w
 
     def _epoch_record(self, epoch, nb_batches):
-        return {"weighted": self._weighted, "weight_max": self._wmax, "lam": self.lam}
+        return {
+            "weighted": self._weighted,
+            "burn_in": self._burn_in_used,
+            "weight_max": self._wmax,
+            "lam": self.lam,
+        }
+
+    def _state(self):
+        return {"burn_in": self._burn_in_used}
+
+    def _load_state(self, state):
+        self._burn_in_resumed = state.get("burn_in")

@@ -261,6 +261,8 @@ def _run_attack_entry(
     m = len(entry.iterations) if entry.iterations else 1
     robust = np.zeros(m)
     robust_c = np.zeros(m)
+    n_all = int(x.shape[0])
+    per_example = np.zeros((n_all, m))  # robust (1) or not (0) per point and strength; rows = points
     sums = dict.fromkeys(_SIZE_KEYS, 0.0)
     maxs = dict.fromkeys(_SIZE_KEYS, 0.0)
     n_att = nf = nb = 0
@@ -286,6 +288,7 @@ def _run_attack_entry(
             ok = (~torch.as_tensor(res.success, device=xb.device).bool()).unsqueeze(1)
         cb = torch.as_tensor(clean_ok[bidx], device=ok.device)
         robust += ok.sum(0).cpu().numpy()
+        per_example[bidx] = ok.cpu().numpy()
         robust_c += (ok & cb.unsqueeze(1)).sum(0).cpu().numpy()
         sizes = {
             "max_displacement_px": res.max_displacement_px,
@@ -310,12 +313,15 @@ def _run_attack_entry(
     )
     mx = D.all_reduce_max([maxs[k] for k in _SIZE_KEYS] + [wall])
     robust, robust_c = merged[:m], merged[m : 2 * m]
+    per_example = np.asarray(D.all_reduce_sum(list(per_example.T.reshape(-1)))).reshape(m, n_all)
     s = merged[2 * m : 2 * m + len(_SIZE_KEYS)]
     n_att, nf, nb = (int(v) for v in merged[2 * m + len(_SIZE_KEYS) :])
     return {
         "robust": [int(v) for v in robust],
         "robust_on_correct": [int(v) for v in robust_c],
         "n_attacked": n_att,
+        # per strength, one character per point: "1" robust, "0" not (for bootstrap intervals)
+        "robust_examples": ["".join("1" if v > 0.5 else "0" for v in row) for row in per_example],
         "n_forward": nf,
         "n_backward": nb,
         "wall_time_s": mx[-1],
@@ -583,6 +589,7 @@ def evaluate(
                 "strengths": strengths_from_record(full),
                 "perturbation": rec["perturbation"],
                 "n_attacked": rec["n_attacked"],
+                "robust_examples": rec.get("robust_examples"),
                 "wall_time_s": rec["wall_time_s"],
                 "n_forward": rec["n_forward"],
                 "n_backward": rec["n_backward"],
@@ -608,6 +615,8 @@ def evaluate(
             "attack_misclassified": attack_misclassified,
             "resumed_units": resumed,
             "data_fingerprint": data_fp,
+            # one character per point: "1" classified correctly without attack (bootstrap intervals)
+            "clean_correct_examples": "".join("1" if v else "0" for v in clean_ok),
             "art_spatial": __version__,
             "torch": torch.__version__,
             "device": str(device),

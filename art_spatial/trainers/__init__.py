@@ -23,6 +23,7 @@ from .pareto import (
 )
 from .single import (
     JointAdversarialTrainer,
+    NaturalTrainer,
     PGDAdversarialTrainer,
     SingleAttackTrainer,
     SpatialAdversarialTrainer,
@@ -32,6 +33,7 @@ __all__ = [
     "AdversarialTrainerBase",
     "BatchContext",
     "BatchObjective",
+    "NaturalTrainer",
     "SingleAttackTrainer",
     "MultiAttackTrainer",
     "PGDAdversarialTrainer",

@@ -74,10 +74,27 @@ __all__ = [
     "derive_seed",
     "override_attrs",
     "CHECKPOINT_NAME",
+    "BUDGET_ATTRS",
 ]
 
 #: file name of the checkpoint written to ``checkpoint_dir`` after every epoch
 CHECKPOINT_NAME = "last.pt"
+
+#: attack attributes that measure a budget or a step; the ε warm-up scales those an attack has
+BUDGET_ATTRS = (
+    "eps",
+    "eps_step",
+    "eps_pixel",
+    "eps_step_pixel",
+    "eps_flow",
+    "eps_step_flow",
+    "eps_affine",
+    "eps_step_affine",
+    "max_rotation",
+    "max_translation",
+    "rotation_step",
+    "translation_step",
+)
 
 
 def derive_seed(*parts: int) -> int:
@@ -162,6 +179,17 @@ class AdversarialTrainerBase(Trainer):
             trainer state, epoch) after every epoch, written atomically; None = no checkpoints.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (may also be passed to ``fit``).
         label_smoothing: label smoothing of the training cross-entropy (``torch`` semantics), in ``[0, 1)``.
+        eps_warmup: linear warm-up of every training attack's budget over the first ``eps_warmup`` epochs
+            (0 = off). At batch ``b`` of ``B`` in epoch ``e`` every attribute of :data:`BUDGET_ATTRS` the
+            attack has (budget and step alike, so the attack's reach relative to its budget is kept) is
+            multiplied by ``min(1, (e + (b + 1) / B) / eps_warmup)``: the ramp of Madry et al.'s and Gowal
+            et al.'s large-budget training ("On the effectiveness of interval bound propagation",
+            arXiv:1810.12715, §4), which keeps a cold start at ε = 0.3 from collapsing the model.
+            ``history`` records the factor reached at the end of each epoch (``eps_scale``).
+        epoch_callback: ``callback(trainer, epoch) -> dict`` called after every epoch (model in eval
+            mode, before the checkpoint); the returned numbers join that epoch's ``history`` record, e.g.
+            clean and robust accuracy of a monitor set for convergence curves. Its time is recorded as
+            ``time_callback_s`` and not counted in ``time_epoch_s``.
 
     Attributes:
         history: list of per-epoch dicts: ``epoch``, ``loss`` (minimized objective), ``loss_<name>`` per
@@ -179,6 +207,8 @@ class AdversarialTrainerBase(Trainer):
         checkpoint_dir=None,
         resume: bool = False,
         label_smoothing: float = 0.0,
+        eps_warmup: int = 0,
+        epoch_callback=None,
     ):
         super().__init__(classifier)
         for attr in ("model", "_optimizer"):
@@ -202,6 +232,14 @@ class AdversarialTrainerBase(Trainer):
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.resume = bool(resume)
         self.label_smoothing = float(label_smoothing)
+        check_int("eps_warmup", eps_warmup, minimum=0)
+        if epoch_callback is not None and not callable(epoch_callback):
+            raise ValueError(
+                f"epoch_callback must be callable(trainer, epoch) -> dict, got {type(epoch_callback).__name__}"
+            )
+        self.eps_warmup = int(eps_warmup)
+        self.epoch_callback = epoch_callback
+        self._nb_batches = 1
         self.history: list[dict[str, Any]] = []
         self._timers: dict[str, float] = {}
 
@@ -263,6 +301,13 @@ class AdversarialTrainerBase(Trainer):
         ``final_eval`` pass is skipped (the update's forward provides the accuracy).
         """
         t0 = time.perf_counter()
+        scale = self.eps_scale(ctx)
+        if scale < 1.0:
+            for name in BUDGET_ATTRS:
+                if name in overrides or hasattr(attack, name):
+                    value = overrides.get(name, getattr(attack, name))
+                    if value is not None:
+                        overrides[name] = float(value) * scale
         with override_attrs(attack, seed=ctx.seed_for(tag), **overrides), model_eval(self.model):
             res = attack.attack_tensor(
                 lambda z: self.logits(z, fit=False),
@@ -274,6 +319,13 @@ class AdversarialTrainerBase(Trainer):
             )
         self._timers["attack"] = self._timers.get("attack", 0.0) + time.perf_counter() - t0
         return res
+
+    def eps_scale(self, ctx: BatchContext) -> float:
+        """Factor of the ε warm-up at batch ``ctx`` (1.0 when ``eps_warmup`` is 0 or over)."""
+        if self.eps_warmup == 0:
+            return 1.0
+        progress = ctx.epoch + (ctx.batch + 1) / max(self._nb_batches, 1)
+        return min(1.0, progress / self.eps_warmup)
 
     # ------------------------------------------------------------------------------ subclass interface
     def _batch_objective(
@@ -427,6 +479,7 @@ class AdversarialTrainerBase(Trainer):
             self.history = []
         device = self.device
         model = self.model
+        self._nb_batches = int(nb_batches)
         for epoch in tqdm(
             range(start, nb_epochs),
             desc=type(self).__name__,
@@ -498,6 +551,16 @@ class AdversarialTrainerBase(Trainer):
             rec["time_attack_s"] = self._timers["attack"]
             rec["time_update_s"] = self._timers["update"]
             rec["time_epoch_s"] = time.perf_counter() - t_epoch
+            if self.eps_warmup:
+                rec["eps_scale"] = self.eps_scale(
+                    BatchContext(epoch=epoch, batch=nb_batches - 1, seed=self.seed)
+                )
+            if self.epoch_callback is not None:
+                t_cb = time.perf_counter()
+                with model_eval(self.model):
+                    extra = self.epoch_callback(self, epoch)
+                rec.update(dict(extra or {}))
+                rec["time_callback_s"] = time.perf_counter() - t_cb
             self.history.append(rec)
             logger.info(
                 "%s epoch %d/%d: loss %.4f, clean acc %.3f, robust acc %.3f, %.1f s",

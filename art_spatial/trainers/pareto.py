@@ -23,6 +23,15 @@ window allows; ``"keep"`` keeps the previous α. Every fallback is counted in ``
 (``qp_fallbacks``), and a warning is issued once per epoch in which it happened. A solver failure keeps
 the previous α and is counted separately (``qp_failures``).
 
+Relative target (``r_mode="relative"``, this package's addition): the attack losses fall during training,
+and an absolute ``r`` (the paper's 2.2 on MNIST) soon lies above every windowed ``μ_i``; the ``clip``
+fallback then puts all the weight on the hardest attack, which is no longer Pareto AT. With
+``r_mode="relative"``, ``r ∈ [0, 1]`` is a fraction of the window's reachable interval of the attack
+losses, ``r_abs = min_{i≥1} μ_i + r·(max_{i≥1} μ_i − min_{i≥1} μ_i)``, feasible by construction: 0 asks for
+the easiest attack's loss level, 1 for the hardest one's, 0.5 for the middle. ``history`` records the
+effective absolute target (``r_effective``, epoch mean) and, in both modes, how often the absolute ``r``
+would have been infeasible (``r_infeasible``).
+
 Example:
     >>> import numpy as np
     >>> mu = np.array([0.1, 1.0, 2.0]); sigma = np.diag([0.01, 0.04, 0.09])
@@ -62,6 +71,7 @@ __all__ = [
 ]
 
 INFEASIBLE_MODES = ("clip", "keep")
+R_MODES = ("absolute", "relative")
 
 
 class InfeasibleTargetError(ValueError):
@@ -191,7 +201,10 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
     Args:
         classifier: ART ``PyTorchClassifier``.
         attacks: the attacks ``1..m`` (the paper: PGD, Flow, RT), any of :mod:`art_spatial.attacks`.
-        r: required robust loss level (MNIST 0.2 … 2.2, CIFAR-10 0.5 … 4.0 in the paper).
+        r: required robust loss level (MNIST 0.2 … 2.2, CIFAR-10 0.5 … 4.0 in the paper) with
+            ``r_mode="absolute"``; a fraction in ``[0, 1]`` of the window's attack-loss interval with
+            ``r_mode="relative"``.
+        r_mode: ``"absolute"`` (the paper's) or ``"relative"`` (feasible by construction; module docstring).
         window: number of recent batches whose loss vectors define ``μ`` and ``Σ``.
         include_natural: ``L_0`` = natural CE is one of the losses (Algorithm 1); False = attacks only.
         infeasible: fallback when ``r`` is unreachable: ``"clip"`` or ``"keep"``.
@@ -218,6 +231,7 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
         attacks,
         r: float,
         *,
+        r_mode: str = "absolute",
         window: int = 20,
         include_natural: bool = True,
         infeasible: str = "clip",
@@ -228,10 +242,14 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
         self.attacks = check_attacks("attacks", attacks)
         self.names = attack_names(self.attacks, names)
         check_number("r", r)
+        check_choice("r_mode", r_mode, R_MODES)
+        if r_mode == "relative" and not 0.0 <= float(r) <= 1.0:
+            raise ValueError(f"r must be in [0, 1] with r_mode='relative', got {r!r}")
         check_int("window", window, minimum=1)
         check_bool("include_natural", include_natural)
         check_choice("infeasible", infeasible, INFEASIBLE_MODES)
         self.r = float(r)
+        self.r_mode = r_mode
         self.window = int(window)
         self.include_natural = bool(include_natural)
         self.infeasible = infeasible
@@ -244,6 +262,8 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
     def _reset_epoch_counters(self):
         self._n_fallback = 0
         self._n_failure = 0
+        self._n_infeasible = 0
+        self._r_eff_sum = 0.0
         self._alpha_sum = np.zeros(len(self.loss_names))
         self._n_batches = 0
         self._qp_time = 0.0
@@ -286,11 +306,23 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
         D = W - mu
         return mu, D.T @ D / W.shape[0]
 
+    def target(self, mu: np.ndarray) -> float:
+        """The absolute target of the window with means ``mu``: ``r`` itself (``r_mode="absolute"``) or
+        ``min μ_i + r (max μ_i − min μ_i)`` over the attack losses (``"relative"``)."""
+        if self.r_mode == "absolute":
+            return self.r
+        attack_mu = mu[1:] if self.include_natural else mu
+        lo, hi = float(attack_mu.min()), float(attack_mu.max())
+        return lo + self.r * (hi - lo)
+
     def update_alpha(self) -> np.ndarray:
         """Solve Eq. 13 on the current window, applying the fallback when ``r`` is infeasible."""
         mu, sigma = self.window_moments()
         lo, hi = feasible_range(mu, self.include_natural)
-        r = self.r
+        r = self.target(mu)
+        self._r_eff_sum += r
+        if not lo - 1e-9 * max(1.0, abs(lo)) <= self.r <= hi + 1e-9 * max(1.0, abs(hi)):
+            self._n_infeasible += 1  # the absolute r, whatever the mode
         try:
             if lo - 1e-9 * max(1.0, abs(lo)) <= r <= hi + 1e-9 * max(1.0, abs(hi)):
                 return pareto_weights(mu, sigma, r, include_natural=self.include_natural)
@@ -312,9 +344,9 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
     def _epoch_record(self, epoch, nb_batches) -> dict[str, Any]:
         if self._n_fallback:
             msg = (
-                f"Pareto AT epoch {epoch + 1}: r = {self.r} was infeasible (above the largest "
-                f"windowed attack loss) in {self._n_fallback} of {self._n_batches} batches; "
-                f"fallback '{self.infeasible}' applied"
+                f"Pareto AT epoch {epoch + 1}: r = {self.r} was infeasible (outside the reachable "
+                f"range of the windowed losses) in {self._n_fallback} of {self._n_batches} batches; "
+                f"fallback '{self.infeasible}' applied (r_mode='relative' stays feasible)"
             )
             logger.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
@@ -325,6 +357,8 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
             "mu_last": mu.tolist(),
             "qp_fallbacks": self._n_fallback,
             "qp_failures": self._n_failure,
+            "r_infeasible": self._n_infeasible,
+            "r_effective": self._r_eff_sum / max(self._n_batches, 1),
             "time_qp_s": self._qp_time,
             "loss_names": list(self.loss_names),
         }

@@ -32,6 +32,7 @@ from .base import AdversarialTrainerBase, BatchContext, BatchObjective, _check_a
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NaturalTrainer",
     "SingleAttackTrainer",
     "PGDAdversarialTrainer",
     "SpatialAdversarialTrainer",
@@ -44,6 +45,32 @@ def random_targets(y: torch.Tensor, nb_classes: int, generator: torch.Generator)
     """A uniformly random label different from ``y[i]`` per example (Joint AT §4.2 training mode)."""
     offs = torch.randint(1, nb_classes, (y.shape[0],), generator=generator)
     return (y.detach().cpu().long() + offs).remainder(nb_classes).to(y.device)
+
+
+class NaturalTrainer(AdversarialTrainerBase):
+    """Natural (standard) training, ``min_θ E CE(f_θ(x), y)``, in the same loop as the adversarial trainers.
+
+    The "Natural" column of the Pareto AT paper's Table 1: with it, the reference model shares the
+    adversarial models' batch order, schedulers, checkpoints, resume and ``history`` (``clean_acc`` is
+    the training-batch accuracy). No attack runs.
+
+    Example:
+        >>> import numpy as np
+        >>> from art_spatial.models import SmallCNN, make_classifier
+        >>> t = NaturalTrainer(make_classifier(SmallCNN()), verbose=False)
+        >>> t.fit(np.random.rand(4, 1, 28, 28).astype("float32"), np.arange(4), nb_epochs=1)
+        >>> round(t.history[0]["robust_acc"], 1) != round(t.history[0]["robust_acc"], 1)  # nan: no attack
+        True
+    """
+
+    def _batch_objective(self, x, y, ctx) -> BatchObjective:
+        logits = self.train_logits(x)
+        ce = self.ce(logits, y)
+        return BatchObjective(
+            loss=ce.mean(),
+            losses={"natural": ce.detach().mean()},
+            correct_clean=logits.detach().argmax(1) == y,
+        )
 
 
 class SingleAttackTrainer(AdversarialTrainerBase):

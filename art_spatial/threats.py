@@ -14,6 +14,11 @@ Convention: parameters are tensors with a leading batch axis; a block's per-exam
 ``param_shape(c, h, w)``. Random starts are drawn from per-example uniform noise supplied by the
 engine so that an example's start does not depend on the rest of its batch.
 
+A block built with ``shared=True`` is *batch-shared*: one parameter for the whole attacked batch (kept
+as ``N`` identical rows). The engine then sums the per-example gradients over the batch before the
+step and draws one random start per batch (see :mod:`art_spatial.attacks.engine`); the result of such
+a block depends on the batch it is attacked in.
+
 Example:
     >>> import torch
     >>> box = LinfBox("flow", eps=0.3, eps_step=0.01, shape="flow")
@@ -61,11 +66,15 @@ def _check_nonneg(name: str, value: Number, positive: bool = False) -> None:
 class ThreatModel:
     """Base class of a parameter block: random start, step, projection and realised size."""
 
-    def __init__(self, name: str, shape: str):
+    def __init__(self, name: str, shape: str, shared: bool = False):
         if shape not in PARAM_SHAPES:
             raise ValueError(f"shape must be one of {sorted(PARAM_SHAPES)}, got {shape!r}")
+        if not isinstance(shared, bool):
+            raise ValueError(f"{name} shared must be a bool, got {shared!r}")
         self.name = name
         self.shape = shape
+        #: one parameter for the whole batch (gradient summed over the batch) instead of one per example
+        self.shared = shared
 
     def param_shape(self, c: int, h: int, w: int) -> tuple:
         """Per-example parameter shape for an image of shape (C, H, W)."""
@@ -106,10 +115,11 @@ class LinfBox(ThreatModel):
             for the rotation-translation block: degrees, pixels, pixels).
         eps_step: step size α, same broadcasting.
         shape: which parameter shape (a key of :data:`PARAM_SHAPES`).
+        shared: one parameter for the whole batch (see the module docstring); default per example.
     """
 
-    def __init__(self, name: str, eps: Number, eps_step: Number, shape: str):
-        super().__init__(name, shape)
+    def __init__(self, name: str, eps: Number, eps_step: Number, shape: str, shared: bool = False):
+        super().__init__(name, shape, shared)
         _check_nonneg(f"{name} eps", eps)
         _check_nonneg(f"{name} eps_step", eps_step)
         self.eps = eps

@@ -22,6 +22,17 @@ Randomness is per example: each example draws its random start (and, in the trai
 attack, its random target) from a generator seeded by ``(seed, the example's bytes)``, so attacking an
 example alone or inside any batch gives the same result.
 
+Batch-shared blocks (a threat model with ``shared=True``, e.g. ``AffineAttack(affine_scope="batch")``)
+are the exception: the block is one parameter for the whole batch, stored as ``N`` identical rows. Its
+gradient is the sum over the batch of the per-example gradients (the gradient of the summed loss
+w.r.t. the one parameter; the sign step is the same as for the mean), broadcast back to every row before
+the step and the projection, and its random start is drawn once from a batch stream seeded by
+``(seed, the bytes of the whole batch)`` that advances block by block as an example's stream does (for
+a batch of one it *is* that example's stream, so a batch of one reproduces the per-example attack
+exactly). The result then depends on the batch composition — a batch-level attack, like ART's
+``SpatialTransformation``. Early stop drops examples from the batch one by one, which would change the
+shared parameter's batch mid-attack, so it is refused with a shared block.
+
 Example:
     >>> import torch
     >>> from art_spatial.threats import LinfBox
@@ -122,6 +133,14 @@ def example_seeds(x: torch.Tensor, seed: int) -> np.ndarray:
     return out
 
 
+def _batch_seed(x: torch.Tensor, seed: int) -> int:
+    """One 63-bit seed from ``seed`` and the bytes of the whole batch (equals ``example_seeds`` for N = 1)."""
+    arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    key = int(seed).to_bytes(8, "little", signed=True)
+    h = hashlib.blake2b(arr.tobytes(), digest_size=8, key=key).digest()
+    return int.from_bytes(h, "little") >> 1
+
+
 def _generators(seeds: np.ndarray) -> list:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
@@ -176,17 +195,22 @@ def run_attack(
             when untargeted; when targeted without ``y_true``, "correct" means "not yet the target".
         random_init: random start inside every block's budget (unless ``spec.random_init`` overrides).
         seed: base seed of the per-example generators.
-        early_stop_tau: FAT's τ (None = plain attack).
+        early_stop_tau: FAT's τ (None = plain attack); refused when a block is batch-shared.
         record: keep the correctness of every iterate (``N x (K+1)``).
         final_eval: one extra forward on the returned iterates to report their correctness and loss.
         loss_fn: per-example loss ``(logits, labels) -> N`` (default cross-entropy).
-        init_params: start from these parameters instead of zero/random (e.g. a cascade's second stage).
+        init_params: start from these parameters instead of zero/random (e.g. a cascade's second stage);
+            a batch-shared block's rows must be identical.
         generators: per-example ``torch.Generator`` list to draw from (default: from ``seed``).
     """
     if max_iter < 0:
         raise ValueError(f"max_iter must be non-negative, got {max_iter}")
     if early_stop_tau is not None and early_stop_tau < 0:
         raise ValueError(f"early_stop_tau must be None or non-negative, got {early_stop_tau}")
+    shared = tuple(name for name, tm in spec.blocks.items() if getattr(tm, "shared", False))
+    if shared and early_stop_tau is not None:
+        raise ValueError(f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
+                         "early stop would change the batch the shared parameter is fitted on mid-attack")
     loss_fn = loss_fn or _ce
     n, c, h, w = x.shape
     device, dtype = x.device, x.dtype
@@ -196,13 +220,22 @@ def run_attack(
     if generators is None:
         generators = _generators(example_seeds(x, seed)) if n else []
 
-    # starting point
+    # starting point (a batch stream mirrors an example's draws when a block is batch-shared)
+    batch_gen = torch.Generator().manual_seed(_batch_seed(x, seed)) if shared else None
     params: Params = {}
     for name, tm in spec.blocks.items():
         if init_params is not None and name in init_params:
             params[name] = init_params[name].detach().to(device, dtype).clone()
+            if name in shared and n and not bool((params[name] == params[name][:1]).all()):
+                raise ValueError(f"init_params[{name!r}] of a batch-shared block must be identical across "
+                                 "the batch")
         elif spec.random_init.get(name, random_init):
-            u = per_example_uniform(generators, tm.param_shape(c, h, w), device, dtype)
+            shape = tm.param_shape(c, h, w)
+            u = per_example_uniform(generators, shape, device, dtype)
+            if batch_gen is not None:
+                ub = torch.rand(shape, generator=batch_gen).to(device=device, dtype=dtype)
+                if name in shared:
+                    u = ub.expand((n,) + tuple(shape)).clone()
             params[name] = tm.project(tm.from_uniform(u))
         else:
             params[name] = tm.zeros(n, c, h, w, device=device, dtype=dtype)
@@ -276,6 +309,8 @@ def run_attack(
                 new = {}
                 for b, g in zip(blocks, grads, strict=True):
                     tm = spec.blocks[b]
+                    if b in shared:  # one parameter: the gradient of the summed loss, on every row
+                        g = g.sum(0, keepdim=True).expand_as(g)
                     new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
                 if moving is not None:
                     for b in blocks:

@@ -1,6 +1,6 @@
 """Flow (local), affine / rotation-translation (global) and integrated spatial attacks as ART attacks.
 
-Papers: Pareto Adversarial Robustness (journal version in ``shared/papers``), §2, Eq. 1-9;
+Papers: Pareto Adversarial Robustness (arXiv:2111.01996), §2, Eq. 1-9;
 Joint spatial-pixel adversarial training, Alg. 1 (the ℓ2,∞ flow ball in pixels).
 
 * :class:`FlowAttack` — maximize CE(f(x_w), y) over a per-pixel flow ``w_F ∈ R^{H×W×2}``,
@@ -12,6 +12,14 @@ Joint spatial-pixel adversarial training, Alg. 1 (the ℓ2,∞ flow ball in pixe
 
 Conventions (coordinates, units, rotation sign): see :mod:`art_spatial.warp`. Defaults are the Pareto
 paper's MNIST values (Appendix E); the spatial attacks start from the identity unless ``random_init``.
+
+``affine_scope`` (affine and integrated attacks): ``"per-example"`` (default) fits one ``w_RT`` per
+example, as Eq. 5-9 are written; ``"batch"`` fits ONE ``w_RT`` (or rotation-translation vector) for the
+whole attacked batch — gradient summed over the batch, one sign step, one projection, one random start
+per batch — while the integrated attack's flow stays per example. The batch variant is a batch-level
+attack (like ART's ``SpatialTransformation``): its result depends on the batch composition and size
+(``batch_size`` of ``generate``, or the tensor given to ``attack_tensor``), and it cannot be combined with
+``early_stop_tau``. Realised parameters are still reported per example (all rows equal).
 
 Example:
     >>> import torch
@@ -40,6 +48,7 @@ __all__ = ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack", "flow_threat
 FLOW_NORMS = ("inf", "2,inf")
 FLOW_UNITS = ("normalized", "pixels")
 PARAMETRIZATIONS = ("affine", "rotation-translation")
+AFFINE_SCOPES = ("per-example", "batch")
 _ESTIMATOR_REQUIREMENTS = (BaseEstimator, LossGradientsMixin, ClassifierMixin)
 
 
@@ -51,12 +60,23 @@ def flow_threat(eps: float, eps_step: float, norm: str) -> ThreatModel:
 
 
 def affine_threat(parametrization: str, eps, eps_step, max_rotation, max_translation, rotation_step,
-                  translation_step) -> ThreatModel:
-    """The global block: affine increments ``w_RT`` (``N x 2 x 3``) or rotation-translation ``N x 3``."""
+                  translation_step, shared: bool = False) -> ThreatModel:
+    """The global block: affine increments ``w_RT`` (``N x 2 x 3``) or rotation-translation ``N x 3``.
+
+    ``shared=True`` makes it one parameter for the whole batch (``affine_scope="batch"``).
+    """
     if parametrization == "affine":
-        return LinfBox("affine", eps, eps_step, "affine")
+        return LinfBox("affine", eps, eps_step, "affine", shared=shared)
     return LinfBox("rt", (max_rotation, max_translation, max_translation),
-                   (rotation_step, translation_step, translation_step), "rt")
+                   (rotation_step, translation_step, translation_step), "rt", shared=shared)
+
+
+def _check_affine_scope(attack) -> None:
+    check_choice("affine_scope", attack.affine_scope, AFFINE_SCOPES)
+    if attack.affine_scope == "batch" and attack.early_stop_tau is not None:
+        raise ValueError("affine_scope='batch' (one affine parameter for the whole batch) cannot be combined "
+                         f"with early_stop_tau={attack.early_stop_tau!r}: stopping examples one by one would "
+                         "change the batch the shared parameter is fitted on; use early_stop_tau=None")
 
 
 def _affine_matrix(params: dict[str, torch.Tensor], shape: tuple) -> torch.Tensor | None:
@@ -113,7 +133,7 @@ class _FlowCore(_SpatialCore):
 
 class _AffineCore(_SpatialCore):
     _core_params = ("eps", "eps_step", "parametrization", "max_rotation", "max_translation", "rotation_step",
-                    "translation_step")
+                    "translation_step", "affine_scope")
 
     def _check_core(self):
         super()._check_core()
@@ -124,16 +144,19 @@ class _AffineCore(_SpatialCore):
         check_number("max_translation", self.max_translation, nonneg=True)
         check_number("rotation_step", self.rotation_step, positive=True)
         check_number("translation_step", self.translation_step, positive=True)
+        _check_affine_scope(self)
 
     def _blocks(self):
         g = affine_threat(self.parametrization, self.eps, self.eps_step, self.max_rotation,
-                          self.max_translation, self.rotation_step, self.translation_step)
+                          self.max_translation, self.rotation_step, self.translation_step,
+                          shared=self.affine_scope == "batch")
         return {g.name: g}
 
 
 class _IntegratedCore(_SpatialCore):
     _core_params = ("eps_flow", "eps_affine", "eps_step_flow", "eps_step_affine", "flow_norm", "units",
-                    "parametrization", "max_rotation", "max_translation", "rotation_step", "translation_step")
+                    "parametrization", "max_rotation", "max_translation", "rotation_step", "translation_step",
+                    "affine_scope")
 
     @property
     def flow_units(self):  # type: ignore[override]
@@ -152,10 +175,12 @@ class _IntegratedCore(_SpatialCore):
         check_number("max_translation", self.max_translation, nonneg=True)
         check_number("rotation_step", self.rotation_step, positive=True)
         check_number("translation_step", self.translation_step, positive=True)
+        _check_affine_scope(self)
 
     def _blocks(self):
         g = affine_threat(self.parametrization, self.eps_affine, self.eps_step_affine, self.max_rotation,
-                          self.max_translation, self.rotation_step, self.translation_step)
+                          self.max_translation, self.rotation_step, self.translation_step,
+                          shared=self.affine_scope == "batch")
         return {"flow": flow_threat(self.eps_flow, self.eps_step_flow, self.flow_norm), g.name: g}
 
 
@@ -228,6 +253,11 @@ class AffineAttack(_AffineCore, _ARTSpatialAttack):
     ``(angle°, tx px, ty px)`` with ``|angle| ≤ max_rotation``, ``|t| ≤ max_translation``, sign steps
     ``rotation_step`` / ``translation_step`` (eps and eps_step are then unused).
 
+    ``affine_scope="per-example"`` (default) fits one parameter per example (Eq. 5-6 as written);
+    ``"batch"`` fits one parameter for each attacked batch (``batch_size`` images of ``generate``): the
+    result depends on the batch composition and size, and ``early_stop_tau`` must be None (see the module
+    docstring). Every other argument is as in :class:`FlowAttack`.
+
     Example:
         >>> from art_spatial.models import SmallCNN, make_classifier
         >>> import numpy as np
@@ -245,11 +275,13 @@ class AffineAttack(_AffineCore, _ARTSpatialAttack):
                  parametrization: str = "affine", max_rotation: float = 30.0, max_translation: float = 3.0,
                  rotation_step: float = 3.0, translation_step: float = 0.3, random_init: bool = False,
                  targeted: bool = False, early_stop_tau: int | None = None, seed: int = 0,
-                 padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
+                 padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True,
+                 affine_scope: str = "per-example"):
         super().__init__(estimator=estimator)
         self.eps, self.eps_step, self.parametrization = eps, eps_step, parametrization
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.rotation_step, self.translation_step = rotation_step, translation_step
+        self.affine_scope = affine_scope
         self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
                          batch_size, verbose)
         self._check_params()
@@ -261,7 +293,8 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
     ``x_w = x(A_{w_RT} [u, v, 1]^T + w_F)`` with one bilinear resampling; PGD on ``[w_F, w_RT]``
     jointly (one gradient per step), step sizes ``eps_step_flow`` / ``eps_step_affine`` and element-wise
     clipping to ``eps_flow`` / ``eps_affine`` (or the rotation-translation box with
-    ``parametrization="rotation-translation"``).
+    ``parametrization="rotation-translation"``). ``affine_scope="batch"`` makes the affine block one
+    parameter per attacked batch (the flow stays per example), as in :class:`AffineAttack`.
 
     Example:
         >>> from art_spatial.models import SmallCNN, make_classifier
@@ -280,13 +313,15 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
                  units: str = "normalized", parametrization: str = "affine", max_rotation: float = 30.0,
                  max_translation: float = 3.0, rotation_step: float = 3.0, translation_step: float = 0.3,
                  random_init: bool = False, targeted: bool = False, early_stop_tau: int | None = None,
-                 seed: int = 0, padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
+                 seed: int = 0, padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True,
+                 affine_scope: str = "per-example"):
         super().__init__(estimator=estimator)
         self.eps_flow, self.eps_affine = eps_flow, eps_affine
         self.eps_step_flow, self.eps_step_affine = eps_step_flow, eps_step_affine
         self.flow_norm, self.units, self.parametrization = flow_norm, units, parametrization
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.rotation_step, self.translation_step = rotation_step, translation_step
+        self.affine_scope = affine_scope
         self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
                          batch_size, verbose)
         self._check_params()

@@ -205,9 +205,11 @@ class DemoConfig:
             raise ValueError(f"`pareto_r_mode` must be 'absolute' or 'relative', got {self.pareto_r_mode!r}")
         for r in (self.pareto_r,) + self.pareto_rs:
             if self.pareto_r_mode == "absolute" and not float(r) > 0:
-                raise ValueError(f"`pareto_r` values must be positive with pareto_r_mode='absolute', got {r!r}")
+                raise ValueError(
+                    f"`pareto_r` values must be positive with pareto_r_mode='absolute', got {r!r}")
             if self.pareto_r_mode == "relative" and not 0 <= float(r) <= 1:
-                raise ValueError(f"`pareto_r` values must be in [0, 1] with pareto_r_mode='relative', got {r!r}")
+                raise ValueError(
+                    f"`pareto_r` values must be in [0, 1] with pareto_r_mode='relative', got {r!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> DemoConfig:
@@ -445,8 +447,8 @@ def train_model(method: str, config: DemoConfig, x: np.ndarray, y: np.ndarray, o
     classifier = make_classifier(model, lr=config.lr if natural else config.adv_lr)
     scheduler = None
     if config.milestones(epochs):
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(classifier.optimizer, milestones=config.milestones(epochs),
-                                                         gamma=config.lr_gamma)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma)
     callback = None if monitor is None else monitor_callback(monitor[0], monitor[1], seed=config.seed)
     t0, c0 = time.perf_counter(), time.process_time()
     ckpt = out / "checkpoints" / f"{name}-{key}"

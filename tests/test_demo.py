@@ -13,8 +13,9 @@ import pytest
 
 from art_spatial.demo import METHODS, PAPER_MNIST_TABLE1, DemoConfig, format_table1, run_demo, slug
 
-SMOKE = dict(n_train=192, n_test=24, natural_epochs=1, adv_epochs=1, pgd_iter=1, spatial_iter=1,
-             multi_iter=1, batch_size=64, eval_batch_size=64)
+SMOKE = dict(n_train=192, n_test=24, natural_epochs=2, adv_epochs=2, pgd_iter=1, spatial_iter=1,
+             multi_iter=1, batch_size=64, eval_batch_size=64, pareto_rs=(0.8,), monitor_n=8)
+FRONT = list(METHODS) + ["Pareto AT (r=0.8)"]  # the Table-1 models and the further front point
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,17 @@ def test_demo_smoke_writes_every_output(smoke_run):
         assert row in table
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["n_test"] == SMOKE["n_test"] and summary["total_cpu_s"] > 0
-    assert set(summary["scores"]) == set(METHODS)
-    # progress messages: one training, one evaluation and one result line per method
-    assert sum("training" in s for s in stages) == len(METHODS)
-    assert sum("universal" in s for s in stages) == len(METHODS)
+    assert set(summary["scores"]) == set(FRONT)
+    assert set(summary["pareto"]) == {"Pareto AT", "Pareto AT (r=0.8)"}
+    # progress messages: one training, one evaluation and one result line per model
+    assert sum("training" in s for s in stages) == len(FRONT)
+    assert sum("universal" in s for s in stages) == len(FRONT)
+    # every model is trained from scratch with the LR schedule, ε warm-up and monitor curves
+    hist = json.loads((out / "models" / "spatial_at.json").read_text())["history"]
+    assert [h["lr"] for h in hist] == [1e-3, 1e-4] and [h["eps_scale"] for h in hist] == [1.0, 1.0]
+    assert all(0 <= h["mon_clean"] <= 1 and "mon_affine" in h for h in hist)
+    sweep = json.loads((out / "models" / f"{slug(FRONT[-1])}.json").read_text())
+    assert sweep["config"]["pareto_r"] == 0.8 and sweep["config"]["pareto_r_mode"] == "relative"
 
 
 def test_demo_resume_reuses_models_and_reports(smoke_run):
@@ -58,9 +66,9 @@ def test_demo_resume_reuses_models_and_reports(smoke_run):
     assert all(t["reused_model"] and t["reused_report"] for t in again.timings.values())
     assert again.table == first.table
     # a changed recipe for one method retrains only that one
-    changed = run_demo(DemoConfig(**{**SMOKE, "pareto_r": 1.0}), out, verbose=False)
+    changed = run_demo(DemoConfig(**{**SMOKE, "pareto_r": 0.7}), out, verbose=False)
     reused = {m: t["reused_model"] for m, t in changed.timings.items()}
-    assert reused == {m: m != "Pareto AT" for m in METHODS}
+    assert reused == {m: m != "Pareto AT" for m in FRONT}
 
 
 def test_table1_formatting(smoke_run):
@@ -73,8 +81,18 @@ def test_table1_formatting(smoke_run):
 
 
 def test_config_validation_and_presets():
-    quick, full = DemoConfig.preset("quick"), DemoConfig.preset("default")
-    assert quick.n_test < full.n_test == 1000 and quick.n_train < full.n_train == 4000
+    quick, demo, full = DemoConfig.preset("quick"), DemoConfig.preset("default"), DemoConfig.preset("full")
+    assert quick.n_test < demo.n_test < full.n_test == 1000 and quick.n_train < full.n_train == 4000
+    assert demo.adv_epochs < full.adv_epochs and not full.finetune and full.eps_warmup > 0
+    assert full.milestones(full.adv_epochs) == [6, 8] and demo.milestones(1) == []
+    assert len(demo.jobs()) == len(METHODS) + 2  # the Table-1 models and two further front points
+    with pytest.raises(ValueError, match="pareto_r"):
+        DemoConfig(pareto_r=2.2)  # relative r is a fraction
+    assert DemoConfig(pareto_r=2.2, pareto_r_mode="absolute", pareto_rs=()).pareto_r == 2.2
+    with pytest.raises(ValueError, match="pareto_r_mode"):
+        DemoConfig(pareto_r_mode="loose")
+    with pytest.raises(ValueError, match="lr_drops"):
+        DemoConfig(lr_drops=(0.8, 0.5))
     assert DemoConfig(methods=("PGD AT",)).methods == ("Natural", "PGD AT")
     with pytest.raises(ValueError, match="methods"):
         DemoConfig(methods=("Magic AT",))

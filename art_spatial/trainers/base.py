@@ -235,7 +235,8 @@ class AdversarialTrainerBase(Trainer):
         check_int("eps_warmup", eps_warmup, minimum=0)
         if epoch_callback is not None and not callable(epoch_callback):
             raise ValueError(
-                f"epoch_callback must be callable(trainer, epoch) -> dict, got {type(epoch_callback).__name__}"
+                "epoch_callback must be callable(trainer, epoch) -> dict, got "
+                f"{type(epoch_callback).__name__}"
             )
         self.eps_warmup = int(eps_warmup)
         self.epoch_callback = epoch_callback

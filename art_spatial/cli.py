@@ -156,7 +156,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     result = run_demo(config, args.out, verbose=not args.quiet, on_stage=stage)
     print()
-    print(f"Table-1 analog (robustness scores in %, suite {config.suite}, reference: Natural):")
+    conventions = "/".join(sorted({r.score_convention for r in result.reports.values()}))
+    print(
+        f"Table-1 analog (robustness scores in %, {conventions} accuracy, suite {config.suite}, "
+        "reference: Natural):"
+    )
     print(result.table)
     elapsed = time.perf_counter() - start
     for name, path in result.files.items():

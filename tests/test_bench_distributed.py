@@ -64,6 +64,7 @@ def _worker(rank, world, init_file, ckpt, out_dir):
             batch_size=3,
             seed=1,
             state_path=os.path.join(out_dir, "state.json"),
+            reference="paper",  # the suite's numbers: every process scores the universal score
         )
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump(rep.to_dict(), fh)
@@ -78,8 +79,12 @@ def _comparable(rep: dict) -> dict:
             "n_examples",
             "n_clean_correct",
             "clean_accuracy",
+            "score_convention",
             "category_scores",
+            "category_scores_all_points",
+            "category_scores_on_correct",
             "universal",
+            "universal_all_points",
             "warnings",
         )
     }
@@ -113,7 +118,9 @@ def test_two_gloo_processes_equal_one(tmp_path, trained_smallcnn):
     r1 = json.loads((tmp_path / "rank1.json").read_text())
     assert r0["meta"]["world_size"] == 2
     x, y = load_mnist5k("test", seed=0)
-    single = evaluate(trained_smallcnn, x, y, SUITE, n_examples=6, batch_size=3, seed=1).to_dict()
+    single = evaluate(
+        trained_smallcnn, x, y, SUITE, n_examples=6, batch_size=3, seed=1, reference="paper"
+    ).to_dict()
     assert single["meta"]["world_size"] == 1
     assert _comparable(r0) == _comparable(single)
     assert _comparable(r1) == _comparable(single)
@@ -159,6 +166,7 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
                 batch_size=3,
                 seed=1,
                 state_path=tmp_path / "state.json",
+                reference="paper",
             ).to_dict()
         except Exception as exc:  # re-raised in the main thread below
             errors.append(exc)
@@ -172,7 +180,10 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
     if errors:
         raise errors[0]
     monkeypatch.undo()
-    single = evaluate(trained_smallcnn, x, y, SUITE, n_examples=6, batch_size=3, seed=1).to_dict()
+    single = evaluate(
+        trained_smallcnn, x, y, SUITE, n_examples=6, batch_size=3, seed=1, reference="paper"
+    ).to_dict()
+    assert single["universal"] is not None
     assert results[0]["meta"]["world_size"] == 2
     assert _comparable(results[0]) == _comparable(single) == _comparable(results[1])
     # each rank attacked only its shard, and the merged counts cover all points

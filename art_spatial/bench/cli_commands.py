@@ -69,8 +69,17 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
     p.add_argument(
         "--reference",
         default=None,
-        help="reference report / scores JSON for the universal score (default: the suite's paper "
-        "numbers when it has them)",
+        help="what the universal score subtracts: a natural model's report.json evaluated on the same "
+        "points, a scores JSON (category -> %%), or 'paper' for the paper's natural-model numbers (a "
+        "different model). Default: none, so no universal score",
+    )
+    p.add_argument(
+        "--score-convention",
+        choices=("correct-only", "all-points"),
+        default=None,
+        help="accuracy on the points classified correctly without attack (the Pareto AT paper's "
+        "score) or on all points (RobustBench); default: the suite's (pareto-mnist / pareto-cifar10: "
+        "correct-only). Both are reported",
     )
     p.add_argument(
         "--n-examples", type=positive_int, default=None, help="evaluate the first N test points"
@@ -175,9 +184,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     name = args.name or label
     if rank == 0:
         n_ex = len(x) if args.n_examples is None else min(args.n_examples, len(x))
+        convention = args.score_convention or suite.score_convention
         print(
             f"art-spatial evaluate: {name} on {args.data} ({n_ex} examples), suite {suite.name}, "
-            f"{world} process(es), torch threads {torch.get_num_threads()}"
+            f"scores {convention}, {world} process(es), torch threads {torch.get_num_threads()}"
         )
     report = evaluate(
         model,
@@ -193,6 +203,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         attack_misclassified=args.attack_misclassified,
         verbose=not args.quiet and rank == 0,
         model_name=name,
+        score_convention=args.score_convention,
     )
     if rank == 0:
         report.save(out / "report.json")
@@ -231,7 +242,11 @@ def add_leaderboard_parser(subparsers, add_verbosity) -> argparse.ArgumentParser
     r = sub.add_parser(
         "render",
         help="render the model_info JSON entries of DIR as a ranked table",
-        description="Rank entries by universal score and print (or write) Markdown, HTML or CSV.",
+        description=(
+            "Rank entries by universal score and print (or write) Markdown, HTML or CSV. The score "
+            "headers name the score convention (correct-only or all-points); entries of different "
+            "conventions are ranked separately."
+        ),
     )
     r.add_argument("dir", type=Path, help="folder of model_info *.json entries")
     r.add_argument(

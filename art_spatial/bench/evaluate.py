@@ -3,6 +3,12 @@
 Scores follow Pareto AT §4.4 / Table 1 (see :mod:`art_spatial.bench.scores`); suites are data
 (:mod:`art_spatial.bench.suites`); profiles follow CuSP (:mod:`art_spatial.bench.profiles`).
 
+Score convention: every strength's accuracy is computed on all points and on the points classified
+correctly without attack; the suite's ``score_convention`` (``pareto-mnist`` / ``pareto-cifar10``:
+``"correct-only"``, the paper's score) chooses which one makes ``report.category_scores`` and
+``report.universal``; the other is reported beside it. The universal score needs ``reference=``, a
+natural model's report evaluated by this harness on the same points; without one it is None.
+
 Multi-strength in one run. For an attack listed with iteration counts ``k_1 < … < k_m`` the harness runs
 it once to ``K = k_m`` steps through the attacks' tensor API with ``record=True``; ``correct[:, k]`` is
 the correctness of iterate k, which is exactly the final iterate of a separate k-step run under the same
@@ -17,7 +23,7 @@ Points the model misclassifies without attack are counted non-robust without att
 (AutoAttack's convention; ``attack_misclassified=True`` attacks them too). This applies equally to
 the one-run and the separate-run evaluations.
 
-Reliability (AutoAttack-style checks, CONVENTIONS habit 12), reported in ``report.warnings``: model in
+Reliability (AutoAttack-style checks), reported in ``report.warnings``: model in
 train mode, outputs that look like probabilities, all-zero input gradients, a non-deterministic
 forward. Resumable: with ``state_path`` the merged counts of every finished unit (clean pass, each
 attack, each profile) are written atomically; a rerun with the same arguments skips finished units.
@@ -54,8 +60,14 @@ import torch.nn.functional as F
 from ..attacks.base import estimator_logits_fn, model_eval
 from . import distributed as D
 from .profiles import invariance_counts, robustness_counts
-from .scores import RobustnessReport, atomic_write_json, resolve_reference, strengths_from_record
-from .suites import AttackEntry, Suite, get_suite
+from .scores import (
+    RobustnessReport,
+    _no_scores_message,
+    _resolve,
+    atomic_write_json,
+    strengths_from_record,
+)
+from .suites import SCORE_CONVENTIONS, AttackEntry, Suite, get_suite
 
 logger = logging.getLogger(__name__)
 
@@ -400,6 +412,7 @@ def evaluate(
     verbose: bool = False,
     callback: Callable[[str, dict], None] | None = None,
     model_name: str | None = None,
+    score_convention: str | None = None,
 ) -> RobustnessReport:
     """Evaluate a model on a suite (Pareto AT §4.4 scores, CuSP profiles); see the module docstring.
 
@@ -408,8 +421,12 @@ def evaluate(
             with ``clip_values``) or an ART ``PyTorchClassifier`` (its preprocessing is used).
         x: images ``N x C x H x W`` (numpy or tensor) in the clip range; y: ``N`` integer labels.
         suite: registered name, JSON path, dict or :class:`~art_spatial.bench.suites.Suite`.
-        reference: natural model's report / scores for the universal score (default: the suite's
-            ``reference`` numbers if it has them, else no universal score).
+        reference: what the universal score subtracts: a naturally trained model's
+            :class:`~art_spatial.bench.scores.RobustnessReport` (or its JSON path / dict) evaluated by
+            this harness on the same points (its scores under this report's convention are used); a
+            dict ``category -> score`` (used as given); or ``"paper"`` / ``"paper:<suite>"``, the
+            suite's published natural-model numbers (a different model, labelled as such). Default
+            None: no universal score (``report.universal`` is None).
         n_examples: evaluate the first ``n_examples`` points (RobustBench convention); None = all.
         batch_size: attack batch size.
         seed: seed of every attack and random transformation (per-example streams).
@@ -424,6 +441,9 @@ def evaluate(
         callback: ``callback(event, info)`` after every finished unit (``"clean"``, ``"attack"``,
             ``"profile"``); raising from it interrupts the evaluation (the state is already saved).
         model_name: stored in the report.
+        score_convention: ``"correct-only"`` (accuracy on the points classified correctly without
+            attack, the Pareto AT paper's score) or ``"all-points"`` (RobustBench); default: the
+            suite's ``score_convention``. Both are always in the report.
 
     Returns:
         A :class:`~art_spatial.bench.scores.RobustnessReport`.
@@ -436,6 +456,11 @@ def evaluate(
     suite_obj: Suite = get_suite(suite)
     if mode is not None and mode not in ("final", "worst"):
         raise ValueError(f"mode must be None, 'final' or 'worst', got {mode!r}")
+    if score_convention is not None and score_convention not in SCORE_CONVENTIONS:
+        raise ValueError(
+            f"score_convention must be None or one of {SCORE_CONVENTIONS}, got {score_convention!r}"
+        )
+    convention = score_convention or suite_obj.score_convention
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -475,16 +500,17 @@ def evaluate(
     attacks = {
         a.name: build_attack(a, classifier, seed, entry_modes[a.name]) for a in suite_obj.attacks
     }
-    ref_scores, ref_name = resolve_reference(reference)
-    if ref_scores is None and suite_obj.reference:
-        ref_scores, ref_name = dict(suite_obj.reference), f"{suite_obj.name} paper natural model"
+    # resolved before attacking: a bad reference fails fast
+    ref = _resolve(reference, suite=suite_obj)
+    if ref is not None and ref.as_given is None and ref.scores(convention) is None:
+        raise ValueError(_no_scores_message(ref, convention))
 
     rank, world = D.dist_info()
     local_idx = D.shard_indices(n, rank, world)
     data_fp = _data_fingerprint(x_t, y_t)
     fp_src = json.dumps(
         {
-            "suite": suite_obj.to_dict(),
+            "suite": suite_obj.counting_dict(),
             "n": n,
             "seed": seed,
             "modes": entry_modes,
@@ -602,8 +628,7 @@ def evaluate(
         n_clean_correct=n_correct,
         clean_accuracy=100.0 * n_correct / n,
         attacks=attack_reports,
-        reference_scores=ref_scores,
-        reference_name=ref_name,
+        score_convention=convention,
         profiles={k: dict(v) for k, v in state["profiles"].items()},
         warnings=list(state["warnings"]),
         wall_time_s=time.perf_counter() - t_start,
@@ -623,5 +648,16 @@ def evaluate(
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),
         },
-    ).recompute_scores()
+    )
+    report._set_reference(ref)
+    report.recompute_scores()
+    if ref is None:
+        logger.info(
+            "%s: no reference given, so no universal score; pass reference=<a natural model's report "
+            "evaluated on the same points> (or reference='paper' for the paper's natural-model "
+            "numbers, a different model)",
+            suite_obj.name,
+        )
+    elif ref.name and ref.data_fingerprint is None and ref.as_given is None:
+        logger.info("universal score against %s", ref.name)
     return report

@@ -1,12 +1,27 @@
 """Robustness scores (Pareto AT §4.4, Table 1) and the :class:`RobustnessReport`.
 
-* Accuracy under an attack at a strength: robust points / evaluated points (%), and the variant on the
-  points the model classifies correctly without attack (the paper's Fig. 3).
+Paper: Pareto Adversarial Robustness: Balancing Spatial Robustness and Sensitivity-based Robustness,
+arXiv:2111.01996.
+
+* Accuracy under an attack at a strength, in two conventions (both always computed and reported):
+
+  - ``"correct-only"``: robust points / points the model classifies correctly without attack (%).
+    The paper's robustness score (§3.1 states it for Fig. 3; its Table 2 lists models whose scores
+    are 8–26 points above their clean accuracy, which all-point accuracy cannot produce).
+  - ``"all-points"``: robust points / evaluated points (%), RobustBench's robust accuracy; a point
+    misclassified without attack counts as non-robust.
+
+  A report's ``score_convention`` says which one its ``category_scores`` and ``universal`` use; the
+  suite chooses it (``pareto-mnist`` / ``pareto-cifar10``: correct-only), ``evaluate(...,
+  score_convention=...)`` overrides it. See docs/conventions.md, "Robustness scores".
 * Robustness score of a category c ∈ {sensitivity, local, global}: the mean of the accuracies (%) over
   the category's strengths (all entries of the category pooled).
 * Universal robustness score: ``U = Σ_c (S_c − S_c^ref)``, the reference being a naturally trained
-  model's scores (Table 1 sets the natural model to 0). E.g. Table 1 MNIST, PGD AT:
-  (98.42 − 29.40) + (38.23 − 14.36) + (12.77 − 16.70) = 88.97 (the paper prints 88.97).
+  model's scores under the same convention (Table 1 sets the natural model to 0). E.g. Table 1 MNIST,
+  PGD AT: (98.42 − 29.40) + (38.23 − 14.36) + (12.77 − 16.70) = 88.97 (the paper prints 88.97).
+  The reference must be a natural model evaluated by the same harness on the same points; without
+  one there is no universal score. The paper's own natural-model numbers (a different model) are used
+  only when asked for by name, ``reference="paper"``.
 
 Example:
     >>> universal_score({"sensitivity": 98.42, "local": 38.23, "global": 12.77},
@@ -17,11 +32,14 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .suites import CATEGORIES
+from .suites import CATEGORIES, check_score_convention
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "RobustnessReport",
@@ -31,6 +49,11 @@ __all__ = [
     "resolve_reference",
     "atomic_write_json",
 ]
+
+#: score convention -> the per-strength accuracy key it averages
+_ACCURACY_KEY = {"correct-only": "accuracy_on_correct", "all-points": "accuracy"}
+#: names that select a suite's published reference numbers (``"paper"`` or ``"paper:<suite>"``)
+PAPER_REFERENCE = "paper"
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
@@ -55,7 +78,8 @@ def strengths_from_record(record: dict) -> list[dict]:
     """Per-strength accuracies (%) from an attack's raw counts.
 
     ``record`` holds ``n`` (points evaluated), ``n_clean_correct``, ``robust`` and ``robust_on_correct``
-    (counts per strength) and ``labels``/``iterations``.
+    (counts per strength) and ``labels``/``iterations``. ``accuracy`` is the all-point accuracy,
+    ``accuracy_on_correct`` the accuracy on the ``n_clean_correct`` points.
     """
     out = []
     its = record.get("iterations") or [None] * len(record["robust"])
@@ -78,8 +102,11 @@ def category_scores(attacks: list[dict], key: str = "accuracy") -> dict[str, flo
 
     Args:
         attacks: the report's attack entries (each with ``category`` and ``strengths``).
-        key: ``"accuracy"`` (all points, the paper's score) or ``"accuracy_on_correct"``.
+        key: ``"accuracy"`` (all points) or ``"accuracy_on_correct"`` (points classified correctly
+            without attack, the Pareto AT paper's score); a score convention name
+            (``"all-points"`` / ``"correct-only"``) is accepted too.
     """
+    key = _ACCURACY_KEY.get(key, key)
     pooled: dict[str, list[float]] = {}
     for a in attacks:
         if a.get("category"):
@@ -89,6 +116,8 @@ def category_scores(attacks: list[dict], key: str = "accuracy") -> dict[str, flo
 
 def universal_score(scores: dict[str, float], reference: dict[str, float]) -> float:
     """``Σ_c (scores[c] − reference[c])`` over the categories of ``scores``.
+
+    Both must use the same score convention (the caller's responsibility; the report does it).
 
     Raises:
         ValueError: ``reference`` lacks a category of ``scores``.
@@ -101,40 +130,184 @@ def universal_score(scores: dict[str, float], reference: dict[str, float]) -> fl
     return float(sum(scores[c] - float(reference[c]) for c in scores))
 
 
-def resolve_reference(reference) -> tuple[dict[str, float] | None, str | None]:
-    """Reference category scores and a name from: None, a :class:`RobustnessReport`, a report dict,
-    a dict ``category -> score`` or a path to a JSON file holding either."""
+# ------------------------------------------------------------------------------------ references
+@dataclass
+class _Reference:
+    """A resolved reference: scores per convention (None = unknown), or numbers ``as_given``."""
+
+    name: str | None = None
+    convention: str | None = None
+    on_correct: dict[str, float] | None = None
+    all_points: dict[str, float] | None = None
+    as_given: dict[str, float] | None = None
+    data_fingerprint: str | None = None
+    n_examples: int | None = None
+    suite: str | None = None
+
+    def scores(self, convention: str) -> dict[str, float] | None:
+        """The reference scores under ``convention`` (numbers ``as_given`` are used as given)."""
+        if self.as_given is not None:
+            return dict(self.as_given)
+        d = self.on_correct if convention == "correct-only" else self.all_points
+        return dict(d) if d else None
+
+
+def _floats(d, where: str) -> dict[str, float]:
+    bad = [k for k in d if k not in CATEGORIES]
+    if bad:
+        raise ValueError(f"{where} must map categories {CATEGORIES} to scores, got keys {bad}")
+    for k, v in d.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{where}[{k!r}] must be a number, got {v!r}")
+    return {k: float(v) for k, v in d.items()}
+
+
+def _report_like(data: dict) -> _Reference:
+    """Both conventions' scores of a report (a :meth:`RobustnessReport.to_dict` dict, possibly from a
+    version without ``score_convention``: its ``category_scores`` are then all-point scores)."""
+    conv = check_score_convention(data.get("score_convention") or "all-points")
+    main = data.get("category_scores") or {}
+    on_correct = data.get("category_scores_on_correct") or (
+        main if conv == "correct-only" else None
+    )
+    all_points = data.get("category_scores_all_points") or (main if conv == "all-points" else None)
+    meta = data.get("meta") or {}
+    return _Reference(
+        name=data.get("model_name") or f"report:{data.get('suite')}",
+        convention=conv,
+        on_correct=_floats(on_correct, "reference category_scores_on_correct")
+        if on_correct
+        else None,
+        all_points=_floats(all_points, "reference category_scores_all_points")
+        if all_points
+        else None,
+        data_fingerprint=meta.get("data_fingerprint"),
+        n_examples=data.get("n_examples"),
+        suite=data.get("suite"),
+    )
+
+
+def _paper_reference(suite) -> _Reference:
+    """The published natural-model numbers of ``suite`` (a name, dict or Suite), labelled as such.
+
+    They are scores of the paper's natural model under the suite's ``score_convention``: a different
+    model from any you evaluate, so a universal score against them is not a same-harness comparison.
+
+    Raises:
+        ValueError: the suite has no published reference numbers.
+    """
+    from .suites import get_suite
+
+    s = get_suite(suite)
+    if not s.reference:
+        raise ValueError(
+            f"reference='paper': suite {s.name!r} has no published reference numbers; "
+            "pass a natural model's report evaluated on the same points instead"
+        )
+    name = s.reference_name or (
+        f"{s.name} published natural-model scores ({s.source or 'paper'}; a different model)"
+    )
+    numbers = {k: float(v) for k, v in s.reference.items()}
+    ref = _Reference(name=name, convention=s.score_convention, suite=s.name)
+    if s.score_convention == "correct-only":
+        ref.on_correct = numbers
+    else:
+        ref.all_points = numbers
+    return ref
+
+
+def _resolve(reference, suite=None) -> _Reference | None:
+    """A :class:`_Reference` from any accepted ``reference`` form (see :func:`resolve_reference`)."""
     if reference is None:
-        return None, None
+        return None
     if isinstance(reference, RobustnessReport):
-        return dict(reference.category_scores), reference.model_name or f"report:{reference.suite}"
+        return _report_like(reference.to_dict())
+    if isinstance(reference, str) and (
+        reference == PAPER_REFERENCE or reference.startswith(PAPER_REFERENCE + ":")
+    ):
+        named = reference.partition(":")[2]
+        if named:
+            return _paper_reference(named)
+        if suite is None or (isinstance(suite, dict) and not suite):
+            raise ValueError(
+                "reference='paper' needs the suite (give reference='paper:<suite name>')"
+            )
+        return _paper_reference(suite)
     if isinstance(reference, (str, os.PathLike)):
         path = os.fspath(reference)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"reference file not found: {path!r}")
+            raise FileNotFoundError(
+                f"reference file not found: {path!r} (reference is a natural model's report JSON, "
+                "a scores JSON, or 'paper' for the paper's natural-model numbers)"
+            )
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-        scores, name = resolve_reference(data)
-        return scores, name or os.path.basename(path)
+        ref = _resolve(data, suite)
+        if ref.name in (None, "given scores"):
+            ref.name = os.path.basename(path)
+        return ref
     if isinstance(reference, dict):
         if "category_scores" in reference:
-            return (
-                {k: float(v) for k, v in reference["category_scores"].items()},
-                reference.get("model_name") or f"report:{reference.get('suite')}",
-            )
-        bad = [k for k in reference if k not in CATEGORIES]
-        if bad:
-            raise ValueError(
-                f"reference must map categories {CATEGORIES} to scores, got keys {bad}"
-            )
-        for k, v in reference.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ValueError(f"reference[{k!r}] must be a number, got {v!r}")
-        return {k: float(v) for k, v in reference.items()}, "given scores"
+            return _report_like(reference)
+        return _Reference(name="given scores", as_given=_floats(reference, "reference"))
     raise ValueError(
-        f"reference must be None, a RobustnessReport, a dict or a JSON path, got "
+        f"reference must be None, a RobustnessReport, a dict, a JSON path or 'paper', got "
         f"{type(reference).__name__}"
     )
+
+
+def resolve_reference(
+    reference, score_convention: str | None = None, suite=None
+) -> tuple[dict[str, float] | None, str | None]:
+    """Reference category scores and a name.
+
+    Args:
+        reference: None; a natural model's :class:`RobustnessReport` or its dict / JSON path (its
+            scores under ``score_convention`` are taken: a report carries both conventions); a dict
+            ``category -> score`` (used as given, whatever the convention); or ``"paper"`` /
+            ``"paper:<suite>"``: the suite's published natural-model numbers (a different model).
+        score_convention: ``"correct-only"`` or ``"all-points"``; None = the reference report's own
+            convention.
+        suite: the suite (name, dict or Suite) that ``"paper"`` refers to.
+
+    Raises:
+        ValueError: unknown form or convention; the reference has no scores under the convention.
+    """
+    ref = _resolve(reference, suite)
+    if ref is None:
+        return None, None
+    if ref.as_given is not None:
+        return dict(ref.as_given), ref.name
+    conv = check_score_convention(score_convention or ref.convention or "all-points")
+    scores = ref.scores(conv)
+    if scores is None:
+        raise ValueError(_no_scores_message(ref, conv))
+    return scores, ref.name
+
+
+def _no_scores_message(ref: _Reference, convention: str) -> str:
+    has = [c for c, d in (("correct-only", ref.on_correct), ("all-points", ref.all_points)) if d]
+    return (
+        f"reference {ref.name!r} has no {convention} scores (it has {has or 'none'}); a universal "
+        f"score needs the reference's scores under the report's score_convention ({convention!r})"
+    )
+
+
+def _paper_suite_of(report: RobustnessReport):
+    """The suite that ``reference="paper"`` refers to for ``report``: its suite config, or the registered
+    suite of the same name when the config predates ``score_convention``."""
+    from .suites import SUITES
+
+    cfg = report.suite_config or {}
+    if cfg.get("reference") and cfg.get("score_convention"):
+        return cfg
+    if report.suite in SUITES:
+        return report.suite
+    return cfg or report.suite
+
+
+def _fmt_score(v) -> str:
+    return "-" if v is None else f"{float(v):.2f}"
 
 
 @dataclass
@@ -147,17 +320,28 @@ class RobustnessReport:
         clean_accuracy: %.
         attacks: one dict per attack entry: ``name, attack, category, mode, iterations, params,
             strengths`` (list of ``{label, iterations, accuracy, accuracy_on_correct, n_robust,
-            n_robust_on_correct}``), ``perturbation`` (realised sizes on the attacked points, at the
-            largest strength: mean/max of the max displacement in px, pixel L∞, |rotation| in degrees,
-            |translation| in px), ``n_attacked``, ``wall_time_s``, ``n_forward``, ``n_backward``
-            (example-level model passes).
-        category_scores: category -> mean accuracy (%) over its strengths; ``category_scores_on_correct``
-            the same on correctly classified points.
-        reference_scores / reference_name: the reference used for ``universal`` (None when none).
-        universal: ``Σ_c (score_c − reference_c)``, None without a reference.
+            n_robust_on_correct}``: ``accuracy`` on all points, ``accuracy_on_correct`` on the
+            ``n_clean_correct`` points), ``perturbation`` (realised sizes on the attacked points, at
+            the largest strength: mean/max of the max displacement in px, pixel L∞, |rotation| in
+            degrees, |translation| in px), ``n_attacked``, ``wall_time_s``, ``n_forward``,
+            ``n_backward`` (example-level model passes).
+        score_convention: ``"correct-only"`` (accuracy on the points classified correctly without
+            attack: the Pareto AT paper's score) or ``"all-points"`` (RobustBench's robust accuracy).
+            Reports saved before the field existed load as ``"all-points"`` (what their numbers are).
+        category_scores: category -> mean accuracy (%) over its strengths, under ``score_convention``.
+        category_scores_all_points / category_scores_on_correct: the same under each convention
+            (always both; one of them equals ``category_scores``).
+        reference_scores / reference_name: the reference's scores under ``score_convention`` (None
+            without a reference) and what it is; ``reference_scores_all_points`` /
+            ``reference_scores_on_correct``: the reference under each convention when known (a
+            reference report gives both; numbers given by hand only the report's convention).
+        universal: ``Σ_c (score_c − reference_c)`` under ``score_convention``, None without a
+            reference; ``universal_all_points``: the same with all-point scores (None when the
+            reference has no all-point scores).
         profiles: name -> ``{kind, values, rates, n}`` (CuSP profiles, rates in [0, 1]).
         warnings: reliability-check findings (train mode, probability outputs, zero gradients,
-            non-deterministic forward).
+            non-deterministic forward) and reference mismatches (a reference evaluated on other
+            points).
         meta: seed, world size, versions, device, threads, totals.
     """
 
@@ -167,33 +351,148 @@ class RobustnessReport:
     n_clean_correct: int
     clean_accuracy: float
     attacks: list[dict[str, Any]] = field(default_factory=list)
+    score_convention: str = "all-points"
     category_scores: dict[str, float] = field(default_factory=dict)
+    category_scores_all_points: dict[str, float] = field(default_factory=dict)
     category_scores_on_correct: dict[str, float] = field(default_factory=dict)
     reference_scores: dict[str, float] | None = None
+    reference_scores_all_points: dict[str, float] | None = None
+    reference_scores_on_correct: dict[str, float] | None = None
     reference_name: str | None = None
     universal: float | None = None
+    universal_all_points: float | None = None
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
     model_name: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        # a report built by hand or loaded from an older file holds only the convention's dicts:
+        # fill the matching per-convention fields so that every report carries both
+        self.score_convention = check_score_convention(self.score_convention)
+        conv = self.score_convention
+        if self.category_scores and not self._by_convention("category_scores", conv):
+            self._set_by_convention("category_scores", conv, dict(self.category_scores))
+        if (
+            self.reference_scores is not None
+            and self._by_convention("reference_scores", conv) is None
+        ):
+            self._set_by_convention("reference_scores", conv, dict(self.reference_scores))
+        if conv == "all-points" and self.universal_all_points is None:
+            self.universal_all_points = self.universal
+
+    # ------------------------------------------------------------------------------- helpers
+    def _by_convention(self, prefix: str, convention: str):
+        suffix = "on_correct" if convention == "correct-only" else "all_points"
+        return getattr(self, f"{prefix}_{suffix}")
+
+    def _set_by_convention(self, prefix: str, convention: str, value) -> None:
+        suffix = "on_correct" if convention == "correct-only" else "all_points"
+        setattr(self, f"{prefix}_{suffix}", value)
+
+    @property
+    def convention_label(self) -> str:
+        """Human-readable convention, e.g. ``"correct-only (accuracy on the 23 points classified
+        correctly without attack)"``."""
+        if self.score_convention == "correct-only":
+            return (
+                f"correct-only (accuracy on the {self.n_clean_correct} points classified correctly "
+                "without attack, the Pareto AT paper's score)"
+            )
+        return (
+            f"all-points (accuracy on all {self.n_examples} points, RobustBench's robust accuracy)"
+        )
+
     # -------------------------------------------------------------------------------- derived
     def recompute_scores(self) -> RobustnessReport:
-        """Recompute ``category_scores`` and ``universal`` from the attack entries (in place)."""
-        self.category_scores = category_scores(self.attacks)
-        self.category_scores_on_correct = category_scores(self.attacks, key="accuracy_on_correct")
+        """Recompute the category scores (both conventions) and the universal scores from the attack
+        entries and the reference (in place).
+
+        ``reference_scores``, when set, is the reference under ``score_convention``.
+        """
+        conv = self.score_convention = check_score_convention(self.score_convention)
+        self.category_scores_all_points = category_scores(self.attacks, "accuracy")
+        self.category_scores_on_correct = category_scores(self.attacks, "accuracy_on_correct")
+        self.category_scores = dict(self._by_convention("category_scores", conv))
+        if self.reference_scores is not None:
+            self._set_by_convention("reference_scores", conv, dict(self.reference_scores))
         self.universal = (
             universal_score(self.category_scores, self.reference_scores)
             if self.reference_scores is not None and self.category_scores
             else None
         )
+        ref_all = self.reference_scores_all_points
+        self.universal_all_points = (
+            universal_score(self.category_scores_all_points, ref_all)
+            if ref_all is not None and self.category_scores_all_points
+            else None
+        )
         return self
 
+    def _set_reference(self, ref: _Reference | None) -> None:
+        self.warnings = [w for w in self.warnings if not w.startswith("reference:")]
+        if ref is None:
+            self.reference_scores = self.reference_scores_all_points = None
+            self.reference_scores_on_correct = self.reference_name = None
+            return
+        conv = self.score_convention
+        if ref.as_given is not None:
+            self.reference_scores_on_correct = self.reference_scores_all_points = None
+            self._set_by_convention("reference_scores", conv, dict(ref.as_given))
+        else:
+            self.reference_scores_on_correct = dict(ref.on_correct) if ref.on_correct else None
+            self.reference_scores_all_points = dict(ref.all_points) if ref.all_points else None
+        self.reference_scores = self._by_convention("reference_scores", conv)
+        if self.reference_scores is None:
+            raise ValueError(_no_scores_message(ref, conv))
+        self.reference_scores = dict(self.reference_scores)
+        self.reference_name = ref.name
+        mine = self.meta.get("data_fingerprint")
+        problems = []
+        if ref.data_fingerprint and mine and ref.data_fingerprint != mine:
+            problems.append(
+                f"reference: {ref.name!r} was evaluated on other points (data fingerprint "
+                f"{ref.data_fingerprint} vs {mine}); the universal score compares different test sets"
+            )
+        if ref.suite and ref.suite != self.suite and ref.data_fingerprint:
+            problems.append(
+                f"reference: {ref.name!r} was evaluated with suite {ref.suite!r}, this report with "
+                f"{self.suite!r}; the universal score compares different attacks"
+            )
+        for w in problems:
+            logger.warning("%s", w)
+        self.warnings.extend(problems)
+
     def with_reference(self, reference) -> RobustnessReport:
-        """A copy scored against ``reference`` (see :func:`resolve_reference`)."""
+        """A copy scored against ``reference``, under this report's ``score_convention``.
+
+        ``reference``: a natural model's report (or its dict / JSON path; the scores of the report's
+        convention are taken from it), a dict ``category -> score`` (used as given), ``"paper"`` /
+        ``"paper:<suite>"`` (the suite's published natural-model numbers, a different model), or None
+        (no reference: ``universal`` None). See :func:`resolve_reference`.
+        """
         rep = RobustnessReport.from_dict(self.to_dict())
-        rep.reference_scores, rep.reference_name = resolve_reference(reference)
+        rep._set_reference(_resolve(reference, suite=_paper_suite_of(rep)))
+        return rep.recompute_scores()
+
+    def with_score_convention(self, score_convention: str) -> RobustnessReport:
+        """A copy scored under ``score_convention`` (``"correct-only"`` or ``"all-points"``).
+
+        Both conventions' accuracies are in every attack entry, so any report can be rescored; the
+        universal score needs the reference's scores under the new convention (kept from a reference
+        report, unknown for numbers given by hand: then ``universal`` is None).
+        """
+        conv = check_score_convention(score_convention)
+        rep = RobustnessReport.from_dict(self.to_dict())
+        rep.score_convention = conv
+        rep.reference_scores = rep._by_convention("reference_scores", conv)
+        if rep.reference_scores is None and rep.reference_name is not None:
+            logger.info(
+                "reference %r has no %s scores: no universal score under that convention",
+                rep.reference_name,
+                conv,
+            )
         return rep.recompute_scores()
 
     def attack(self, name: str) -> dict[str, Any]:
@@ -222,7 +521,8 @@ class RobustnessReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
-        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        """Inverse of :meth:`to_dict` (unknown keys are ignored; a dict without ``score_convention``,
+        written before the field existed, holds all-point scores and loads as ``"all-points"``)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -236,26 +536,51 @@ class RobustnessReport:
             return cls.from_dict(json.load(fh))
 
     def summary_table(self) -> str:
-        """A plain-text table: clean accuracy, every attack and strength, category and universal scores."""
+        """A plain-text table: clean accuracy, every attack and strength under both conventions, the
+        category and universal scores (the report's convention first, all points beside)."""
+        conv = self.score_convention
+        other = "all-points" if conv == "correct-only" else "correct-only"
         lines = [
-            f"suite {self.suite}: {self.n_examples} examples, clean accuracy {self.clean_accuracy:.2f}%",
-            f"{'attack':<14}{'category':<13}{'strength':<10}{'acc %':>8}{'acc|correct %':>15}",
+            f"suite {self.suite}: {self.n_examples} examples, clean accuracy "
+            f"{self.clean_accuracy:.2f}% ({self.n_clean_correct} classified correctly)",
+            f"score convention: {self.convention_label}",
+            f"{'attack':<14}{'category':<13}{'strength':<10}{'all points %':>14}"
+            f"{'correct-only %':>16}",
         ]
         for a in self.attacks:
             for s in a["strengths"]:
                 lines.append(
                     f"{a['name']:<14}{(a['category'] or '-'):<13}{s['label']:<10}"
-                    f"{s['accuracy']:>8.2f}{s['accuracy_on_correct']:>15.2f}"
+                    f"{s['accuracy']:>14.2f}{s['accuracy_on_correct']:>16.2f}"
                 )
-        for c, v in self.category_scores.items():
-            ref = (
-                ""
-                if self.reference_scores is None
-                else f" (reference {self.reference_scores.get(c, float('nan')):.2f})"
-            )
-            lines.append(f"score {c:<12} {v:8.2f}{ref}")
+        if self.category_scores:
+            ref_head = f"reference ({conv})" if self.reference_scores is not None else ""
+            lines.append(f"{'score (%)':<18}{conv + '*':>14}{other:>14}  {ref_head}")
+            for c, v in self.category_scores.items():
+                o = self._by_convention("category_scores", other).get(c)
+                ref = (
+                    ""
+                    if self.reference_scores is None
+                    else f"{self.reference_scores.get(c, float('nan')):.2f}"
+                )
+                lines.append(f"score {c:<12}{v:>14.2f}{_fmt_score(o):>14}  {ref}")
         if self.universal is not None:
-            lines.append(f"universal score   {self.universal:8.2f}  (vs {self.reference_name})")
+            beside = (
+                f"; all points {self.universal_all_points:.2f}"
+                if conv == "correct-only" and self.universal_all_points is not None
+                else ""
+            )
+            lines.append(
+                f"universal score ({conv}) {self.universal:.2f}{beside}  (vs {self.reference_name})"
+            )
+        elif self.category_scores:
+            lines.append(
+                "universal score: not computed (no reference; pass a natural model's report "
+                "evaluated on the same points as reference=, or reference='paper' for the paper's "
+                "natural-model numbers, a different model)"
+            )
+        if self.category_scores:
+            lines.append(f"* the report's score convention ({conv})")
         for name, p in self.profiles.items():
             vals = ", ".join(
                 f"{v:g}:{r:.2f}" for v, r in zip(p["values"], p["rates"], strict=False)
@@ -263,4 +588,4 @@ class RobustnessReport:
             lines.append(f"profile {name}: {vals}")
         for w in self.warnings:
             lines.append(f"WARNING: {w}")
-        return "\n".join(lines)
+        return "\n".join(line.rstrip() for line in lines)

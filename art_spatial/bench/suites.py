@@ -28,9 +28,19 @@ Profile entries (CuSP "Evaluation Metrics")::
 i of the image size (random shift in [−i·W, i·W] px per axis); ``rotation-translation`` uses angle
 ±i·180° and shift ±i·W px (CuSP's Aug-RT); ``robustness`` values are L∞ budgets ε (1 − fooling rate).
 
-Registered suites: ``pareto-mnist`` and ``pareto-cifar10`` (Pareto AT Appendix E / Table 1),
+Suite fields besides ``attacks`` / ``profiles``: ``name``, ``description``, ``dataset``, ``source``,
+``score_convention`` (``"correct-only"``: accuracy on the points the model classifies correctly without
+attack, the Pareto AT paper's score; or ``"all-points"``, RobustBench's robust accuracy; default
+``"all-points"``; both are always reported, this one is the headline and the universal score's),
+``reference`` (published natural-model scores, category -> %, under the suite's convention; used only
+when asked for by name, ``reference="paper"``) and ``reference_name`` (what those numbers are).
+
+Registered suites: ``pareto-mnist`` and ``pareto-cifar10`` (Pareto AT Appendix E / Table 1,
+correct-only; Pareto Adversarial Robustness: Balancing Spatial Robustness and Sensitivity-based
+Robustness, arXiv:2111.01996),
 ``joint-cifar10`` (Joint AT Table 1 columns), ``engstrom`` (Engstrom et al. grid and worst-of-10),
-``cusp`` and ``cusp-cifar10`` (CuSP invariance and robustness profiles), ``smoke-mnist`` (seconds).
+``cusp`` and ``cusp-cifar10`` (CuSP invariance and robustness profiles), ``smoke-mnist`` (seconds;
+a pareto-mnist replica, correct-only). The others score all points.
 
 Example:
     >>> s = get_suite("pareto-mnist")
@@ -64,6 +74,22 @@ __all__ = [
     "validate_suite",
 ]
 
+#: Score conventions: accuracy on the points classified correctly without attack (Pareto AT), or on
+#: all points (RobustBench).
+SCORE_CONVENTIONS = ("correct-only", "all-points")
+
+
+def check_score_convention(value, name: str = "score_convention") -> str:
+    """``value`` if it is a score convention.
+
+    Raises:
+        ValueError: naming ``name`` and the allowed values.
+    """
+    if not isinstance(value, str) or value not in SCORE_CONVENTIONS:
+        raise ValueError(f"{name} must be one of {SCORE_CONVENTIONS}, got {value!r}")
+    return value
+
+
 #: Scored categories, in the order of the Pareto paper's Table 1.
 CATEGORIES = ("sensitivity", "local", "global")
 MODES = ("final", "worst")
@@ -84,7 +110,19 @@ ATTACK_KINDS: dict[str, tuple] = {
 
 _ATTACK_KEYS = {"name", "attack", "category", "params", "iterations", "mode", "description"}
 _PROFILE_KEYS = {"name", "kind", "values", "params", "description"}
-_SUITE_KEYS = {"name", "description", "dataset", "attacks", "profiles", "reference", "source"}
+_SUITE_KEYS = {
+    "name",
+    "description",
+    "dataset",
+    "attacks",
+    "profiles",
+    "reference",
+    "reference_name",
+    "source",
+    "score_convention",
+}
+#: suite fields that change how counts are scored, not the counts (left out of the resume fingerprint)
+SCORING_ONLY_KEYS = ("score_convention", "reference_name")
 
 
 def _err(where: str, msg: str) -> ValueError:
@@ -171,6 +209,8 @@ class Suite:
     dataset: str | None = None
     reference: dict[str, float] | None = None
     source: str = ""
+    score_convention: str = "all-points"
+    reference_name: str | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -187,11 +227,20 @@ class Suite:
             "profiles": [p.to_dict() for p in self.profiles],
             "reference": dict(self.reference) if self.reference else None,
             "source": self.source,
+            "score_convention": self.score_convention,
+            "reference_name": self.reference_name,
         }
 
+    def counting_dict(self) -> dict:
+        """:meth:`to_dict` without the fields that only change how counts are scored
+        (``score_convention``, ``reference_name``): what the resume state's fingerprint hashes, so a
+        state file stays valid whichever convention scores it."""
+        return {k: v for k, v in self.to_dict().items() if k not in SCORING_ONLY_KEYS}
+
     def fingerprint(self) -> str:
-        """Stable hash of the suite's content (used by the resume state)."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable hash of the suite's attacks, profiles and descriptive fields (:meth:`counting_dict`)."""
+        text = json.dumps(self.counting_dict(), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def _check_number(where, v, positive=False, nonneg=False):
@@ -328,6 +377,13 @@ def validate_suite(spec: dict) -> Suite:
                     "suite.reference", f"has an unknown category {k!r}; allowed: {CATEGORIES}"
                 )
             _check_number(f"suite.reference.{k}", v)
+    ref_name = spec.get("reference_name")
+    if ref_name is not None and not isinstance(ref_name, str):
+        raise _err("suite.reference_name", f"must be a string or null, got {ref_name!r}")
+    convention = spec.get("score_convention")
+    convention = check_score_convention(
+        "all-points" if convention is None else convention, "suite.score_convention"
+    )
     dataset = spec.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
         raise _err("suite.dataset", f"must be a string or null, got {dataset!r}")
@@ -339,11 +395,17 @@ def validate_suite(spec: dict) -> Suite:
         dataset=dataset,
         reference=dict(ref) if ref else None,
         source=str(spec.get("source", "")),
+        score_convention=convention,
+        reference_name=ref_name,
     )
 
 
 # ------------------------------------------------------------------------------------------ registry
 _PARETO_SOURCE = "Pareto Adversarial Robustness (journal), Appendix E and Table 1"
+_PAPER_REFERENCE_NAME = (
+    "Pareto AT paper Table 1 natural model, {dataset} (arXiv:2111.01996; a different model, "
+    "not evaluated by this harness)"
+)
 
 SUITES: dict[str, dict] = {
     "pareto-mnist": {
@@ -374,8 +436,10 @@ SUITES: dict[str, dict] = {
                 "iterations": [5, 10, 15, 20],
             },
         ],
-        # Table 1 natural model (MNIST); used when no reference report is given
+        "score_convention": "correct-only",
+        # Table 1 natural model (MNIST): a different model; used only with reference="paper"
         "reference": {"sensitivity": 29.40, "local": 14.36, "global": 16.70},
+        "reference_name": _PAPER_REFERENCE_NAME.format(dataset="MNIST"),
     },
     "pareto-cifar10": {
         "name": "pareto-cifar10",
@@ -405,14 +469,18 @@ SUITES: dict[str, dict] = {
                 "iterations": [3, 5, 10, 15],
             },
         ],
+        "score_convention": "correct-only",
+        # Table 1 natural model (CIFAR-10): a different model; used only with reference="paper"
         "reference": {"sensitivity": 0.82, "local": 9.34, "global": 57.28},
+        "reference_name": _PAPER_REFERENCE_NAME.format(dataset="CIFAR-10"),
     },
     "joint-cifar10": {
         "name": "joint-cifar10",
         "description": (
             "Joint spatial-pixel AT (Zhang & Wang) Table 1 columns: FGSM, PGD-20, spatial flow "
             "(l2,inf ball, 0.3 px), joint. eps_x = 8/255; 20 steps, pixel step 2/255, spatial step "
-            "0.15 px (the paper's symbols are lost in our copy; these are DESIGN.md's defaults)."
+            "0.15 px (the paper's step symbols are not legible in the available text; these are the "
+            "package's defaults)."
         ),
         "dataset": "cifar10",
         "source": "Joint Adversarial Training, Table 1",
@@ -546,6 +614,7 @@ SUITES: dict[str, dict] = {
         "description": "A seconds-long pareto-mnist replica (budgets as pareto-mnist, few iterations).",
         "dataset": "mnist",
         "source": _PARETO_SOURCE,
+        "score_convention": "correct-only",
         "attacks": [
             {
                 "name": "pgd",

@@ -4,9 +4,16 @@ An entry carries RobustBench's fields (``link, name, authors, additional_data, n
 dataset, venue, architecture, eps, clean_acc, reported``; percentages as strings with two decimals,
 e.g. ``"89.69"``) with ``threat_model: "spatial"`` and the Pareto AT scores (§4.4, Table 1):
 ``universal_score`` (Σ over categories of score − natural reference score), ``sensitivity_score``,
-``local_spatial_score``, ``global_spatial_score`` (mean accuracy over the suite's strengths), the suite,
-the reference and per-attack accuracies. The JSON schema ships as ``model_info.schema.json``.
-Tables are ranked by the universal score (entries without one last).
+``local_spatial_score``, ``global_spatial_score`` (mean accuracy over the suite's strengths), all under
+``score_convention`` (``"correct-only"``: accuracy on the points classified correctly without attack,
+the Pareto AT paper's score; ``"all-points"``: RobustBench's robust accuracy; entries without the field
+are all-points), the same scores on all points beside them (``*_all_points``), the suite, the
+reference and per-attack accuracies (``attacks``: all points, ``attacks_on_correct``: correct-only).
+The JSON schema ships as ``model_info.schema.json``.
+
+Tables are ranked by the universal score (entries without one last); the score headers name the
+convention, e.g. ``Universal (correct-only)``. Entries of different conventions are not comparable:
+they are ranked separately (a warning is logged) and the Convention column tells them apart.
 
 Example:
     >>> from art_spatial.bench.scores import RobustnessReport
@@ -14,8 +21,8 @@ Example:
     ...     clean_accuracy=90.0, category_scores={"sensitivity": 50.0}, universal=12.5,
     ...     reference_name="natural")
     >>> info = to_model_info(rep, name="My model", authors="me", venue="arXiv", architecture="SmallCNN")
-    >>> info["clean_acc"], info["universal_score"], info["threat_model"]
-    ('90.00', '12.50', 'spatial')
+    >>> info["clean_acc"], info["universal_score"], info["threat_model"], info["score_convention"]
+    ('90.00', '12.50', 'spatial', 'all-points')
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import html
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -49,7 +57,8 @@ _CATEGORY_FIELDS = {
     "local": "local_spatial_score",
     "global": "global_spatial_score",
 }
-#: (header, model_info field) of the rendered tables, after the rank column
+#: (header, model_info field) of the rendered tables, after the rank column; the headers of
+#: :data:`CONVENTION_FIELDS` get the entries' score convention appended, e.g. "Universal (correct-only)"
 COLUMNS = [
     ("Model", "name"),
     ("Architecture", "architecture"),
@@ -59,14 +68,28 @@ COLUMNS = [
     ("Sensitivity", "sensitivity_score"),
     ("Local spatial", "local_spatial_score"),
     ("Global spatial", "global_spatial_score"),
+    ("Universal (all points)", "universal_score_all_points"),
+    ("Convention", "score_convention"),
     ("Suite", "suite"),
     ("Reference", "reference"),
 ]
+#: model_info fields whose numbers use the entry's ``score_convention``
+CONVENTION_FIELDS = (
+    "universal_score",
+    "sensitivity_score",
+    "local_spatial_score",
+    "global_spatial_score",
+)
 FORMATS = ("md", "html", "csv")
 
 
 def _fmt(v) -> str:
-    return "" if v is None else f"{float(v):.2f}"
+    return "" if v is None or not math.isfinite(float(v)) else f"{float(v):.2f}"
+
+
+def entry_convention(info: dict) -> str:
+    """An entry's score convention (entries written before the field existed are all-points)."""
+    return info.get("score_convention") or "all-points"
 
 
 def load_schema() -> dict:
@@ -121,7 +144,8 @@ def to_model_info(
         name, authors, venue, architecture, link, additional_data, number_forward_passes: RobustBench's
             descriptive fields.
         dataset: default: the suite's dataset.
-        reported: the universal score the authors report (%), if any.
+        reported: the universal score the authors report (%), if any (under the report's
+            ``score_convention``).
         footnote: free text.
         path: write the entry there as JSON (atomically).
     """
@@ -145,11 +169,21 @@ def to_model_info(
         "threat_model": "spatial",
         "suite": report.suite,
         "n_examples": int(report.n_examples),
+        "score_convention": report.score_convention,
         "universal_score": _fmt(report.universal),
         **{f: _fmt(report.category_scores.get(c)) for c, f in _CATEGORY_FIELDS.items()},
+        "universal_score_all_points": _fmt(report.universal_all_points),
+        **{
+            f"{f}_all_points": _fmt(report.category_scores_all_points.get(c))
+            for c, f in _CATEGORY_FIELDS.items()
+        },
         "reference": report.reference_name or "",
         "attacks": {
             a["name"]: {s["label"]: _fmt(s["accuracy"]) for s in a["strengths"]}
+            for a in report.attacks
+        },
+        "attacks_on_correct": {
+            a["name"]: {s["label"]: _fmt(s["accuracy_on_correct"]) for s in a["strengths"]}
             for a in report.attacks
         },
         "art_spatial_version": __version__,
@@ -161,7 +195,8 @@ def to_model_info(
 
 
 def load_entries(folder: str | os.PathLike) -> list[dict]:
-    """Leaderboard entries under ``folder`` (recursively), validated, ranked by universal score.
+    """Leaderboard entries under ``folder`` (recursively), validated, ranked by universal score
+    (grouped by score convention first: scores of different conventions are not comparable).
 
     Every ``*.json`` file holding a ``threat_model`` field is an entry (so a folder of ``evaluate``
     outputs can be rendered directly; ``report.json`` / ``state.json`` files are skipped).
@@ -189,26 +224,53 @@ def load_entries(folder: str | os.PathLike) -> list[dict]:
             raise ValueError(f"{f}: {exc}") from None
         entries.append(info)
 
+    conventions = sorted({entry_convention(e) for e in entries})
+    if len(conventions) > 1:
+        logger.warning(
+            "leaderboard %s mixes score conventions %s: entries are ranked within each convention "
+            "(their numbers are not comparable)",
+            folder,
+            conventions,
+        )
+
     def key(e):
         u = e.get("universal_score") or ""
-        return (0, -float(u), e["name"]) if u else (1, 0.0, e["name"])
+        group = conventions.index(entry_convention(e))
+        return (group, 0, -float(u), e["name"]) if u else (group, 1, 0.0, e["name"])
 
     return sorted(entries, key=key)
 
 
 def _rows(entries):
-    return [[str(i + 1)] + [str(e.get(k) or "") for _, k in COLUMNS] for i, e in enumerate(entries)]
+    rows, rank, last = [], 0, None
+    for e in entries:
+        conv = entry_convention(e)
+        rank = 1 if conv != last else rank + 1  # ranks restart for each convention
+        last = conv
+        cells = [str(rank)]
+        for _, k in COLUMNS:
+            cells.append(conv if k == "score_convention" else str(e.get(k) or ""))
+        rows.append(cells)
+    return rows
+
+
+def _header(entries) -> list[str]:
+    conventions = sorted({entry_convention(e) for e in entries})
+    suffix = f" ({conventions[0]})" if len(conventions) == 1 else " (see Convention)"
+    return ["Rank"] + [h + suffix if k in CONVENTION_FIELDS else h for h, k in COLUMNS]
 
 
 def render_leaderboard(folder: str | os.PathLike, fmt: str = "md") -> str:
     """Render the entries of ``folder`` as a ranked table (``fmt``: ``"md"``, ``"html"`` or ``"csv"``).
 
-    Universal score first (ranking key), then the category scores.
+    Universal score first (ranking key), then the category scores, under the entries' score
+    convention (named in the headers, e.g. ``Universal (correct-only)``), then the all-point universal
+    score beside it and the convention. Entries of different conventions are ranked separately.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     entries = load_entries(folder)
-    header = ["Rank"] + [h for h, _ in COLUMNS]
+    header = _header(entries)
     rows = _rows(entries)
     if fmt == "csv":
         buf = io.StringIO()

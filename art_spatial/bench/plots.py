@@ -15,10 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
 from .scores import RobustnessReport
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["pareto_front", "plot_pareto_front", "plot_profiles"]
 
@@ -56,7 +59,8 @@ def plot_pareto_front(
     """Scatter of the models with the Pareto front (Pareto AT Fig. 7); returns the PNG path.
 
     Args:
-        reports: label -> :class:`RobustnessReport` (each scored against the same reference).
+        reports: label -> :class:`RobustnessReport` (each scored against the same reference, under
+            one score convention; the y label names it).
         reference: the natural model's report, or its clean accuracy (%).
         path: output PNG.
     """
@@ -73,6 +77,13 @@ def plot_pareto_front(
             )
         labels.append(label)
         pts.append((float(rep.universal), ref_clean - float(rep.clean_accuracy)))
+    conventions = sorted({rep.score_convention for rep in reports.values()})
+    if len(conventions) > 1:
+        logger.warning(
+            "plot_pareto_front: the reports mix score conventions %s; their universal scores are "
+            "not comparable (rescore them with RobustnessReport.with_score_convention)",
+            conventions,
+        )
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter([s for _, s in pts], [u for u, _ in pts], color="tab:blue", zorder=3)
@@ -87,7 +98,7 @@ def plot_pareto_front(
         label="Pareto front",
     )
     ax.set_xlabel("sacrificed clean accuracy (%)")
-    ax.set_ylabel("universal robustness score")
+    ax.set_ylabel(f"universal robustness score ({', '.join(conventions)})")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -112,6 +112,16 @@ def test_scores_and_universal_match_hand_computation():
     assert again == rep
     assert rep.with_reference(rep).universal == pytest.approx(0.0)
     assert resolve_reference(rep.to_dict())[0] == rep.category_scores
+    # a report built without a convention is all-points (as every report before the field existed)
+    assert rep.score_convention == "all-points"
+    assert rep.category_scores_all_points == rep.category_scores
+    assert rep.universal_all_points == rep.universal
+    assert resolve_reference(rep.to_dict(), "correct-only")[0] == rep.category_scores_on_correct
+    # rescored correct-only: the hand reference was all-point numbers, so no universal score
+    on_correct = rep.with_score_convention("correct-only")
+    assert on_correct.category_scores == rep.category_scores_on_correct
+    assert on_correct.universal is None and on_correct.universal_all_points == pytest.approx(50.0)
+    assert on_correct.with_reference(rep).universal == pytest.approx(0.0)
     with pytest.raises(ValueError, match="global"):
         universal_score(rep.category_scores, {"sensitivity": 1.0, "local": 1.0})
     with pytest.raises(ValueError, match="categories"):
@@ -133,6 +143,11 @@ def test_registered_suites_validate_and_pareto_budgets():
     assert cifar["flow"].params["eps_step"] == 0.001 and cifar["rt"].params["eps"] == 1.0
     assert cifar["rt"].iterations == [3, 5, 10, 15]
     assert get_suite("pareto-mnist").categories == ["sensitivity", "local", "global"]
+    # the paper's suites score correct-only (Pareto AT §3.1); the others all points
+    conventions = {name: get_suite(name).score_convention for name in list_suites()}
+    assert conventions["pareto-mnist"] == conventions["pareto-cifar10"] == "correct-only"
+    assert conventions["smoke-mnist"] == "correct-only"  # a pareto-mnist replica
+    assert conventions["joint-cifar10"] == conventions["engstrom"] == "all-points"
     assert [p.kind for p in get_suite("cusp").profiles] == [
         "rotation",
         "translation",
@@ -158,6 +173,8 @@ def test_registered_suites_validate_and_pareto_budgets():
             "suite.profiles[0].kind",
         ),
         (lambda s: s.update(reference={"pixel": 1.0}), "suite.reference"),
+        (lambda s: s.update(score_convention="correct"), "suite.score_convention"),
+        (lambda s: s.update(reference_name=3), "suite.reference_name"),
     ],
 )
 def test_bad_suite_raises_naming_the_field(mutate, field):
@@ -384,6 +401,9 @@ def test_model_info_schema_and_ranked_render(tmp_path):
         path=tmp_path / "a.json",
     )
     assert info["clean_acc"] == "90.00" and info["universal_score"] == "50.00"
+    assert (
+        info["score_convention"] == "all-points" and info["universal_score_all_points"] == "50.00"
+    )
     assert info["threat_model"] == "spatial" and info["sensitivity_score"] == "50.00"
     assert json.loads((tmp_path / "a.json").read_text()) == info
     low = rep.with_reference({"sensitivity": 40.0, "local": 30.0, "global": 20.0})  # universal 10
@@ -402,7 +422,7 @@ def test_model_info_schema_and_ranked_render(tmp_path):
         validate_model_info({k: v for k, v in info.items() if k != "name"})
     md = render_leaderboard(tmp_path, "md")
     lines = md.strip().splitlines()
-    assert lines[0].startswith("| Rank | Model |") and "Universal" in lines[0]
+    assert lines[0].startswith("| Rank | Model |") and "| Universal (all-points) |" in lines[0]
     assert "[A](http://a)" in lines[2] and "| B |" in lines[3]  # ranked by universal score
     csv_text = render_leaderboard(tmp_path, "csv").splitlines()
     assert csv_text[1].startswith("1,A,") and csv_text[2].startswith("2,B,")
@@ -447,20 +467,33 @@ def test_cli_evaluate_and_leaderboard_end_to_end(tmp_path, trained_smallcnn, cap
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "universal score" in printed and "pgd" in printed
+    assert "pgd" in printed and "scores all-points" in printed  # the suite's default convention
+    # the suite's "reference" numbers are not used unless asked for: no universal score
+    assert "universal score: not computed (no reference" in printed
     rep = RobustnessReport.load(out / "report.json")
-    assert rep.n_examples == 6 and rep.model_name == "nat" and rep.universal is not None
+    assert rep.n_examples == 6 and rep.model_name == "nat" and rep.universal is None
+    assert rep.score_convention == "all-points"
     assert (out / "model_info.json").exists() and (out / "profiles.png").exists()
+    # resume: everything is in the state, nothing is recomputed; the suite's numbers by name
+    assert main(argv + ["--resume", "--reference", "paper"]) == 0
+    printed = capsys.readouterr().out
+    assert "universal score (all-points)" in printed and "a different model" in printed
+    again = RobustnessReport.load(out / "report.json")
+    assert set(again.meta["resumed_units"]) >= {"clean", "pgd", "flow", "rt", "rotation"}
+    assert again.universal is not None and "a different model" in again.reference_name
     # same result as the API
     from art_spatial.data import load_mnist5k
 
     x, y = load_mnist5k("test", seed=0)
-    api = evaluate(trained_smallcnn, x, y, spec, n_examples=6, batch_size=4)
-    assert _robust(api) == _robust(rep) and api.universal == pytest.approx(rep.universal)
-    # resume: everything is in the state, nothing is recomputed
-    assert main(argv + ["--resume"]) == 0
-    again = RobustnessReport.load(out / "report.json")
-    assert set(again.meta["resumed_units"]) >= {"clean", "pgd", "flow", "rt", "rotation"}
+    api = evaluate(trained_smallcnn, x, y, spec, n_examples=6, batch_size=4, reference="paper")
+    assert _robust(api) == _robust(again) and api.universal == pytest.approx(again.universal)
+    # the convention override, from the same state
+    assert main(argv + ["--resume", "--score-convention", "correct-only"]) == 0
+    assert "scores correct-only" in capsys.readouterr().out
+    rep_c = RobustnessReport.load(out / "report.json")
+    assert rep_c.score_convention == "correct-only"
+    assert rep_c.category_scores == rep_c.category_scores_on_correct
+    assert rep_c.category_scores_all_points == pytest.approx(rep.category_scores)
     assert main(["leaderboard", "render", str(tmp_path / "runs"), "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("1,nat,smallcnn")
     from art_spatial.cli import build_parser
@@ -478,6 +511,10 @@ def test_evaluate_rejects_bad_arguments(trained_smallcnn, few):
         evaluate(trained_smallcnn, x, y, TINY, n_examples=0)
     with pytest.raises(ValueError, match="mode"):
         evaluate(trained_smallcnn, x, y, TINY, mode="best")
+    with pytest.raises(ValueError, match="score_convention"):
+        evaluate(trained_smallcnn, x, y, TINY, score_convention="paper")
+    with pytest.raises(ValueError, match="no published reference numbers"):
+        evaluate(trained_smallcnn, x, y, TINY, reference="paper")
     with pytest.raises(ValueError, match="y must"):
         evaluate(trained_smallcnn, x, y[:3], TINY)
     x0 = x.clone()

@@ -156,6 +156,8 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
         if y is None:
             if self.targeted:
                 raise ValueError("y (the target labels) is required when targeted=True")
+            if x.shape[0] == 0:
+                return torch.zeros(0, dtype=torch.long, device=x.device)
             return self._get_predicted_label(x)
         y = torch.as_tensor(y, device=x.device)
         if y.dim() != 1 or y.shape[0] != x.shape[0]:

@@ -274,6 +274,21 @@ class AttackCore:
             correct=cv(out.correct), n_forward=out.n_forward, n_backward=out.n_backward,
         )
 
+    def _run_empty(self, x: torch.Tensor, clip: tuple, *, record: bool = False,
+                   as_numpy: bool = True) -> AttackResult:
+        """The (empty) result of an empty batch ``0 x C x H x W``, without calling the model.
+
+        ART's own attacks return an empty array for an empty ``x``; models often cannot take an empty
+        batch (any reduction over it fails), so the attack runs on a stand-in with two classes.
+        """
+
+        def no_model(z: torch.Tensor) -> torch.Tensor:
+            return z.flatten(1).sum(1, keepdim=True).expand(-1, 2) * 0.0
+
+        y = torch.zeros(0, dtype=torch.long, device=x.device)
+        out = self._run(no_model, x, y, clip, record=record, final_eval=True)
+        return self._summarize(out, x, as_numpy=as_numpy)
+
     def attack_tensor(self, model, x: torch.Tensor, y: torch.Tensor, *, clip_values=(0.0, 1.0), y_true=None,
                       record: bool = False, final_eval: bool = True) -> AttackResult:
         """Tensor API: attack ``x`` (``N x C x H x W``, on the model's device) with labels ``y`` (``N``).
@@ -284,6 +299,8 @@ class AttackCore:
         """
         self._check_core()
         clip = _clip_tuple(clip_values)
+        if x.shape[0] == 0:
+            return self._run_empty(x.detach(), clip, record=record, as_numpy=False)
         with model_eval(model if isinstance(model, torch.nn.Module) else None):
             out = self._run(model, x.detach(), y.to(x.device).long(), clip, y_true=y_true, record=record,
                             final_eval=final_eval)
@@ -340,6 +357,8 @@ class ARTAttackMixin:
         if y is None:
             if self.targeted:
                 raise ValueError("y (the target labels) is required when targeted=True")
+            if x.shape[0] == 0:
+                return np.zeros(0, dtype=np.int64)
             preds = self.estimator.predict(x, batch_size=self.batch_size)
             return np.argmax(preds, axis=1).astype(np.int64)
         y = np.asarray(y)
@@ -383,6 +402,9 @@ class ARTAttackMixin:
                 ytb = None if y_true is None else torch.as_tensor(y_true[sl], device=device)
                 out = self._run(model, xb, yb, clip, y_true=ytb, record=record, final_eval=True)
                 parts.append(self._summarize(out, xb))
+        if n == 0:  # an empty result of the right shape, as ART's own attacks return
+            parts.append(self._run_empty(torch.zeros(x.shape, dtype=torch.float32, device=device), clip,
+                                         record=record))
         result = AttackResult.concatenate(parts)
         result.x_adv = result.x_adv.astype(np.float32).reshape(x.shape)
         self._last_result = result

@@ -88,3 +88,49 @@ def test_perturb_on_an_empty_batch_never_calls_the_model(name):
         out = attack.perturb(torch.rand(0, 1, 28, 28), y)
         assert out.shape == (0, 1, 28, 28)
         assert attack.last_result.success.shape == (0,)
+
+
+# --------------------------------------------------------- item 10: signature, keywords, estimators
+def test_advertorch_hyper_parameters_are_keyword_only():
+    model = _cnn()
+    with pytest.raises(TypeError, match="positional"):
+        adv.FlowAttack(model, None, 0.3)  # 0.3 used to land in clip_min
+    with pytest.raises(TypeError, match="positional"):
+        adv.PixelAttack(model, None, 0.0, 1.0)
+    attack = adv.FlowAttack(model, None, eps=0.3, clip_min=0.0, clip_max=1.0)
+    assert (attack.eps, attack.clip_min, attack.clip_max) == (0.3, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+def test_generate_refuses_unknown_keywords(name):
+    x, y = _digits(2)
+    attack = _art(name, _clf())
+    with pytest.raises(ValueError, match=r"unknown.*'unknown'.*record.*y_true"):
+        attack.generate(x, y, unknown=1)
+
+
+def _sklearn_classifier():
+    from art.estimators.classification import SklearnClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _digits(20)
+    model = LogisticRegression(max_iter=1000).fit(x.reshape(20, -1), y)
+    return SklearnClassifier(model, clip_values=(0, 1))
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+def test_non_pytorch_estimators_are_refused_in_the_constructor(name):
+    with pytest.raises(TypeError, match="PyTorchClassifier.*ScikitlearnLogisticRegression"):
+        _art(name, _sklearn_classifier())
+
+
+@pytest.mark.parametrize("name", ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack",
+                                  "JointSpatialPixelAttack"])
+def test_max_iter_zero_returns_x_exactly(name):
+    """No step taken: the spatial attacks return x itself, not a resampling of it (1e-6 off on 28 px)."""
+    x, y = _digits(4)
+    kw = dict(max_iter=0, random_init=False)
+    attack = _art(name, _clf(), **kw)
+    assert np.array_equal(attack.generate(x, y), x)
+    xt = torch.from_numpy(x)
+    assert torch.equal(_adv(name, _cnn(), **kw).perturb(xt, torch.from_numpy(y)), xt)

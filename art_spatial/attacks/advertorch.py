@@ -3,7 +3,8 @@
 Same maths, same loop, same defaults as the ART classes of :mod:`art_spatial.attacks` (Pareto AT
 Eq. 2, 5-6, 7-9; Madry et al.'s PGD) — only the calling convention differs:
 
-* ``Attack(predict, loss_fn=None, clip_min=0., clip_max=1., **hyper_parameters)`` where ``predict``
+* ``Attack(predict, loss_fn=None, *, clip_min=0., clip_max=1., **hyper_parameters)`` (everything after
+  ``loss_fn`` by keyword: a third positional value raises ``TypeError``) where ``predict``
   is any differentiable ``x -> logits`` callable (an ``nn.Module`` is attacked in eval mode with frozen
   parameters and restored afterwards) and the hyper-parameters are exactly those of the ART twin
   (e.g. ``eps``, ``eps_step``, ``max_iter``, ``norm``, ``units``, ``targeted``, ``seed`` ...), with the
@@ -116,7 +117,12 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
                 if name not in _ART_ONLY and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable | None = None,
-                 clip_min: float = 0.0, clip_max: float = 1.0, **kwargs):
+                 *args, clip_min: float = 0.0, clip_max: float = 1.0, **kwargs):
+        if args:
+            raise TypeError(f"{type(self).__name__} takes predict and loss_fn as positional arguments only; "
+                            f"got {len(args)} more positional value(s) {args!r}: pass eps, clip_min, "
+                            "clip_max and every other hyper-parameter by keyword (AdverTorch's positional "
+                            "order differs from attack to attack)")
         if not callable(predict):
             raise ValueError(f"predict must be a callable x -> logits, got {predict!r}")
         _at.Attack.__init__(self, predict, loss_fn, clip_min, clip_max)

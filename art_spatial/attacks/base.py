@@ -173,9 +173,11 @@ def estimator_logits_fn(estimator):
     Gradients flow through ART's PyTorch preprocessing (``_apply_preprocessing(..., no_grad=False)``,
     the path ART's own ``loss_gradient`` uses) and the wrapped model (``_model(x)[-1]`` = logits).
     """
-    if not hasattr(estimator, "_model") or not hasattr(estimator, "_apply_preprocessing"):
-        raise TypeError("estimator must be an art.estimators.classification.PyTorchClassifier, got "
-                        f"{type(estimator).__name__}")
+    from art.estimators.classification import PyTorchClassifier
+
+    if not isinstance(estimator, PyTorchClassifier):
+        raise TypeError("estimator must be an art.estimators.classification.PyTorchClassifier (the attacks "
+                        f"differentiate through a PyTorch model), got {type(estimator).__name__}")
     if not getattr(estimator, "all_framework_preprocessing", True):
         raise ValueError("estimator preprocessing must be implemented in PyTorch (e.g. "
                          "preprocessing=(mean, std) "
@@ -330,6 +332,10 @@ def clamp_images(x: torch.Tensor, clip: tuple) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ ART façade
+#: keyword arguments ``generate`` accepts besides ``x`` and ``y``
+_GENERATE_KWARGS = ("record", "y_true")
+
+
 class ARTAttackMixin:
     """``generate`` for ART: numpy in, float32 numpy out, batch loop with tqdm, ``last_result``.
 
@@ -344,6 +350,7 @@ class ARTAttackMixin:
         super()._check_params()
         check_int("batch_size", self.batch_size, minimum=1)
         check_bool("verbose", self.verbose)
+        estimator_logits_fn(self.estimator)  # a PyTorchClassifier with PyTorch preprocessing, or an error
         self._check_core()
 
     @property
@@ -380,6 +387,10 @@ class ARTAttackMixin:
         from tqdm.auto import tqdm
 
         self._check_params()
+        unknown = sorted(set(kwargs) - set(_GENERATE_KWARGS))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.generate got unknown keyword argument(s) {unknown}; "
+                             f"accepted: {list(_GENERATE_KWARGS)}")
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"x must be a batch of images N x C x H x W, got shape {x.shape}")

@@ -79,6 +79,11 @@ class AttackSpec:
         feasible: optional ``feasible(x, params) -> params`` applied after projection (e.g. the pixel
             block keeps ``x + δ`` inside the clip range, as ART's and Madry's PGD do).
         random_init: per-block random start switch (missing names fall back to ``run_attack``'s flag).
+        identity: optional ``identity(x) -> x_adv``, the exact image of all-zero parameters (e.g. ``x``
+            clipped). When given, an example whose parameters are all zero at the end — no step taken
+            (``max_iter=0`` without random start) or stopped before its first step — gets it instead
+            of ``render``, whose resampling at the identity grid reproduces ``x`` only up to float
+            rounding (about 1e-6 on 28-pixel images).
     """
 
     blocks: dict[str, ThreatModel]
@@ -86,6 +91,19 @@ class AttackSpec:
     phases: tuple[tuple[str, ...], ...] | None = None
     feasible: Callable[[torch.Tensor, Params], Params] | None = None
     random_init: dict[str, bool] = field(default_factory=dict)
+    identity: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def render_final(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        """``render(x, params)`` without gradient, with ``identity(x)`` for all-zero parameters."""
+        with torch.no_grad():
+            x_adv = self.render(x, params).detach()
+            if self.identity is None or x.shape[0] == 0 or not params:
+                return x_adv
+            zero = torch.stack([(v.flatten(1) == 0).all(1) for v in params.values()]).all(0)
+            if bool(zero.any()):
+                keep = zero.view((-1,) + (1,) * (x.dim() - 1))
+                x_adv = torch.where(keep, self.identity(x).detach().to(x_adv.dtype), x_adv)
+        return x_adv
 
     def phase_list(self) -> tuple[tuple[str, ...], ...]:
         phases = self.phases if self.phases is not None else (tuple(self.blocks),)
@@ -334,7 +352,7 @@ def run_attack(
             active = torch.arange(n, device=device)
 
     with torch.no_grad():
-        x_adv = spec.render(x, params).detach()
+        x_adv = spec.render_final(x, params)
         final_correct = final_loss = None
         if final_eval or record:
             logits = model(x_adv)

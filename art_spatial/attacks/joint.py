@@ -182,7 +182,7 @@ class _JointCore(_SpatialCore):
         if phases is None:
             phases = (spatial_names, ("pixel",)) if self.schedule == "double-pass" else None
         return AttackSpec(blocks=self._blocks(), render=render, phases=phases, feasible=feasible,
-                          random_init=dict(random_init or {}))
+                          random_init=dict(random_init or {}), identity=lambda x: clamp_images(x, clip))
 
     # ------------------------------------------------------------------------------------- run
     def _nb_classes_of(self, model, x) -> tuple:
@@ -249,7 +249,7 @@ class _JointCore(_SpatialCore):
             correct[go, k:] = o2.correct
         n_fwd, n_bwd = o1.n_forward + o2.n_forward, o1.n_backward + o2.n_backward
         with torch.no_grad():
-            x_adv = s2.render(x, params).detach()
+            x_adv = s2.render_final(x, params)
             final_correct = final_loss = None
             if final_eval or record:
                 logits = model(x_adv)

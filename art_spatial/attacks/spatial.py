@@ -110,7 +110,7 @@ class _SpatialCore(AttackCore):
             grid = self._grid_of(p, tuple(x.shape))
             return clamp_images(W.sample(x, grid, self.padding_mode), clip)
 
-        return AttackSpec(blocks=self._blocks(), render=render)
+        return AttackSpec(blocks=self._blocks(), render=render, identity=lambda x: clamp_images(x, clip))
 
 
 class _FlowCore(_SpatialCore):

@@ -134,3 +134,145 @@ def test_max_iter_zero_returns_x_exactly(name):
     assert np.array_equal(attack.generate(x, y), x)
     xt = torch.from_numpy(x)
     assert torch.equal(_adv(name, _cnn(), **kw).perturb(xt, torch.from_numpy(y)), xt)
+
+
+# ------------------------------------------------------------------------ item 2: non-finite input
+def _poke(x: np.ndarray, value, idx=(1, 0, 3, 3)) -> np.ndarray:
+    x = x.copy()
+    x[idx] = value
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_attacks_refuse_non_finite_x(name, bad):
+    x, y = _digits(4)
+    xb = _poke(x, bad)
+    with pytest.raises(ValueError, match=r"x contains 1 non-finite value.*index \(1, 0, 3, 3\)"):
+        _art(name, _clf()).generate(xb, y)
+    with pytest.raises(ValueError, match=r"x contains 1 non-finite value"):
+        _adv(name, _cnn()).perturb(torch.from_numpy(xb), torch.from_numpy(y))
+
+
+def test_attack_tensor_refuses_non_finite_x():
+    """The harness and the trainers call attack_tensor directly."""
+    x, y = _digits(4)
+    attack = A.FlowAttack(_clf(), max_iter=1, verbose=False)
+    with pytest.raises(ValueError, match=r"x contains 2 non-finite"):
+        attack.attack_tensor(_cnn(), torch.from_numpy(_poke(_poke(x, np.nan), np.inf, (0, 0, 0, 0))),
+                             torch.from_numpy(y))
+
+
+def _toy():
+    from test_trainers_helpers import ShiftAttack, toy_classifier, toy_data
+
+    return ShiftAttack, toy_classifier, toy_data
+
+
+def _weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_trainer_fit_refuses_non_finite_x_and_validation_data():
+    from art_spatial import trainers as T
+
+    ShiftAttack, toy_classifier, toy_data = _toy()
+    x, y = toy_data(12)
+    for bad in (np.nan, np.inf):
+        xb = _poke(x, bad, (2, 0, 1, 1))
+        clf = toy_classifier()
+        before = _weights(clf.model)
+        t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.1), verbose=False)
+        with pytest.raises(ValueError, match=r"^x contains 1 non-finite value.*index \(2, 0, 1, 1\)"):
+            t.fit(xb, y, nb_epochs=1, batch_size=4)
+        with pytest.raises(ValueError, match=r"x_val \(validation_data\[0\]\) contains 1 non-finite"):
+            t.fit(x, y, validation_data=(xb, y), nb_epochs=1, batch_size=4)
+        assert all(torch.equal(a, b) for a, b in zip(before, _weights(clf.model), strict=True))
+
+
+class _Batches:
+    """A minimal ART-style data generator over fixed batches."""
+
+    def __init__(self, batches):
+        self.batches, self.i = batches, 0
+        self.size, self.batch_size = sum(len(b[0]) for b in batches), len(batches[0][0])
+
+    def get_batch(self):
+        b = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        return b
+
+
+def test_trainer_fit_generator_refuses_a_non_finite_batch():
+    from art_spatial import trainers as T
+
+    ShiftAttack, toy_classifier, toy_data = _toy()
+    x, y = toy_data(8)
+    gen = _Batches([(x[:4], y[:4]), (_poke(x[4:], np.nan, (0, 0, 0, 0)), y[4:])])
+    t = T.PGDAdversarialTrainer(toy_classifier(), ShiftAttack(0.1), verbose=False)
+    with pytest.raises(ValueError, match=r"x \(a batch of the generator\) contains 1 non-finite"):
+        t.fit_generator(gen, nb_epochs=1)
+
+
+def test_non_finite_loss_stops_before_the_step_and_keeps_the_checkpoint(tmp_path):
+    from art_spatial import trainers as T
+
+    ShiftAttack, toy_classifier, toy_data = _toy()
+
+    class NaNAtCall(ShiftAttack):
+        """Returns NaN images from call ``k`` on (a broken custom attack)."""
+
+        def __init__(self, k):
+            super().__init__(0.1)
+            self.k = k
+
+        def attack_tensor(self, model, x, y, **kw):
+            res = super().attack_tensor(model, x, y, **kw)
+            if len(self.calls) >= self.k:
+                res.x_adv = torch.full_like(res.x_adv, float("nan"))
+            return res
+
+    x, y = toy_data(12)
+    clf = toy_classifier()
+    t = T.PGDAdversarialTrainer(clf, NaNAtCall(k=5), verbose=False, checkpoint_dir=tmp_path)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 2/3, batch 2/3; the optimizer "
+                                                 r"step was not taken and .*last\.pt was not "
+                                                 r"overwritten \(it holds epoch 1\)"):
+        t.fit(x, y, nb_epochs=3, batch_size=4)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["epoch"] == 1
+    assert all(bool(torch.isfinite(v).all()) for v in state["model"].values())
+    assert all(bool(torch.isfinite(p).all()) for p in clf.model.parameters())
+
+
+def test_non_finite_weights_stop_training_before_the_checkpoint(tmp_path):
+    from test_trainers_helpers import toy_model
+
+    from art_spatial import trainers as T
+
+    ShiftAttack, _, toy_data = _toy()
+
+    class BlowsUp(torch.optim.SGD):
+        """SGD whose 4th step overflows a weight (as a too-large learning rate does)."""
+
+        steps = 0
+
+        def step(self, closure=None):
+            out = super().step(closure)
+            BlowsUp.steps += 1
+            if BlowsUp.steps == 4:
+                with torch.no_grad():
+                    self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+            return out
+
+    model = toy_model()
+    clf = make_classifier(model, input_shape=(1, 2, 2), nb_classes=3, clip_values=None,
+                          optimizer=BlowsUp(model.parameters(), lr=0.05))
+    x, y = toy_data(12)
+    t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.1), verbose=False, checkpoint_dir=tmp_path)
+    with pytest.raises(FloatingPointError, match=r"weights became non-finite \(1\.weight\) after the "
+                                                 r"optimizer step at epoch 2/2, batch 1/3"):
+        t.fit(x, y, nb_epochs=2, batch_size=4)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["epoch"] == 1
+    assert all(bool(torch.isfinite(v).all()) for v in state["model"].values())

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import warp as W
+from .._checks import check_images
 from .engine import AttackSpec, EngineOutput, run_attack
 
 logger = logging.getLogger(__name__)
@@ -301,6 +302,7 @@ class AttackCore:
         """
         self._check_core()
         clip = _clip_tuple(clip_values)
+        check_images(x, name="x")
         if x.shape[0] == 0:
             return self._run_empty(x.detach(), clip, record=record, as_numpy=False)
         with model_eval(model if isinstance(model, torch.nn.Module) else None):
@@ -392,8 +394,7 @@ class ARTAttackMixin:
             raise ValueError(f"{type(self).__name__}.generate got unknown keyword argument(s) {unknown}; "
                              f"accepted: {list(_GENERATE_KWARGS)}")
         x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"x must be a batch of images N x C x H x W, got shape {x.shape}")
+        check_images(x, name="x")
         labels = self._labels(x, y)
         y_true = kwargs.get("y_true")
         if y_true is not None:

@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 from art.defences.trainer import Trainer
 
+from .._checks import check_images
 from ..attacks.base import _clip_tuple, check_bool, check_int, check_number, model_eval
 
 logger = logging.getLogger(__name__)
@@ -366,12 +367,11 @@ class AdversarialTrainerBase(Trainer):
         )
         return np.asarray(idx).reshape(-1).astype(np.int64)
 
-    def _check_x(self, x) -> np.ndarray:
+    def _check_x(self, x, name: str = "x") -> np.ndarray:
         x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"x must be a batch of images N x C x H x W, got shape {x.shape}")
+        check_images(x, name=name)
         if x.shape[0] == 0:
-            raise ValueError("x must not be empty")
+            raise ValueError(f"{name} must not be empty")
         return x
 
     def _array_batches(self, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int):
@@ -441,7 +441,7 @@ class AdversarialTrainerBase(Trainer):
         def batches(epoch):
             for _ in range(nb_batches):
                 xb, yb = generator.get_batch()[:2]
-                xb = self._check_x(xb)
+                xb = self._check_x(xb, name="x (a batch of the generator)")
                 yield xb, self._labels(yb, xb.shape[0])
 
         self._train(batches, nb_batches, nb_epochs, validation_data, scheduler, **kwargs)
@@ -467,7 +467,7 @@ class AdversarialTrainerBase(Trainer):
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
-            xv = self._check_x(validation_data[0])
+            xv = self._check_x(validation_data[0], name="x_val (validation_data[0])")
             yv = self._labels(validation_data[1], xv.shape[0])
             validation_data = (xv, yv)
 
@@ -497,6 +497,7 @@ class AdversarialTrainerBase(Trainer):
             n_seen = n_clean = n_rob = 0
             c_clean = c_rob = 0
             loss_sum = 0.0
+            note = self._checkpoint_note(ckpt_dir, epoch)
             bar = tqdm(
                 batches_of(epoch),
                 total=nb_batches,
@@ -510,10 +511,13 @@ class AdversarialTrainerBase(Trainer):
                 yb = torch.as_tensor(yb_np, device=device).long()
                 m = xb.shape[0]
                 obj = self._batch_objective(xb, yb, ctx)
+                where = f"epoch {epoch + 1}/{nb_epochs}, batch {b + 1}/{nb_batches}"
+                self._check_loss_finite(obj.loss, where, note)
                 t0 = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
                 obj.loss.backward()
                 self.optimizer.step()
+                self._check_weights_finite(obj.loss, where, note)
                 self._timers["update"] += time.perf_counter() - t0
                 self._after_step(obj, ctx)
                 n_seen += m
@@ -576,6 +580,38 @@ class AdversarialTrainerBase(Trainer):
             if ckpt_dir is not None:
                 self._save_checkpoint(ckpt_dir / CHECKPOINT_NAME, epoch + 1, scheduler)
         model.eval()
+
+    @staticmethod
+    def _checkpoint_note(ckpt_dir: Path | None, epoch: int) -> str:
+        """What a non-finite stop left on disk (``epoch`` = epochs completed and checkpointed)."""
+        if ckpt_dir is None:
+            return "no checkpoint is kept (checkpoint_dir=None)"
+        path = ckpt_dir / CHECKPOINT_NAME
+        if epoch == 0:
+            return f"nothing was written to {path}"
+        return f"{path} was not overwritten (it holds epoch {epoch})"
+
+    def _check_loss_finite(self, loss: torch.Tensor, where: str, note: str) -> None:
+        """Refuse a non-finite training loss before the optimizer step (the weights stay as they are)."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"{type(self).__name__}: the training loss is {value} at {where}; the optimizer step "
+                f"was not taken and {note}. Typical causes: a learning rate too large, an attack "
+                "returning non-finite images, a loss that overflows"
+            )
+
+    def _check_weights_finite(self, loss: torch.Tensor, where: str, note: str) -> None:
+        """Refuse non-finite weights right after the optimizer step, before any checkpoint is written."""
+        params = list(self.model.parameters())
+        if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            return
+        bad = [n for n, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        raise FloatingPointError(
+            f"{type(self).__name__}: the model weights became non-finite ({', '.join(bad[:5])}"
+            f"{', ...' if len(bad) > 5 else ''}) after the optimizer step at {where} (training loss "
+            f"{float(loss.detach()):.4g}); {note}. Lower the learning rate or clip the gradients"
+        )
 
     @torch.no_grad()
     def _accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:

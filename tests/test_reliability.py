@@ -276,3 +276,55 @@ def test_non_finite_weights_stop_training_before_the_checkpoint(tmp_path):
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["epoch"] == 1
     assert all(bool(torch.isfinite(v).all()) for v in state["model"].values())
+
+
+# ----------------------------------------------------------------- item 5: range and integer images
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+def test_attacks_refuse_x_outside_clip_values(name):
+    x, y = _digits(4)
+    with pytest.raises(ValueError, match=r"x has values in \[0\.0\d*, 2\d\d\.\d*\], outside clip_values "
+                                         r"\[0, 1\].*divide by 255"):
+        _art(name, _clf()).generate(x * 255, y)
+    with pytest.raises(ValueError, match=r"x has dtype uint8.*float.*/ 255"):
+        _art(name, _clf()).generate((x * 255).astype(np.uint8), y)
+    normalized = (x - 0.1307) / 0.3081
+    with pytest.raises(ValueError, match=r"x has values in \[-0\.42\d*, .*mean/std.*preprocessing"):
+        _art(name, _clf()).generate(normalized, y)
+    with pytest.raises(ValueError, match=r"x has values in \[.*\], outside clip_values \[0, 1\]"):
+        _adv(name, _cnn()).perturb(torch.from_numpy(x * 255), torch.from_numpy(y))
+    with pytest.raises(ValueError, match=r"x has dtype torch\.uint8"):
+        _adv(name, _cnn()).perturb(torch.from_numpy((x * 255).astype(np.uint8)), torch.from_numpy(y))
+
+
+def test_range_check_tolerates_rounding_and_respects_other_ranges():
+    x, y = _digits(2)
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = 1.0 + 1e-7, -1e-7  # float noise of a straight-through clip
+    assert _art("FlowAttack", _clf()).generate(x, y).shape == x.shape
+    wide = make_classifier(_cnn(), clip_values=(0.0, 255.0))
+    assert _art("FlowAttack", wide).generate(x * 255, y).shape == x.shape
+    unclipped = make_classifier(_cnn(), clip_values=None)
+    assert _art("FlowAttack", unclipped).generate(x * 1000 - 7, y).shape == x.shape
+    attack = A.FlowAttack(_clf(), max_iter=1, verbose=False)
+    with pytest.raises(ValueError, match=r"outside clip_values \[0, 1\]"):
+        attack.attack_tensor(_cnn(), torch.from_numpy(x) + 0.5, torch.from_numpy(y))
+
+
+def test_trainer_fit_refuses_x_outside_clip_values():
+    from test_trainers_helpers import toy_model
+
+    from art_spatial import trainers as T
+
+    ShiftAttack, _, _ = _toy()
+    rng = np.random.default_rng(0)
+    x, y = rng.random((12, 1, 2, 2), dtype=np.float32), np.arange(12) % 3
+    clf = make_classifier(toy_model(), input_shape=(1, 2, 2), nb_classes=3, clip_values=(0.0, 1.0))
+    before = _weights(clf.model)
+    t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.0), verbose=False)
+    with pytest.raises(ValueError, match=r"^x has values in \[.*, 2\d\d\.\d*\], outside clip_values"):
+        t.fit(x * 255, y, nb_epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match=r"^x has dtype uint8"):
+        t.fit((x * 255).astype(np.uint8), y, nb_epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match=r"^x_val \(validation_data\[0\]\) has values in"):
+        t.fit(x, y, validation_data=(x * 255, y), nb_epochs=1, batch_size=4)
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(clf.model), strict=True))
+    t.fit(x, y, nb_epochs=1, batch_size=4)  # the same data scaled to clip_values trains

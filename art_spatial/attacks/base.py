@@ -299,10 +299,13 @@ class AttackCore:
         ``model`` is any differentiable ``x -> logits`` callable (an ``nn.Module`` is put in eval mode
         with frozen parameters for the duration). Used by the trainers and the harness: no NumPy round
         trip. Returns an :class:`AttackResult` holding tensors.
+
+        ``x`` must be finite float images inside ``clip_values`` (``ValueError`` naming ``x``
+        otherwise, see :func:`art_spatial._checks.check_images`); an empty batch gives an empty result.
         """
         self._check_core()
         clip = _clip_tuple(clip_values)
-        check_images(x, name="x")
+        check_images(x, name="x", clip_values=clip_values)
         if x.shape[0] == 0:
             return self._run_empty(x.detach(), clip, record=record, as_numpy=False)
         with model_eval(model if isinstance(model, torch.nn.Module) else None):
@@ -394,7 +397,7 @@ class ARTAttackMixin:
             raise ValueError(f"{type(self).__name__}.generate got unknown keyword argument(s) {unknown}; "
                              f"accepted: {list(_GENERATE_KWARGS)}")
         x = np.asarray(x)
-        check_images(x, name="x")
+        check_images(x, name="x", clip_values=self.estimator.clip_values)
         labels = self._labels(x, y)
         y_true = kwargs.get("y_true")
         if y_true is not None:

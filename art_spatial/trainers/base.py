@@ -369,7 +369,7 @@ class AdversarialTrainerBase(Trainer):
 
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         x = np.asarray(x)
-        check_images(x, name=name)
+        check_images(x, name=name, clip_values=self._classifier.clip_values)
         if x.shape[0] == 0:
             raise ValueError(f"{name} must not be empty")
         return x

@@ -77,7 +77,9 @@ def test_table1_formatting(smoke_run):
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["Robustness", "score", "(%)"] and "Pareto AT" in lines[0]
     md = format_table1(result.reports, markdown=True)
-    assert md.splitlines()[1].startswith("|---|") and md.count("\n") == 7
+    assert md.splitlines()[1].startswith("|---|") and md.count("\n") == 8
+    # the paper's suite scores correct-only; the all-point universal score is given beside it
+    assert "| Universal (correct-only) |" in md and "| Universal (all points) |" in md
 
 
 def test_config_validation_and_presets():

@@ -377,6 +377,7 @@ def report(args, config, jobs, work: Path, tag: str, t_start: float) -> int:
         "report_wall_seconds": time.perf_counter() - t_start,
     }
     out = write_json(args.out / f"pareto_mnist{tag}.json", payload)
+    (args.out / f"pareto_mnist{tag}.md").write_text(markdown(payload, labels))
     print(f"wrote {out}, {front_png}, {curves_png}; missing: {len(missing)} of {len(jobs)} models")
     cells = conv["correct-only"]["cells"]
     for lab in labels:
@@ -387,6 +388,41 @@ def report(args, config, jobs, work: Path, tag: str, t_start: float) -> int:
     for k, v in conv["correct-only"]["orderings_summary"].items():
         print(f"orderings {k}: {v}")
     return 0
+
+
+def markdown(payload: dict, labels) -> str:
+    """Tables of the report for docs/results.md: cells with intervals beside the paper, verdicts."""
+    paper = payload["paper_table1"]
+    lines = []
+    for conv in ("correct-only", "all-points"):
+        cells = payload["scores"][conv]["cells"]
+        lines += [f"**{conv}** scores (%), mean over seeds {payload['seeds']} [95 % bootstrap interval]; "
+                  "paper (Table 1, MNIST) in parentheses", "",
+                  "| model | clean | sensitivity | local | global | universal |", "|---|---:|---:|---:|---:|---:|"]
+        for lab in labels:
+            if lab not in cells:
+                continue
+            c = cells[lab]
+            p = paper.get(lab, {})
+
+            def fmt(k, c=c, p=p):
+                pv = f" ({p[k]:g})" if k in p else ""
+                return f"{c[k]['mean']:.1f} [{c[k]['lo']:.1f}, {c[k]['hi']:.1f}]{pv}"
+
+            lines.append(f"| {lab} | " + " | ".join(fmt(k) for k in ("clean_accuracy",) + CATS + ("universal",))
+                         + " |")
+        lines.append("")
+    conv = payload["scores"]["correct-only"]
+    for key, title in (("orderings", "Pareto AT = relative r 0.5"),
+                       ("orderings_absolute_r", f"Pareto AT = absolute r {ABS_TABLE_R:g}")):
+        lines += [f"Pairwise orderings of the paper's Table 1 (correct-only; {title}): held / missed / tie "
+                  "(tie = the paired 95 % interval of the difference contains 0)", "",
+                  "| score | held | missed | tie | missed pairs (paper order) |", "|---|---:|---:|---:|---|"]
+        for k, summ in conv[key + "_summary"].items():
+            missed = [f"{o['pair'][0]} {o['paper']} {o['pair'][1]}" for o in conv[key][k] if o["verdict"] == "missed"]
+            lines.append(f"| {k} | {summ['held']} | {summ['missed']} | {summ['tie']} | {'; '.join(missed) or '-'} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -70,6 +70,9 @@ def make_jobs(config, seeds, sweep_seeds):
                      dataclasses.replace(cfg, pareto_r=ABS_TABLE_R, pareto_r_mode="absolute")))
     for s in sweep_seeds:
         cfg = dataclasses.replace(config, seed=s)
+        # diagnostic: does Spatial AT reach a higher clean accuracy with twice the epochs (and warm-up)?
+        jobs.append((s, f"Spatial AT ({2 * cfg.adv_epochs} ep)", "Spatial AT",
+                     dataclasses.replace(cfg, adv_epochs=2 * cfg.adv_epochs, eps_warmup=2 * cfg.eps_warmup)))
         for r in SWEEP_REL:
             jobs.append((s, f"Pareto AT (r={r:g})", "Pareto AT", dataclasses.replace(cfg, pareto_r=r)))
         for r in SWEEP_ABS:

@@ -7,7 +7,10 @@ expected. The checks run once per call on the whole input, never inside an attac
 
 :func:`check_images` refuses: a non-float dtype (``uint8`` images are not rescaled behind the user's
 back), anything but 4 dimensions, non-finite values (NaN / Inf) and values outside ``clip_values``
-(naming the observed range; nothing is clipped silently).
+(naming the observed range; nothing is clipped silently). :func:`check_labels` turns labels (indices
+or one-hot rows) into class indices and refuses the wrong length, non-integer values (never
+truncated) and labels outside ``[0, nb_classes)``; :func:`guard_logits` checks the upper bound
+against a model's logits when the number of classes is not known beforehand.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_images", "clip_bounds"]
+__all__ = ["check_images", "check_labels", "clip_bounds", "guard_logits"]
 
 
 def _first_index(mask: np.ndarray) -> tuple:
@@ -86,3 +89,97 @@ def check_images(x: Any, *, name: str = "x", clip_values=None, tol: float = 1e-5
         raise ValueError(f"{name} has values in [{mn:.6g}, {mx:.6g}], outside clip_values [{lo:g}, {hi:g}]"
                          f"{_range_hint(lo, hi, mn, mx)}; scale the images to clip_values (nothing is "
                          "clipped silently)")
+
+
+def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "y") -> np.ndarray:
+    """Class-index labels ``N`` (int64 numpy) from ``y``, or ``ValueError`` naming ``name``.
+
+    Accepted: integer (or integer-valued float) class indices of shape ``N`` or ``N x 1``, and one-hot
+    (or score) rows ``N x nb_classes``, reduced to their argmax (each row needs a single largest
+    entry). Refused, with a message saying what was expected: another length than ``n`` (with a hint
+    when it looks like flattened one-hot labels), bool or non-numeric dtypes, non-integer or
+    non-finite values, and labels outside ``[0, nb_classes)`` (only negative ones when ``nb_classes``
+    is None — the caller then checks the upper bound, e.g. :func:`guard_logits`).
+
+    Args:
+        y: numpy array, torch tensor or sequence.
+        n: number of images the labels belong to.
+        nb_classes: number of classes, or None when unknown.
+        name: how the messages call ``y`` (e.g. ``"y_true"``, ``"y_val"``).
+    """
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.dtype == np.bool_:
+        raise ValueError(f"{name} has dtype bool; expected integer class indices (N) or one-hot labels "
+                         "(N x classes)")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise ValueError(f"{name} has dtype {y.dtype}; expected integer class indices (N) or one-hot "
+                         "labels (N x classes)")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim == 2:
+        if y.shape[0] != n:
+            raise ValueError(f"{name} must have one label per example: {y.shape[0]} label rows for {n} images")
+        if nb_classes is not None and y.shape[1] != nb_classes:
+            raise ValueError(f"{name} has shape {y.shape}: one-hot labels need nb_classes = {nb_classes} "
+                             f"columns (or pass class indices of shape ({n},))")
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} (one-hot) contains non-finite values")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        top = y.max(axis=1, keepdims=True)
+        ties = (y == top).sum(axis=1) != 1
+        if ties.any():
+            i = int(np.argmax(ties))
+            raise ValueError(f"{name} (one-hot) row {i} has no single largest entry ({y[i].tolist()}); "
+                             "each row must mark one class")
+        return y.argmax(axis=1).astype(np.int64)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be class indices of shape ({n},) or one-hot labels ({n}, classes), "
+                         f"got shape {y.shape}")
+    if y.shape[0] != n:
+        k = y.shape[0] // n if n else 0
+        hint = (f" (flattened one-hot labels? pass them as an N x {k} array)"
+                if n and k > 1 and y.shape[0] == k * n and (nb_classes is None or k == nb_classes) else "")
+        raise ValueError(f"{name} must have one label per example: {y.shape[0]} labels for {n} images{hint}")
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must hold integer class indices, got {float(y[i]):g} at index {i} "
+                             f"(float labels are never truncated)")
+    y = y.astype(np.int64)
+    upper = math.inf if nb_classes is None else int(nb_classes)
+    bad = (y < 0) | (y >= upper)
+    if bad.any():
+        i = int(np.argmax(bad))
+        if nb_classes is None:
+            raise ValueError(f"{name} has negative labels: {y[i]} at index {i}; labels are class indices "
+                             "0 .. classes - 1")
+        raise ValueError(f"{name} has labels outside [0, {nb_classes}): {y[i]} at index {i} "
+                         f"(nb_classes = {nb_classes}); labels are class indices 0 .. {nb_classes - 1}")
+    return y
+
+
+def guard_logits(model, labels: torch.Tensor, *, name: str = "y"):
+    """``model`` wrapped so that its first call checks ``labels < number of logits`` (``ValueError``
+    naming ``name`` otherwise) — the upper bound :func:`check_labels` cannot check without
+    ``nb_classes``. Costs no extra forward pass; later calls go straight to ``model``.
+    """
+    top = int(labels.max()) if labels.numel() else -1
+    state = {"checked": False}
+
+    def guarded(z):
+        out = model(z)
+        if not state["checked"]:
+            state["checked"] = True
+            k = int(out.shape[-1])
+            if top >= k:
+                raise ValueError(f"{name} has labels outside [0, {k}): {top} (the model outputs {k} "
+                                 f"logits); labels are class indices 0 .. {k - 1}")
+        return out
+
+    return guarded

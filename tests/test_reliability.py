@@ -328,3 +328,78 @@ def test_trainer_fit_refuses_x_outside_clip_values():
         t.fit(x, y, validation_data=(x * 255, y), nb_epochs=1, batch_size=4)
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(clf.model), strict=True))
     t.fit(x, y, nb_epochs=1, batch_size=4)  # the same data scaled to clip_values trains
+
+
+# --------------------------------------------------------------------------------- item 7: labels
+#: (labels, message with an estimator (nb_classes known), message of the façade (logits width))
+BAD_LABELS = [
+    (np.array([1.5, 2.7, 3.0, 4.0]), r"{y} must hold integer class indices.*1\.5 at index 0", None),
+    (np.array([1, 2, 3, 12]), r"{y} has labels outside \[0, 10\): 12 at index 3",
+     r"{y} has labels outside \[0, 10\): 12 .*outputs 10 logits"),
+    (np.array([1, -1, 3, 4]), r"{y} has labels outside \[0, 10\): -1 at index 1",
+     r"{y} has negative labels: -1 at index 1"),
+    (np.eye(10)[[1, 2, 3, 4]].reshape(-1), r"{y} must have one label per example: 40 labels for 4 "
+                                          r"images \(flattened one-hot labels\? pass them as an N x 10 "
+                                          r"array\)", None),
+    (np.array([True, False, True, False]), r"{y} has dtype bool", None),
+]
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+@pytest.mark.parametrize("labels,message,facade", BAD_LABELS,
+                         ids=["float", "too-large", "negative", "flat-one-hot", "bool"])
+def test_attacks_refuse_bad_labels_naming_y(name, labels, message, facade):
+    x, _ = _digits(4)
+    with pytest.raises(ValueError, match=message.format(y="y")):
+        _art(name, _clf()).generate(x, labels)
+    with pytest.raises(ValueError, match=message.format(y="y_true")):  # true labels of a targeted attack
+        _art(name, _clf(), targeted=True).generate(x, np.array([0, 1, 2, 3]), y_true=labels)
+    with pytest.raises(ValueError, match=(facade or message).format(y="y")):
+        _adv(name, _cnn()).perturb(torch.from_numpy(x), torch.from_numpy(labels))
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+def test_one_hot_labels_equal_index_labels_everywhere(name):
+    x, y = _digits(4)
+    one_hot = np.eye(10, dtype=np.float32)[y]
+    a1, a2 = _art(name, _clf()), _art(name, _clf())
+    np.testing.assert_array_equal(a1.generate(x, y), a2.generate(x, one_hot))
+    f1, f2 = _adv(name, _cnn()), _adv(name, _cnn())
+    xt = torch.from_numpy(x)
+    assert torch.equal(f1.perturb(xt, torch.from_numpy(y)), f2.perturb(xt, torch.from_numpy(one_hot)))
+
+
+def test_attack_tensor_names_y_when_labels_exceed_the_logits():
+    """The harness path: no estimator, so the number of classes is that of the model's logits."""
+    x, y = _digits(4)
+    attack = A.AffineAttack(_clf(), max_iter=1, verbose=False)
+    with pytest.raises(ValueError, match=r"y has labels outside \[0, 10\): 12 .*outputs 10 logits"):
+        attack.attack_tensor(_cnn(), torch.from_numpy(x), torch.tensor([1, 2, 3, 12]))
+    with pytest.raises(ValueError, match=r"y must hold integer class indices.*2\.5 at index 1"):
+        attack.attack_tensor(_cnn(), torch.from_numpy(x), torch.tensor([1.0, 2.5, 3.0, 4.0]))
+
+
+def test_trainer_fit_refuses_bad_labels_naming_them():
+    from art_spatial import trainers as T
+
+    ShiftAttack, toy_classifier, toy_data = _toy()
+    x, y = toy_data(12)
+    clf = toy_classifier()
+    before = _weights(clf.model)
+    t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.1), verbose=False)
+    cases = [
+        (y + 0.5, r"^y must hold integer class indices.*0\.5 at index 0"),
+        (np.where(np.arange(12) == 7, 3, y), r"^y has labels outside \[0, 3\): 3 at index 7"),
+        (np.eye(3)[y].reshape(-1), r"^y must have one label per example: 36 labels for 12 images "
+                                  r"\(flattened one-hot"),
+        (np.eye(4)[y], r"^y has shape \(12, 4\): one-hot labels need nb_classes = 3 columns"),
+    ]
+    for labels, message in cases:
+        with pytest.raises(ValueError, match=message):
+            t.fit(x, labels, nb_epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match=r"^y_val \(validation_data\[1\]\) has labels outside"):
+        t.fit(x, y, validation_data=(x, y + 3), nb_epochs=1, batch_size=4)
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(clf.model), strict=True))
+    gen = _Batches([(x[:4], y[:4]), (x[4:8], y[4:8] + 0.25)])  # checked batch by batch, as they come
+    with pytest.raises(ValueError, match=r"^y \(a batch of the generator\) must hold integer"):
+        t.fit_generator(gen, nb_epochs=1)

@@ -61,6 +61,7 @@ import torch
 from .._compat import import_advertorch
 from . import pixel as _pixel
 from . import spatial as _spatial
+from .._checks import check_images, check_labels
 from .base import AttackCore, AttackResult
 from .pixel import _PixelCore
 from .spatial import _AffineCore, _FlowCore, _IntegratedCore
@@ -165,18 +166,20 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
             if x.shape[0] == 0:
                 return torch.zeros(0, dtype=torch.long, device=x.device)
             return self._get_predicted_label(x)
-        y = torch.as_tensor(y, device=x.device)
-        if y.dim() != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"y must hold one index label per example, shape ({x.shape[0]},), "
-                             f"got {tuple(y.shape)}")
-        return y.long()
+        # indices or one-hot rows; the upper bound is checked against the logits in attack_tensor
+        return torch.as_tensor(check_labels(y, x.shape[0], name="y"), device=x.device)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Adversarial examples for ``x`` (``N x C x H x W``) with labels ``y`` (``N``) or predictions."""
+        """Adversarial examples for ``x`` (``N x C x H x W``) with labels ``y`` (``N``) or predictions.
+
+        ``x``: finite float images in ``[clip_min, clip_max]``; ``y``: class indices (or one-hot rows).
+        Anything else raises ``ValueError`` naming the argument (see :mod:`art_spatial._checks`).
+        """
         self._check_core()
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(f"x must be a tensor N x C x H x W, got {getattr(x, 'shape', type(x))}")
         x = x.detach()
+        check_images(x, name="x", clip_values=(self.clip_min, self.clip_max))
         y = self._labels(x, y)
         result = self.attack_tensor(self.predict, x, y, clip_values=(self.clip_min, self.clip_max))
         self._last_result = result

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import warp as W
-from .._checks import check_images
+from .._checks import check_images, check_labels, guard_logits
 from .engine import AttackSpec, EngineOutput, run_attack
 
 logger = logging.getLogger(__name__)
@@ -149,14 +149,19 @@ class AttackResult:
 # ---------------------------------------------------------------------------------- model handling
 @contextlib.contextmanager
 def model_eval(module: torch.nn.Module | None):
-    """Eval mode and frozen parameters for the duration of an attack; restores both afterwards."""
+    """Eval mode and frozen parameters for the duration of an attack; restores both afterwards.
+
+    Every submodule's ``training`` flag and every parameter's ``requires_grad`` are recorded and put
+    back exactly, so a mixed state survives (e.g. a BatchNorm frozen in eval mode inside a model in
+    train mode, or a frozen backbone).
+    """
     if module is None or not isinstance(module, torch.nn.Module):
         yield
         return
-    was_training = module.training
+    modes = [(m, m.training) for m in module.modules()]
     flags = [(p, p.requires_grad) for p in module.parameters()]
-    if was_training:
-        logger.debug("model was in train mode; attacking it in eval mode")
+    if any(training for _, training in modes):
+        logger.debug("model was (partly) in train mode; attacking it in eval mode")
     module.eval()
     for p, _ in flags:
         p.requires_grad_(False)
@@ -165,7 +170,8 @@ def model_eval(module: torch.nn.Module | None):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        module.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 def estimator_logits_fn(estimator):
@@ -302,14 +308,24 @@ class AttackCore:
 
         ``x`` must be finite float images inside ``clip_values`` (``ValueError`` naming ``x``
         otherwise, see :func:`art_spatial._checks.check_images`); an empty batch gives an empty result.
+        ``y`` / ``y_true``: class indices (or one-hot rows), checked by
+        :func:`art_spatial._checks.check_labels`; labels beyond the model's logits are refused at its
+        first forward pass (no extra pass).
         """
         self._check_core()
         clip = _clip_tuple(clip_values)
         check_images(x, name="x", clip_values=clip_values)
-        if x.shape[0] == 0:
+        n = x.shape[0]
+        y = torch.as_tensor(check_labels(y, n, name="y"), device=x.device)
+        if y_true is not None:
+            y_true = torch.as_tensor(check_labels(y_true, n, name="y_true"), device=x.device)
+        if n == 0:
             return self._run_empty(x.detach(), clip, record=record, as_numpy=False)
+        logits = guard_logits(model, y, name="y")
+        if y_true is not None:
+            logits = guard_logits(logits, y_true, name="y_true")
         with model_eval(model if isinstance(model, torch.nn.Module) else None):
-            out = self._run(model, x.detach(), y.to(x.device).long(), clip, y_true=y_true, record=record,
+            out = self._run(logits, x.detach(), y, clip, y_true=y_true, record=record,
                             final_eval=final_eval)
             return self._summarize(out, x.detach(), as_numpy=False)
 
@@ -363,9 +379,7 @@ class ARTAttackMixin:
         """The :class:`AttackResult` of the latest ``generate`` call (None before the first)."""
         return getattr(self, "_last_result", None)
 
-    def _labels(self, x: np.ndarray, y) -> np.ndarray:
-        from art.utils import check_and_transform_label_format
-
+    def _labels(self, x: np.ndarray, y, name: str = "y") -> np.ndarray:
         if y is None:
             if self.targeted:
                 raise ValueError("y (the target labels) is required when targeted=True")
@@ -373,12 +387,7 @@ class ARTAttackMixin:
                 return np.zeros(0, dtype=np.int64)
             preds = self.estimator.predict(x, batch_size=self.batch_size)
             return np.argmax(preds, axis=1).astype(np.int64)
-        y = np.asarray(y)
-        if y.shape[0] != x.shape[0]:
-            raise ValueError(f"y must have one label per example: {y.shape[0]} labels for "
-                             f"{x.shape[0]} images")
-        idx = check_and_transform_label_format(y, nb_classes=self.estimator.nb_classes, return_one_hot=False)
-        return np.asarray(idx).reshape(-1).astype(np.int64)  # ART returns (N, 1) index arrays
+        return check_labels(y, x.shape[0], self.estimator.nb_classes, name=name)
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
         """Adversarial examples for ``x`` (float32 numpy of ``x``'s shape, inside ``clip_values``).
@@ -401,7 +410,7 @@ class ARTAttackMixin:
         labels = self._labels(x, y)
         y_true = kwargs.get("y_true")
         if y_true is not None:
-            y_true = self._labels(x, y_true)
+            y_true = self._labels(x, y_true, name="y_true")
         record = bool(kwargs.get("record", False))
         clip = _clip_tuple(self.estimator.clip_values)
         device = getattr(self.estimator, "_device", torch.device("cpu"))

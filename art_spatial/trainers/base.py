@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from art.defences.trainer import Trainer
 
-from .._checks import check_images
+from .._checks import check_images, check_labels
 from ..attacks.base import _clip_tuple, check_bool, check_int, check_number, model_eval
 
 logger = logging.getLogger(__name__)
@@ -354,18 +354,8 @@ class AdversarialTrainerBase(Trainer):
         """Hook: restore :meth:`_state`."""
 
     # ----------------------------------------------------------------------------------------- data
-    def _labels(self, y, n: int) -> np.ndarray:
-        from art.utils import check_and_transform_label_format
-
-        y = np.asarray(y)
-        if y.shape[0] != n:
-            raise ValueError(
-                f"y must have one label per example: {y.shape[0]} labels for {n} images"
-            )
-        idx = check_and_transform_label_format(
-            y, nb_classes=self._classifier.nb_classes, return_one_hot=False
-        )
-        return np.asarray(idx).reshape(-1).astype(np.int64)
+    def _labels(self, y, n: int, name: str = "y") -> np.ndarray:
+        return check_labels(y, n, self._classifier.nb_classes, name=name)
 
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         x = np.asarray(x)
@@ -442,7 +432,7 @@ class AdversarialTrainerBase(Trainer):
             for _ in range(nb_batches):
                 xb, yb = generator.get_batch()[:2]
                 xb = self._check_x(xb, name="x (a batch of the generator)")
-                yield xb, self._labels(yb, xb.shape[0])
+                yield xb, self._labels(yb, xb.shape[0], name="y (a batch of the generator)")
 
         self._train(batches, nb_batches, nb_epochs, validation_data, scheduler, **kwargs)
 
@@ -468,7 +458,7 @@ class AdversarialTrainerBase(Trainer):
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
             xv = self._check_x(validation_data[0], name="x_val (validation_data[0])")
-            yv = self._labels(validation_data[1], xv.shape[0])
+            yv = self._labels(validation_data[1], xv.shape[0], name="y_val (validation_data[1])")
             validation_data = (xv, yv)
 
         start = 0

@@ -47,13 +47,46 @@ def _range_hint(lo: float, hi: float, mn: float, mx: float) -> str:
     return ""
 
 
-def check_images(x: Any, *, name: str = "x", clip_values=None, tol: float = 1e-5) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``x`` is a float batch ``N x C x H x W`` of finite
-    values inside ``clip_values``.
+def _dims(shape) -> str:
+    return " x ".join(str(int(s)) for s in shape)
+
+
+def _check_layout(name: str, shape: tuple, input_shape, channels_first: bool) -> None:
+    """``x.shape[1:]`` against the estimator's ``input_shape`` (or, without one, a channels-last guess)."""
+    if input_shape is None:
+        # no estimator (AdverTorch façade, attack_tensor): refuse what is almost surely channels-last
+        if channels_first and shape[3] in (1, 3) and shape[1] > 4:
+            raise ValueError(f"{name} has shape {shape}: it looks channels-last (N x H x W x C); the attacks "
+                             "take N x C x H x W images: transpose it, e.g. x.permute(0, 3, 1, 2)")
+        return
+    expected = tuple(int(s) for s in input_shape)
+    if tuple(shape[1:]) == expected:
+        return
+    where = "channels first" if channels_first else "channels last"
+    msg = f"{name} has shape {shape} but the estimator expects N x {_dims(expected)} ({where})"
+    if len(expected) == 3:
+        if channels_first and tuple(shape[1:]) == (expected[1], expected[2], expected[0]):
+            msg += ("; x looks channels-last: transpose it with x.transpose(0, 3, 1, 2) (or wrap the "
+                    "model in an estimator with channels_first=False)")
+        elif not channels_first and tuple(shape[1:]) == (expected[2], expected[0], expected[1]):
+            msg += "; x looks channels-first: transpose it with x.transpose(0, 2, 3, 1)"
+    raise ValueError(msg)
+
+
+def check_images(x: Any, *, name: str = "x", input_shape=None, channels_first: bool = True,
+                 clip_values=None, tol: float = 1e-5) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``x`` is a float batch of images, of the estimator's
+    shape, finite and inside ``clip_values``.
 
     Args:
-        x: numpy array or torch tensor (checked on its device); an empty batch (``N = 0``) passes.
+        x: numpy array or torch tensor (checked on its device); an empty batch (``N = 0``) passes
+            all but the shape checks.
         name: how the messages call ``x`` (e.g. ``"x_val"``).
+        input_shape: the estimator's ``input_shape`` (``C, H, W``, or ``H, W, C`` when
+            ``channels_first`` is False); ``x.shape[1:]`` must equal it (the message says when ``x``
+            looks transposed). None: no estimator; ``x`` must then not look channels-last (last axis
+            of 1 or 3 with more than 4 "channels").
+        channels_first: the estimator's layout (ART's ``channels_first``).
         clip_values: ART ``clip_values`` ``(min, max)`` (scalars or per-channel arrays) or None (no
             range check). Values may exceed the range by ``tol`` times its width (float rounding of
             a clip); nothing is clipped silently.
@@ -69,8 +102,10 @@ def check_images(x: Any, *, name: str = "x", clip_values=None, tol: float = 1e-5
         scale = f"[{bounds[0]:g}, {bounds[1]:g}]" if bounds is not None else "the estimator's range"
         raise ValueError(f"{name} has dtype {x.dtype}; images must be floats scaled to clip_values {scale}, "
                          "e.g. x.astype('float32') / 255 for 8-bit images")
+    layout = "N x C x H x W" if channels_first else "N x H x W x C"
     if len(shape) != 4:
-        raise ValueError(f"{name} must be a batch of images N x C x H x W, got shape {shape}")
+        raise ValueError(f"{name} must be a batch of images {layout}, got shape {shape}")
+    _check_layout(name, shape, input_shape, channels_first)
     if shape[0] == 0:
         return
     finite = bool(torch.isfinite(x).all()) if is_tensor else bool(np.isfinite(x).all())

@@ -403,3 +403,108 @@ def test_trainer_fit_refuses_bad_labels_naming_them():
     gen = _Batches([(x[:4], y[:4]), (x[4:8], y[4:8] + 0.25)])  # checked batch by batch, as they come
     with pytest.raises(ValueError, match=r"^y \(a batch of the generator\) must hold integer"):
         t.fit_generator(gen, nb_epochs=1)
+
+
+# ------------------------------------------------------------------ item 1: layout and image shape
+class _NHWC(torch.nn.Module):
+    """A channels-last model: takes N x H x W x C and runs ``net`` (channels-first) on it."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+def _rgb_net(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 32 * 32, 10)).eval()
+
+
+def _pytorch_classifier(model, input_shape, channels_first, preprocessing=None):
+    from art.estimators.classification import PyTorchClassifier
+
+    kw = {} if preprocessing is None else dict(preprocessing=preprocessing)
+    return PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=input_shape,
+                             nb_classes=10, clip_values=(0.0, 1.0), channels_first=channels_first,
+                             optimizer=torch.optim.SGD(model.parameters(), lr=0.1), **kw)
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+def test_channels_last_estimators_are_attacked_in_their_layout(name):
+    """channels_first=False: x is transposed in and out; the result equals the channels-first twin's."""
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 3, 32, 32), dtype=np.float32)
+    y = np.array([1, 5, 7])
+    pre = (np.array([0.49, 0.48, 0.45], np.float32), np.array([0.25, 0.24, 0.26], np.float32))
+    net = _rgb_net()
+    cf = _pytorch_classifier(net, (3, 32, 32), True, pre)
+    cl = _pytorch_classifier(_NHWC(net), (32, 32, 3), False, pre)
+    kw = dict(random_init=True) if name not in ("GridSpatialAttack", "PixelAttack") else {}
+    a_cf, a_cl = _art(name, cf, **kw), _art(name, cl, **kw)
+    x_cf = a_cf.generate(x, y)
+    x_cl = a_cl.generate(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y)
+    assert x_cl.shape == (3, 32, 32, 3)
+    np.testing.assert_array_equal(x_cl, x_cf.transpose(0, 2, 3, 1))
+    r_cf, r_cl = a_cf.last_result, a_cl.last_result
+    np.testing.assert_array_equal(r_cl.translation_px, r_cf.translation_px)
+    np.testing.assert_array_equal(r_cl.success, r_cf.success)
+    if "pixel" in r_cf.params:  # in the layout of x
+        np.testing.assert_array_equal(r_cl.params["pixel"], r_cf.params["pixel"].transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("name", sorted(ART_ATTACKS))
+def test_layout_and_shape_mismatches_are_refused_up_front(name):
+    x, y = _digits(2)
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    with pytest.raises(ValueError, match=r"x has shape \(2, 28, 28, 1\) but the estimator expects "
+                                         r"N x 1 x 28 x 28 \(channels first\).*channels-last.*"
+                                         r"transpose\(0, 3, 1, 2\)"):
+        _art(name, _clf()).generate(nhwc, y)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 1, 32, 32\) but the estimator expects "
+                                         r"N x 1 x 28 x 28"):
+        _art(name, _clf()).generate(np.zeros((2, 1, 32, 32), np.float32), y)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 3, 28, 28\) but the estimator expects "
+                                         r"N x 1 x 28 x 28"):
+        _art(name, _clf()).generate(np.zeros((2, 3, 28, 28), np.float32), y)
+    cl = _pytorch_classifier(_NHWC(_cnn()), (28, 28, 1), False)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 1, 28, 28\) but the estimator expects "
+                                         r"N x 28 x 28 x 1 \(channels last\).*channels-first.*"
+                                         r"transpose\(0, 2, 3, 1\)"):
+        _art(name, cl).generate(x, y)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 28, 28, 1\): it looks channels-last.*"
+                                         r"N x C x H x W.*permute\(0, 3, 1, 2\)"):
+        _adv(name, _cnn()).perturb(torch.from_numpy(nhwc), torch.from_numpy(y))
+
+
+def test_trainers_refuse_permuted_data_and_train_channels_last_classifiers():
+    """A linear model takes permuted data without complaint: the shape check is the only guard."""
+    from art_spatial import trainers as T
+
+    ShiftAttack, _, _ = _toy()
+    rng = np.random.default_rng(0)
+    x, y = rng.random((12, 3, 4, 4), dtype=np.float32), np.arange(12) % 10
+
+    def linear(seed=0):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 10))
+
+    clf = _pytorch_classifier(linear(), (3, 4, 4), True)
+    t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.0), verbose=False)
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    with pytest.raises(ValueError, match=r"^x has shape \(12, 4, 4, 3\) but the estimator expects "
+                                         r"N x 3 x 4 x 4 \(channels first\).*channels-last"):
+        t.fit(nhwc, y, nb_epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match=r"^x_val \(validation_data\[0\]\) has shape \(12, 4, 4, 3\)"):
+        t.fit(x, y, validation_data=(nhwc, y), nb_epochs=1, batch_size=4)
+    # a channels-last classifier trains on its own layout exactly as its channels-first twin
+    t.fit(x, y, validation_data=(x, y), nb_epochs=2, batch_size=4)
+    net = linear()
+    cl = _pytorch_classifier(_NHWC(net), (4, 4, 3), False)
+    t_cl = T.PGDAdversarialTrainer(cl, ShiftAttack(0.0), verbose=False)
+    t_cl.fit(nhwc, y, validation_data=(nhwc, y), nb_epochs=2, batch_size=4)
+    for a, b in zip(clf.model.parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert [h["val_clean_acc"] for h in t_cl.history] == [h["val_clean_acc"] for h in t.history]

@@ -179,6 +179,10 @@ def estimator_logits_fn(estimator):
 
     Gradients flow through ART's PyTorch preprocessing (``_apply_preprocessing(..., no_grad=False)``,
     the path ART's own ``loss_gradient`` uses) and the wrapped model (``_model(x)[-1]`` = logits).
+
+    The function always takes ``N x C x H x W`` images, the package's layout: for an estimator with
+    ``channels_first=False`` it transposes them to ``N x H x W x C`` before the preprocessing and the
+    model (which then see the estimator's own layout).
     """
     from art.estimators.classification import PyTorchClassifier
 
@@ -190,7 +194,11 @@ def estimator_logits_fn(estimator):
                          "preprocessing=(mean, std) "
                          "or PyTorch preprocessing defences) so that gradients reach the warp parameters")
 
+    channels_last = not getattr(estimator, "channels_first", True)
+
     def logits(x: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            x = x.permute(0, 2, 3, 1)
         xp, _ = estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
         return estimator._model(xp)[-1]
 
@@ -406,8 +414,11 @@ class ARTAttackMixin:
             raise ValueError(f"{type(self).__name__}.generate got unknown keyword argument(s) {unknown}; "
                              f"accepted: {list(_GENERATE_KWARGS)}")
         x = np.asarray(x)
-        check_images(x, name="x", clip_values=self.estimator.clip_values)
-        labels = self._labels(x, y)
+        channels_first = bool(getattr(self.estimator, "channels_first", True))
+        check_images(x, name="x", input_shape=self.estimator.input_shape, channels_first=channels_first,
+                     clip_values=self.estimator.clip_values)
+        labels = self._labels(x, y)  # predictions of the estimator in its own layout when y is None
+        x_in = x if channels_first else x.transpose(0, 3, 1, 2)  # the attacks work channels-first
         y_true = kwargs.get("y_true")
         if y_true is not None:
             y_true = self._labels(x, y_true, name="y_true")
@@ -421,16 +432,20 @@ class ARTAttackMixin:
             batches = range(0, n, self.batch_size)
             for start in tqdm(batches, desc=type(self).__name__, disable=not self.verbose):
                 sl = slice(start, start + self.batch_size)
-                xb = torch.as_tensor(x[sl], dtype=torch.float32, device=device)
+                xb = torch.as_tensor(x_in[sl], dtype=torch.float32, device=device).contiguous()
                 yb = torch.as_tensor(labels[sl], device=device)
                 ytb = None if y_true is None else torch.as_tensor(y_true[sl], device=device)
                 out = self._run(model, xb, yb, clip, y_true=ytb, record=record, final_eval=True)
                 parts.append(self._summarize(out, xb))
         if n == 0:  # an empty result of the right shape, as ART's own attacks return
-            parts.append(self._run_empty(torch.zeros(x.shape, dtype=torch.float32, device=device), clip,
+            parts.append(self._run_empty(torch.zeros(x_in.shape, dtype=torch.float32, device=device), clip,
                                          record=record))
         result = AttackResult.concatenate(parts)
-        result.x_adv = result.x_adv.astype(np.float32).reshape(x.shape)
+        if not channels_first:  # back to the estimator's layout
+            result.x_adv = result.x_adv.transpose(0, 2, 3, 1)
+            if "pixel" in result.params:
+                result.params["pixel"] = np.ascontiguousarray(result.params["pixel"].transpose(0, 2, 3, 1))
+        result.x_adv = np.ascontiguousarray(result.x_adv, dtype=np.float32).reshape(x.shape)
         self._last_result = result
         logger.info("%s: success rate %.3f, mean max displacement %.3f px", type(self).__name__,
                     result.success_rate, float(np.mean(result.max_displacement_px)) if n else 0.0)

@@ -266,13 +266,27 @@ class AdversarialTrainerBase(Trainer):
         """``(min, max)`` of valid inputs (infinite when the classifier has none)."""
         return _clip_tuple(self._classifier.clip_values)
 
+    @property
+    def channels_first(self) -> bool:
+        """The classifier's layout (ART's ``channels_first``); the loop itself works channels-first."""
+        return bool(getattr(self._classifier, "channels_first", True))
+
+    def _as_batch(self, x_np) -> torch.Tensor:
+        """A float32 ``N x C x H x W`` tensor on the device from data in the classifier's layout."""
+        xb = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=self.device)
+        return xb if self.channels_first else xb.permute(0, 3, 1, 2).contiguous()
+
     # ---------------------------------------------------------------------------------- forward/attack
     def logits(self, x: torch.Tensor, fit: bool = False) -> torch.Tensor:
         """Logits of ``x`` through the classifier's PyTorch preprocessing and model (differentiable).
 
-        The model's mode is not changed: the loop puts it in train mode for the update.
+        The model's mode is not changed: the loop puts it in train mode for the update. ``x`` is
+        ``N x C x H x W`` (the layout of the loop and the attacks); for a classifier with
+        ``channels_first=False`` it is transposed to ``N x H x W x C`` before preprocessing and model.
         """
         clf = self._classifier
+        if not self.channels_first:
+            x = x.permute(0, 2, 3, 1)
         xp, _ = clf._apply_preprocessing(x, y=None, fit=fit, no_grad=False)
         return clf._model(xp)[-1]
 
@@ -359,7 +373,8 @@ class AdversarialTrainerBase(Trainer):
 
     def _check_x(self, x, name: str = "x") -> np.ndarray:
         x = np.asarray(x)
-        check_images(x, name=name, clip_values=self._classifier.clip_values)
+        check_images(x, name=name, input_shape=self._classifier.input_shape,
+                     channels_first=self.channels_first, clip_values=self._classifier.clip_values)
         if x.shape[0] == 0:
             raise ValueError(f"{name} must not be empty")
         return x
@@ -461,6 +476,8 @@ class AdversarialTrainerBase(Trainer):
             yv = self._labels(validation_data[1], xv.shape[0], name="y_val (validation_data[1])")
             validation_data = (xv, yv)
 
+        if ckpt_dir is not None:  # fail now, not when the first epoch's checkpoint is written
+            _check_checkpoint_path(ckpt_dir / CHECKPOINT_NAME)
         start = 0
         if resume:
             if ckpt_dir is None:
@@ -497,7 +514,7 @@ class AdversarialTrainerBase(Trainer):
             )
             for b, (xb_np, yb_np) in enumerate(bar):
                 ctx = BatchContext(epoch=epoch, batch=b, seed=self.seed)
-                xb = torch.as_tensor(np.asarray(xb_np, dtype=np.float32), device=device)
+                xb = self._as_batch(xb_np)
                 yb = torch.as_tensor(yb_np, device=device).long()
                 m = xb.shape[0]
                 obj = self._batch_objective(xb, yb, ctx)
@@ -608,9 +625,7 @@ class AdversarialTrainerBase(Trainer):
         correct = 0
         with model_eval(self.model):
             for s in range(0, x.shape[0], batch_size):
-                xb = torch.as_tensor(
-                    np.asarray(x[s : s + batch_size], dtype=np.float32), device=self.device
-                )
+                xb = self._as_batch(x[s : s + batch_size])
                 pred = self.logits(xb).argmax(1).cpu().numpy()
                 correct += int((pred == y[s : s + batch_size]).sum())
         return correct / x.shape[0]
@@ -643,11 +658,28 @@ class AdversarialTrainerBase(Trainer):
                 tmp.unlink()
 
     def _load_checkpoint(self, path: Path, scheduler) -> int:
+        _check_checkpoint_path(path)
         if not path.exists():
             logger.info("no checkpoint at %s: starting from epoch 0", path)
             self.history = []
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=False)  # our own file
+        remedy = (
+            "delete it (or move it away) and resume again to start from epoch 0, or train with "
+            "resume=False (the next checkpoint replaces it)"
+        )
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)  # our own file
+        except Exception as err:  # truncated / empty / garbage: torch and pickle raise many types
+            raise ValueError(
+                f"cannot read the trainer checkpoint {path} ({type(err).__name__}: {err}); it is "
+                f"truncated, empty or not a checkpoint (e.g. an interrupted copy): {remedy}"
+            ) from err
+        if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
+            raise ValueError(
+                f"{path} is not a trainer checkpoint (it lacks the entries "
+                f"{sorted(_CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else _CHECKPOINT_KEYS)}; "
+                f"e.g. a bare model state_dict): {remedy}"
+            )
         if state.get("trainer") != type(self).__name__:
             raise ValueError(
                 f"checkpoint {path} was written by {state.get('trainer')}, not {type(self).__name__}"
@@ -668,6 +700,26 @@ class AdversarialTrainerBase(Trainer):
             torch.cuda.set_rng_state_all(rng["cuda"])
         logger.info("resumed %s from %s after epoch %d", type(self).__name__, path, state["epoch"])
         return int(state["epoch"])
+
+
+#: entries every checkpoint written by ``_save_checkpoint`` has
+_CHECKPOINT_KEYS = frozenset(
+    {"trainer", "epoch", "model", "optimizer", "scheduler", "history", "trainer_state", "rng"}
+)
+
+
+def _check_checkpoint_path(path: Path) -> None:
+    """Refuse, before any training, a checkpoint path that could be neither read nor written."""
+    if path.is_dir():
+        raise ValueError(
+            f"the trainer checkpoint {path} is a directory, not a checkpoint file: remove or rename it "
+            "(training then starts from epoch 0), or choose another checkpoint_dir"
+        )
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ValueError(
+            f"checkpoint_dir {path.parent} is a file, not a directory: remove or rename it, or choose "
+            "another checkpoint_dir"
+        )
 
 
 def check_attacks(name: str, attacks: Sequence[Any]) -> list:

@@ -393,6 +393,7 @@ def test_trainer_fit_refuses_bad_labels_naming_them():
         (np.eye(3)[y].reshape(-1), r"^y must have one label per example: 36 labels for 12 images "
                                   r"\(flattened one-hot"),
         (np.eye(4)[y], r"^y has shape \(12, 4\): one-hot labels need nb_classes = 3 columns"),
+        (np.zeros((12, 3)), r"^y \(one-hot\) row 0 has no single largest entry"),
     ]
     for labels, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -155,7 +155,8 @@ def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "
         y = y.reshape(-1)
     if y.ndim == 2:
         if y.shape[0] != n:
-            raise ValueError(f"{name} must have one label per example: {y.shape[0]} label rows for {n} images")
+            raise ValueError(f"{name} must have one label per example: {y.shape[0]} label rows for {n} "
+                             "images")
         if nb_classes is not None and y.shape[1] != nb_classes:
             raise ValueError(f"{name} has shape {y.shape}: one-hot labels need nb_classes = {nb_classes} "
                              f"columns (or pass class indices of shape ({n},))")

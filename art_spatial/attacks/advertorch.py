@@ -58,10 +58,10 @@ from typing import Any
 
 import torch
 
+from .._checks import check_images, check_labels
 from .._compat import import_advertorch
 from . import pixel as _pixel
 from . import spatial as _spatial
-from .._checks import check_images, check_labels
 from .base import AttackCore, AttackResult
 from .pixel import _PixelCore
 from .spatial import _AffineCore, _FlowCore, _IntegratedCore

@@ -243,6 +243,61 @@ def test_resume_equals_uninterrupted_run(tmp_path):
         ).fit(*toy_data(8), nb_epochs=4, resume=True)
 
 
+def _damage(kind: str, path):
+    """A checkpoint file as a crash, a bad copy or a mistake leaves it."""
+    if kind == "directory":
+        path.mkdir(parents=True)
+        (path / "data.pkl").write_bytes(b"x")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(b"not a checkpoint at all \x00\xff" * 20)
+    elif kind in ("truncated", "half"):
+        t = T.PGDAdversarialTrainer(toy_classifier(), ShiftAttack(0.1), verbose=False)
+        t.fit(*toy_data(8), nb_epochs=1, batch_size=8, checkpoint_dir=path.parent)
+        data = path.read_bytes()
+        path.write_bytes(data[: 100 if kind == "truncated" else len(data) // 2])
+    elif kind == "state_dict":
+        torch.save(toy_model().state_dict(), path)
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "half", "garbage", "empty", "directory", "state_dict"])
+def test_unreadable_checkpoint_names_the_file_and_the_remedy(tmp_path, kind):
+    path = tmp_path / "ck" / T.base.CHECKPOINT_NAME
+    _damage(kind, path)
+    clf = toy_classifier()
+    before = copy.deepcopy(clf.model)
+    t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.1), checkpoint_dir=path.parent, verbose=False)
+    with pytest.raises(ValueError) as err:
+        t.fit(*toy_data(8), nb_epochs=2, batch_size=8, resume=True)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert ("remove or rename it" if kind == "directory" else "delete it") in msg
+    if kind != "directory":
+        assert "resume=False" in msg
+    assert _same_state(before, clf.model) and t.history == []  # nothing trained, nothing loaded
+
+
+def test_checkpoint_path_that_cannot_be_written_is_refused_before_training(tmp_path):
+    """Without resume, a directory at the checkpoint path (or a file as checkpoint_dir) would fail only
+    when the first epoch's checkpoint is written: it is refused before the first batch."""
+    for bad_dir, kind in ((tmp_path / "a", "directory"), (tmp_path / "b" / "file", "file")):
+        if kind == "directory":
+            _damage("directory", bad_dir / T.base.CHECKPOINT_NAME)
+        else:
+            bad_dir.parent.mkdir()
+            bad_dir.write_text("x")
+        atk = ShiftAttack(0.1)
+        t = T.PGDAdversarialTrainer(toy_classifier(), atk, checkpoint_dir=bad_dir, verbose=False)
+        with pytest.raises(ValueError, match="remove or rename it") as err:
+            t.fit(*toy_data(8), nb_epochs=1, batch_size=8)
+        assert str(bad_dir) in str(err.value) and atk.calls == []
+
+
 # ------------------------------------------------------------------------------ trainer behaviours
 def test_max_at_picks_the_attack_with_highest_ce_per_example():
     torch.manual_seed(0)

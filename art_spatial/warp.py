@@ -181,9 +181,15 @@ def make_grid(
     else:
         if affine.shape != (n, 2, 3):
             raise ValueError(f"affine must have shape {(n, 2, 3)}, got {tuple(affine.shape)}")
-        # (N, H, W, 2) = (1, H, W, 2) @ (N, 1, 2, 2)^T + b
-        lin = affine[:, :, :2]
-        grid = torch.einsum("hwk,njk->nhwj", base[0], lin) + affine[:, None, None, :, 2]
+        # Elementwise, not a batched matmul: x' = (a00 u + a01 v) + a02, y' = (a10 u + a11 v) + a12,
+        # one exactly rounded multiply or add per term, so every grid value (and its gradient) is the
+        # same float whatever the batch size. A batched einsum picks its kernel by batch size and
+        # differed by ~2e-7 between batch sizes, which sign steps amplified into different attacks.
+        u, v = base[..., 0], base[..., 1]  # 1 x H x W
+        a = affine[:, :, :, None, None]  # N x 2 x 3 x 1 x 1
+        gx = a[:, 0, 0] * u + a[:, 0, 1] * v + a[:, 0, 2]
+        gy = a[:, 1, 0] * u + a[:, 1, 1] * v + a[:, 1, 2]
+        grid = torch.stack([gx, gy], dim=-1)
     if flow is not None:
         if flow.shape != (n, h, w, 2):
             raise ValueError(f"flow must have shape {(n, h, w, 2)}, got {tuple(flow.shape)}")

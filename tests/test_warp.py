@@ -203,6 +203,33 @@ def test_gradcheck_flow_and_affine_float64():
                                                      affine_is_increment=False), (rt,), eps=1e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_grid_and_its_gradient_do_not_depend_on_the_batch_size(dtype):
+    """Each example's grid, warped image and gradients (affine matrix, rotation-translation) are the
+    same floats in a batch of 1, 5, 24 or 128 (``torch.equal``; the batched einsum was not)."""
+    g = torch.Generator().manual_seed(0)
+    n, h, w = 128, 28, 28
+    x = torch.rand(n, 1, h, w, generator=g, dtype=dtype)
+    aff = 0.3 * (torch.rand(n, 2, 3, generator=g, dtype=dtype) * 2 - 1)
+    rt = (torch.rand(n, 3, generator=g, dtype=dtype) * 2 - 1) * torch.tensor([30.0, 3.0, 3.0], dtype=dtype)
+    flow = 0.1 * torch.randn(n, h, w, 2, generator=g, dtype=dtype)
+    weight = torch.rand(n, 1, h, w, generator=g, dtype=dtype)
+
+    def run(sl):
+        a, r = aff[sl].clone().requires_grad_(), rt[sl].clone().requires_grad_()
+        grid = W.make_grid(x[sl].shape, affine=W.affine_matrix(a), flow=flow[sl])
+        grid_rt = W.make_grid(x[sl].shape, affine=W.rt_to_affine(r, h, w))
+        out = W.sample(x[sl], grid) + W.sample(x[sl], grid_rt)
+        (out * weight[sl]).sum().backward()
+        return grid.detach(), grid_rt.detach(), out.detach(), a.grad, r.grad
+
+    full = run(slice(0, n))
+    for bs in (1, 5, 24):
+        parts = [run(slice(s, s + bs)) for s in range(0, n, bs)]
+        for i, ref in enumerate(full):
+            assert torch.equal(torch.cat([p[i] for p in parts]), ref), (bs, i)
+
+
 # ------------------------------------------------------------------------------------ validation
 def test_bad_shapes_and_options_raise():
     x = torch.rand(2, 1, 6, 6)

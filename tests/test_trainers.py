@@ -298,6 +298,80 @@ def test_checkpoint_path_that_cannot_be_written_is_refused_before_training(tmp_p
         assert str(bad_dir) in str(err.value) and atk.calls == []
 
 
+class _Killed(BaseException):
+    """The process dies: nothing catches it (a BaseException, like KeyboardInterrupt)."""
+
+
+def _bn_mnist_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+        torch.nn.Linear(16, 10),
+    )
+
+
+def _trainer_for_resume(kind: str, ckpt):
+    """A small run with real attacks (random starts on), a scheduler, and state across epochs."""
+    from art_spatial.attacks import AffineAttack, FlowAttack, PixelAttack
+    from art_spatial.attacks.joint import JointSpatialPixelAttack
+
+    clf = make_classifier(_bn_mnist_model(), input_shape=(1, 28, 28))
+    common = dict(checkpoint_dir=ckpt, seed=3, verbose=False)
+    if kind == "cusp":  # stages raised at the LR drops, one of them right after the kill
+        sched = torch.optim.lr_scheduler.MultiStepLR(clf._optimizer, milestones=[1, 2], gamma=0.5)
+        t = T.CurriculumAdversarialTrainer(
+            clf, [(0, 10.0, 0.1), (1, 20.0, 0.2), (2, 30.0, 0.3)], eps_step=0.05, max_iter=2, **common
+        )
+    elif kind == "joint":  # random per-example targets of the training mode
+        sched = torch.optim.lr_scheduler.StepLR(clf._optimizer, step_size=1, gamma=0.7)
+        atk = JointSpatialPixelAttack(clf, max_iter=2, eps_pixel=0.1, eps_step_pixel=0.05, verbose=False)
+        t = T.JointAdversarialTrainer(clf, atk, **common)
+    else:  # ave
+        sched = torch.optim.lr_scheduler.StepLR(clf._optimizer, step_size=1, gamma=0.7)
+        atks = [
+            PixelAttack(clf, eps=0.1, eps_step=0.05, max_iter=2, verbose=False),
+            FlowAttack(clf, eps=0.05, eps_step=0.02, max_iter=2, verbose=False),
+            AffineAttack(clf, eps=0.1, eps_step=0.04, max_iter=2, verbose=False),
+        ]
+        t = T.AverageAdversarialTrainer(clf, atks, **common)
+    return clf, t, sched
+
+
+@pytest.mark.parametrize("kind", ["cusp", "joint", "ave"])
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted_run(tmp_path, kind, mnist_train):
+    """CuSP, Joint and Ave AT: a run killed in the middle of its second epoch (after that epoch's
+    first update) and resumed by fresh objects ends with bit-identical weights, optimizer, scheduler
+    and history."""
+    x, y = mnist_train[0][:24], mnist_train[1][:24]
+    fit = dict(nb_epochs=3, batch_size=8)
+    full_clf, full, full_sched = _trainer_for_resume(kind, tmp_path / "full")
+    full.fit(x, y, scheduler=full_sched, **fit)
+
+    _, killed, killed_sched = _trainer_for_resume(kind, tmp_path / "killed")
+    objective = killed._batch_objective
+
+    def dies_in_epoch_2(xb, yb, ctx):
+        if (ctx.epoch, ctx.batch) == (1, 1):
+            raise _Killed
+        return objective(xb, yb, ctx)
+
+    killed._batch_objective = dies_in_epoch_2
+    with pytest.raises(_Killed):
+        killed.fit(x, y, scheduler=killed_sched, **fit)
+    ck = tmp_path / "killed" / T.base.CHECKPOINT_NAME
+    assert torch.load(ck, weights_only=False)["epoch"] == 1
+
+    res_clf, res, res_sched = _trainer_for_resume(kind, tmp_path / "killed")
+    res.fit(x, y, scheduler=res_sched, resume=True, **fit)
+    assert _same_state(full_clf.model, res_clf.model)
+    assert _strip_times(full.history) == _strip_times(res.history)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    assert full_sched.state_dict() == res_sched.state_dict()
+    sa, sb = full_clf._optimizer.state_dict()["state"], res_clf._optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k][s], sb[k][s]) for k in sa for s in ("exp_avg", "exp_avg_sq"))
+
+
 # ------------------------------------------------------------------------------ trainer behaviours
 def test_max_at_picks_the_attack_with_highest_ce_per_example():
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ replaced by thread-level equivalents).
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import subprocess
@@ -136,20 +137,39 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
 
     world = 2
     local = threading.local()
-    barrier = threading.Barrier(world)
+    barrier = threading.Barrier(world, timeout=300)  # a deadlock fails instead of hanging
     slots = [None] * world
 
-    def fake_reduce(values, op):
-        slots[local.rank] = [float(v) for v in values]
+    rank0_waits = threading.Event()
+
+    def collective(kind, values=(), op=sum):
+        # like gloo, every rank must be in the same collective: a mismatch is a deadlock there
+        if local.rank == 0:
+            rank0_waits.set()
+        slots[local.rank] = (kind, [float(v) for v in values])
         barrier.wait()
-        out = [op(col) for col in zip(*slots, strict=True)]
+        kinds = sorted({k for k, _ in slots})
+        if len(kinds) > 1:
+            raise RuntimeError(f"ranks are in different collectives {kinds} (deadlock under gloo)")
+        out = [op(col) for col in zip(*(v for _, v in slots), strict=True)]
         barrier.wait()
         return out
 
     monkeypatch.setattr(D, "dist_info", lambda: (getattr(local, "rank", 0), world))
-    monkeypatch.setattr(D, "all_reduce_sum", lambda v: fake_reduce(v, sum))
-    monkeypatch.setattr(D, "all_reduce_max", lambda v: fake_reduce(v, max))
-    monkeypatch.setattr(D, "barrier", lambda: barrier.wait())
+    monkeypatch.setattr(D, "all_reduce_sum", lambda v: collective("sum", v, sum))
+    monkeypatch.setattr(D, "all_reduce_max", lambda v: collective("max", v, max))
+    monkeypatch.setattr(D, "barrier", lambda: collective("barrier"))
+    E = importlib.import_module("art_spatial.bench.evaluate")
+    load_state = E._load_state
+
+    def late_load(path, fingerprint):
+        # rank 1 starts late (slow start-up): it reads the state only once rank 0 waits in its first
+        # collective; it must not see the clean pass as done while rank 0 is still saving it
+        if local.rank == 1:
+            rank0_waits.wait(timeout=300)
+        return load_state(path, fingerprint)
+
+    monkeypatch.setattr(E, "_load_state", late_load)
     x, y = load_mnist5k("test", seed=0)
     results, errors = [None] * world, []
 

@@ -522,6 +522,9 @@ def evaluate(
     fingerprint = hashlib.sha1(fp_src.encode()).hexdigest()[:16]
     state_path = os.fspath(state_path) if state_path is not None else None
     state = _load_state(state_path, fingerprint)
+    # every rank reads the state before rank 0 writes it (first after the clean pass): a rank that
+    # started late must not see a unit as finished that the others are still saving (a deadlock)
+    D.barrier()
     resumed = (
         [k for k in ("clean",) if state["clean"] is not None]
         + list(state["attacks"])

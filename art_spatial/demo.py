@@ -484,6 +484,7 @@ def evaluate_model(method: str, model, config: DemoConfig, x: np.ndarray, y: np.
     robustness; the reused report is rescored against it.
     """
     from .bench import RobustnessReport, evaluate
+    from .bench.suites import get_suite
 
     out = Path(out)
     name = name or slug(method)
@@ -494,6 +495,8 @@ def evaluate_model(method: str, model, config: DemoConfig, x: np.ndarray, y: np.
         report = RobustnessReport.load(path)
         if report.meta.get("demo_key") == key:
             logger.info("%s: reusing %s", method, path)
+            # a report written before the suite's score convention existed loads as all-points
+            report = report.with_score_convention(get_suite(config.suite).score_convention)
             report = report.with_reference(reference) if reference is not None else report
             return report, True
     path.parent.mkdir(parents=True, exist_ok=True)

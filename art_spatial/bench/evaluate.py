@@ -57,6 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_images, check_labels
 from ..attacks.base import estimator_logits_fn, model_eval
 from . import distributed as D
 from .profiles import invariance_counts, robustness_counts
@@ -419,7 +420,15 @@ def evaluate(
     Args:
         model_or_classifier: ``nn.Module`` returning logits (wrapped in an ART ``PyTorchClassifier``
             with ``clip_values``) or an ART ``PyTorchClassifier`` (its preprocessing is used).
-        x: images ``N x C x H x W`` (numpy or tensor) in the clip range; y: ``N`` integer labels.
+        x: float images ``N x C x H x W`` (numpy or tensor), finite and inside ``clip_values`` (the
+            classifier's for an ART classifier); for an ART classifier with ``channels_first=False``,
+            ``N x H x W x C`` (its layout; transposed to ``N x C x H x W`` for the attacks and
+            profiles, so the report equals the channels-first twin's).
+        y: ``N`` integer class indices (integer-valued floats accepted, never truncated) or one-hot
+            rows ``N x classes``. Both are checked before any forward pass (``ValueError`` naming
+            ``x`` or ``y``: NaN / Inf, values outside ``clip_values``, integer images, channels-last
+            data for a channels-first model, non-integer or out-of-range labels; see
+            docs/reliability.md).
         suite: registered name, JSON path, dict or :class:`~art_spatial.bench.suites.Suite`.
         reference: what the universal score subtracts: a naturally trained model's
             :class:`~art_spatial.bench.scores.RobustnessReport` (or its JSON path / dict) evaluated by
@@ -465,19 +474,35 @@ def evaluate(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    x_t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
-    y_t = (
-        torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().reshape(-1)
-    )
-    if x_t.ndim != 4:
-        raise ValueError(f"x must be N x C x H x W, got shape {tuple(x_t.shape)}")
-    if y_t.shape[0] != x_t.shape[0]:
-        raise ValueError(
-            f"y must have one label per image: {y_t.shape[0]} labels for {x_t.shape[0]} images"
-        )
     if n_examples is not None:
         if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
             raise ValueError(f"n_examples must be a positive integer or None, got {n_examples!r}")
+    if not isinstance(x, torch.Tensor):
+        x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"x must be a batch of images N x C x H x W, got shape {tuple(x.shape)}")
+    # labels first, before anything uses them: indices or one-hot rows, never truncated
+    given = _is_art_classifier(model_or_classifier)
+    known_classes = model_or_classifier.nb_classes if given else nb_classes
+    y_idx = check_labels(y, len(x), known_classes, name="y")
+    # images: the model's layout, finite, inside clip_values (before any forward pass)
+    if given:
+        channels_first = bool(getattr(model_or_classifier, "channels_first", True))
+        check_images(
+            x,
+            name="x",
+            input_shape=model_or_classifier.input_shape,
+            channels_first=channels_first,
+            clip_values=model_or_classifier.clip_values,
+        )
+    else:
+        channels_first = True
+        check_images(x, name="x", clip_values=clip_values)
+    x_t = torch.as_tensor(x).float()
+    if not channels_first:  # the harness works N x C x H x W (estimator_logits_fn transposes back)
+        x_t = x_t.permute(0, 3, 1, 2).contiguous()
+    y_t = torch.as_tensor(y_idx)
+    if n_examples is not None:
         x_t, y_t = x_t[:n_examples], y_t[:n_examples]
     n = int(x_t.shape[0])
     if n == 0:
@@ -486,6 +511,8 @@ def evaluate(
     classifier = as_classifier(
         model_or_classifier, x_t, nb_classes=nb_classes, clip_values=clip_values
     )
+    if known_classes is None:  # the upper bound, now that the model's classes are known
+        check_labels(y, len(x), classifier.nb_classes, name="y")
     module = getattr(classifier, "model", None)
     device = getattr(classifier, "_device", torch.device("cpu"))
     clip = classifier.clip_values if classifier.clip_values is not None else None

@@ -207,3 +207,56 @@ def test_channels_last_classifier_gets_the_report_of_its_channels_first_twin():
     assert [a["perturbation"] for a in cl.attacks] == [a["perturbation"] for a in cf.attacks]
     assert cl.meta["data_fingerprint"] == cf.meta["data_fingerprint"]
     assert cl.meta["clean_correct_examples"] == cf.meta["clean_correct_examples"]
+
+
+# -------------------------------------------------------------------------- unreadable files (item 9)
+def _damage(path, how: str, good: bytes) -> None:
+    """Replace ``path`` by a damaged copy of ``good`` (or a directory)."""
+    if path.exists():
+        path.unlink()
+    if how == "directory":
+        path.mkdir()
+        return
+    path.write_bytes({
+        "truncated": good[: len(good) // 2],
+        "garbage": b"\x80\x04\x95garbage\xff",
+        "empty": b"",
+        "json-list": b"[1, 2, 3]\n",
+        "other-json": b'{"model": "not this file"}\n',
+    }[how])
+
+
+DAMAGE = ["truncated", "garbage", "empty", "directory", "json-list", "other-json"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_unreadable_state_file_names_the_file_and_the_remedy(tmp_path, how):
+    """Was json's JSONDecodeError / UnicodeDecodeError without the file, IsADirectoryError, or an
+    AttributeError / KeyError for JSON that is not a state file."""
+    x, y = _digits()
+    state = tmp_path / "state.json"
+    evaluate(_cnn(), x, y, PROFILES_ONLY, state_path=state)
+    good = state.read_bytes()
+    _damage(state, how, good)
+    with pytest.raises(ValueError, match=r"the evaluation state file \(state_path\) '[^']*state\.json' "
+                                         r".*delete it \(or move it away\) to start the evaluation over.*"
+                                         r"--overwrite"):
+        evaluate(_cnn(), x, y, PROFILES_ONLY, state_path=state)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_unreadable_reference_or_report_file_names_the_file(tmp_path, how):
+    """Was JSONDecodeError / UnicodeDecodeError without the file, IsADirectoryError, TypeError."""
+    from art_spatial.bench import RobustnessReport
+
+    x, y = _digits()
+    path = tmp_path / "natural.json"
+    evaluate(_cnn(), x, y, {"name": "one", "attacks": SUITE["attacks"][:1]}, n_examples=2).save(path)
+    good = path.read_bytes()
+    _damage(path, how, good)
+    remedy = (r"categories .* got keys \['model'\]" if how == "other-json"
+              else r"pass a natural model's report\.json")
+    with pytest.raises(ValueError, match=r"the reference file '[^']*natural\.json'.*" + remedy):
+        evaluate(_cnn(), x, y, PROFILES_ONLY, reference=path)
+    with pytest.raises(ValueError, match=r"the report file '[^']*natural\.json' .*rerun the evaluation"):
+        RobustnessReport.load(path)

@@ -64,6 +64,7 @@ from .profiles import invariance_counts, robustness_counts
 from .scores import (
     RobustnessReport,
     _no_scores_message,
+    _read_json,
     _resolve,
     atomic_write_json,
     strengths_from_record,
@@ -228,12 +229,22 @@ def _load_state(path: str | None, fingerprint: str) -> dict[str, Any]:
     }
     if path is None or not os.path.exists(path):
         return empty
-    with open(path, encoding="utf-8") as fh:
-        state = json.load(fh)
+    remedy = (
+        "delete it (or move it away) to start the evaluation over, or choose another state_path "
+        "(art-spatial evaluate: pass --overwrite)"
+    )
+    state = _read_json(path, "the evaluation state file (state_path)", remedy)
+    missing = [k for k in empty if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(
+            f"the evaluation state file (state_path) {path!r} is not a state file of this harness "
+            f"(it lacks the entries {missing}): {remedy}"
+        )
     if state.get("fingerprint") != fingerprint or state.get("version") != STATE_VERSION:
         raise ValueError(
             f"state_path {path!r} belongs to a different evaluation (suite, data, seed or options "
-            "differ); delete it or choose another state_path"
+            "differ); delete it or choose another state_path (art-spatial evaluate: pass --overwrite "
+            "to start over, or another --out)"
         )
     logger.info(
         "resuming from %s: clean %s, attacks %s, profiles %s",

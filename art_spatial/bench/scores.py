@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from .suites import CATEGORIES, check_score_convention
@@ -68,6 +68,23 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _read_json(path: str | os.PathLike, what: str, remedy: str) -> Any:
+    """The JSON value in ``path``; ``ValueError`` naming ``what`` (e.g. ``"the reference file"``), the
+    file and ``remedy`` when it is a directory or not readable JSON (truncated, empty, garbage).
+    Other ``OSError`` (a missing file, no permission) name the file themselves and pass through."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a directory, not a file: {remedy}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"cannot read {what} {path!r} ({type(exc).__name__}: {exc}); it is truncated, empty or "
+            f"not JSON (e.g. an interrupted copy): {remedy}"
+        ) from None
 
 
 def _pct(num: float, den: float) -> float:
@@ -216,6 +233,12 @@ def _paper_reference(suite) -> _Reference:
     return ref
 
 
+_REFERENCE_REMEDY = (
+    "pass a natural model's report.json written by the harness (rerun that evaluation if the file "
+    "is damaged), a scores JSON {category: score}, or 'paper' for the paper's natural-model numbers"
+)
+
+
 def _resolve(reference, suite=None) -> _Reference | None:
     """A :class:`_Reference` from any accepted ``reference`` form (see :func:`resolve_reference`)."""
     if reference is None:
@@ -240,9 +263,16 @@ def _resolve(reference, suite=None) -> _Reference | None:
                 f"reference file not found: {path!r} (reference is a natural model's report JSON, "
                 "a scores JSON, or 'paper' for the paper's natural-model numbers)"
             )
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        ref = _resolve(data, suite)
+        data = _read_json(path, "the reference file", _REFERENCE_REMEDY)
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"the reference file {path!r} holds a JSON {type(data).__name__}, not a report or "
+                f"a scores dict: {_REFERENCE_REMEDY}"
+            )
+        try:
+            ref = _resolve(data, suite)
+        except ValueError as exc:
+            raise ValueError(f"the reference file {path!r}: {exc}") from None
         if ref.name in (None, "given scores"):
             ref.name = os.path.basename(path)
         return ref
@@ -532,8 +562,24 @@ class RobustnessReport:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RobustnessReport:
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
+        """The report saved at ``path`` by :meth:`save`.
+
+        Raises:
+            ValueError: naming the file, when it is a directory, not readable JSON (truncated, empty,
+                garbage) or not a report.
+        """
+        path = os.fspath(path)
+        remedy = "rerun the evaluation that wrote it (or restore the file)"
+        data = _read_json(path, "the report file", remedy)
+        required = [
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        ]
+        missing = [k for k in required if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise ValueError(
+                f"the report file {path!r} is not a RobustnessReport (it lacks {missing}): {remedy}"
+            )
+        return cls.from_dict(data)
 
     def summary_table(self) -> str:
         """A plain-text table: clean accuracy, every attack and strength under both conventions, the

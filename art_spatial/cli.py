@@ -340,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"art-spatial {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (default: one line naming the problem)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
@@ -360,8 +365,25 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logging.getLogger("art_spatial").setLevel(level)
 
 
+#: Exceptions that report a user mistake (an argument, a file, the data, a diverging run): printed as
+#: one line with exit code :data:`ERROR_EXIT_CODE`; ``--debug`` shows the traceback instead.
+USER_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)
+#: Exit code of a user mistake (argparse's code for bad arguments).
+ERROR_EXIT_CODE = 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line (its type named unless it is a plain ``ValueError``)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if type(exc) is ValueError else f"{type(exc).__name__}: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``art-spatial`` console script; returns the exit code.
+
+    A user mistake (:data:`USER_ERRORS`: an unknown architecture, a missing ``--data-dir``, a bad
+    file or bad data, a non-finite training loss) prints one line naming the problem to stderr and
+    returns :data:`ERROR_EXIT_CODE`; ``art-spatial --debug COMMAND ...`` raises it with the traceback.
 
     Args:
         argv: arguments without the program name (default: ``sys.argv[1:]``).
@@ -372,7 +394,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     _configure_logging(args)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        print(
+            f"art-spatial {args.command}: error: {_one_line(exc)} (art-spatial --debug "
+            f"{args.command} ... shows the traceback)",
+            file=sys.stderr,
+        )
+        return ERROR_EXIT_CODE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,9 @@
 ``--robustbench NAME --model-dir DIR``) and data (``mnist5k`` or ``cifar10 --data-dir``), runs a suite
 (:func:`art_spatial.bench.evaluate`) and writes ``report.json``, ``model_info.json``, the resumable
 ``state.json`` and, for suites with profiles, ``profiles.png`` into ``--out``; it prints a summary table.
+An existing ``<out>/state.json`` is continued with ``--resume`` or deleted with ``--overwrite``; without
+either the command refuses to run (the state is never deleted silently). ``--model module:attr`` imports
+``module`` from the working directory first.
 Under ``torchrun --nproc_per_node=N -m art_spatial.cli evaluate ...`` the examples are sharded across
 the processes (gloo on CPU, nccl on GPU) and rank 0 writes the merged results.
 
@@ -18,6 +21,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import pickle
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -98,7 +104,16 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
         help="also attack points misclassified without attack (default: count them non-robust)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder")
-    p.add_argument("--resume", action="store_true", help="resume from <out>/state.json if present")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="resume from <out>/state.json if present"
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an existing <out>/state.json and start over (without --resume or --overwrite an "
+        "existing state.json is an error: it is never deleted silently)",
+    )
     p.add_argument("--name", default=None, help="model name in the report and model_info.json")
     p.add_argument("--authors", default="", help="model_info authors")
     p.add_argument("--venue", default="", help="model_info venue")
@@ -109,41 +124,119 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
 
 
 def load_model_from_args(args):
-    """``(module, label, architecture)`` from ``--model`` / ``--state-dict --arch`` / ``--robustbench``."""
-    import torch
+    """``(module, label, architecture)`` from ``--model`` / ``--state-dict --arch`` / ``--robustbench``.
 
+    Raises:
+        ValueError: naming the flag: an unknown ``--arch``, an unreadable or mismatching
+            ``--state-dict``, a ``--model`` module that cannot be found, a bad RobustBench name or
+            threat model.
+    """
     if args.model:
-        module_name, _, attr = args.model.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"--model must be 'module:attr', got {args.model!r}")
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        if not isinstance(obj, torch.nn.Module) and callable(obj):
-            obj = obj()
-        if not isinstance(obj, torch.nn.Module):
-            raise ValueError(
-                f"--model {args.model!r} is not an nn.Module (nor a factory returning one)"
-            )
+        obj = _import_model(args.model)
         return obj, args.model, type(obj).__name__
     if args.state_dict:
         if not args.arch:
             raise ValueError("--state-dict needs --arch (e.g. smallcnn, preactresnet18)")
         from .._compat import torch_load_untrusted
-        from ..models import build_model
+        from ..models import MODEL_REGISTRY, build_model
 
-        model = build_model(args.arch)
-        model.load_state_dict(torch_load_untrusted(args.state_dict))
+        try:
+            model = build_model(args.arch)
+        except ValueError:
+            raise ValueError(
+                f"--arch {args.arch!r} is not a known architecture; choose one of "
+                f"{sorted(MODEL_REGISTRY)} (or give your own model with --model module:fn)"
+            ) from None
+        try:
+            state = torch_load_untrusted(args.state_dict)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+            # torch's UnpicklingError text suggests weights_only=False: not for a file we cannot read
+            why = "" if isinstance(exc, pickle.UnpicklingError) else f": {_short(exc)}"
+            raise ValueError(
+                f"cannot read --state-dict {str(args.state_dict)!r} with torch.load(weights_only="
+                f"True) ({type(exc).__name__}{why}); it must be a state_dict saved with "
+                "torch.save(model.state_dict(), path) (a whole pickled model is refused)"
+            ) from None
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"--state-dict {str(args.state_dict)!r} holds a {type(state).__name__}, not a "
+                "state_dict; save it with torch.save(model.state_dict(), path)"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"--state-dict {str(args.state_dict)!r} does not fit --arch {args.arch!r} "
+                f"({_short(exc)}); check --arch"
+            ) from None
         return model.eval(), f"{args.arch}:{args.state_dict.name}", args.arch
     if not args.model_dir:
         raise ValueError("--robustbench needs --model-dir")
     from .robustbench import load_robustbench_model
 
     dataset = "cifar10" if args.data == "cifar10" else args.data
-    model = load_robustbench_model(
-        args.robustbench, args.model_dir, dataset=dataset, threat_model=args.threat_model
-    )
+    try:
+        model = load_robustbench_model(
+            args.robustbench, args.model_dir, dataset=dataset, threat_model=args.threat_model
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"--robustbench {args.robustbench!r} (--data {args.data}, --threat-model "
+            f"{args.threat_model}): {exc}"
+        ) from None
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"--robustbench {args.robustbench!r}: cannot read its checkpoint in --model-dir "
+            f"({exc})"
+        ) from None
     return model, args.robustbench, type(model).__name__
+
+
+def _short(exc: BaseException, limit: int = 240) -> str:
+    """``exc``'s message on one line, cut at ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _import_model(spec: str):
+    """The ``nn.Module`` named by ``--model module:attr`` (a factory is called), importing ``module``
+    from the working directory first (as ``python -m`` would), then from the Python path."""
+    import torch
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"--model must be 'module:attr', e.g. 'mymodels:build', got {spec!r}")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            top = module_name.split(".")[0]
+            if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                raise  # a module that the user's module imports is missing
+            raise ValueError(
+                f"--model {spec!r}: no module named {exc.name!r} in the working directory {cwd!r} "
+                f"or on the Python path; run from the folder that holds {top}.py (or the package "
+                f"{top}/), or add that folder to PYTHONPATH"
+            ) from None
+        for part in attr.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise ValueError(
+                    f"--model {spec!r}: {module_name!r} has no attribute {attr!r}"
+                ) from None
+        if not isinstance(obj, torch.nn.Module) and callable(obj):
+            obj = obj()
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    if not isinstance(obj, torch.nn.Module):
+        raise ValueError(f"--model {spec!r} is not an nn.Module (nor a factory returning one)")
+    return obj
 
 
 def _load_data(args):
@@ -171,15 +264,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     D.init_from_env()
     rank, world = D.dist_info()
+    out = Path(args.out)
+    state = out / "state.json"
+    overwrite = getattr(args, "overwrite", False)
+    # an earlier evaluation's state is never deleted silently (checked before the model is loaded)
+    if state.exists() and not args.resume:
+        if not overwrite:
+            raise ValueError(
+                f"{str(state)!r} exists (an earlier evaluation in --out): pass --resume to continue "
+                "it or --overwrite to start over (it is deleted), or choose another --out"
+            )
+        if not state.is_file():
+            raise ValueError(
+                f"{str(state)!r} is a directory, not an evaluation state file: remove or rename it, "
+                "or choose another --out"
+            )
     suite = get_suite(args.suite)
     model, label, arch = load_model_from_args(args)
     x, y = _load_data(args)
-    out = Path(args.out)
-    state = out / "state.json"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        if state.exists() and not args.resume:
+        if overwrite and state.is_file():
             state.unlink()
+            logger.info("--overwrite: deleted %s", state)
     D.barrier()
     name = args.name or label
     if rank == 0:

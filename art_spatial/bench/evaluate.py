@@ -123,6 +123,17 @@ def as_classifier(
     )
 
 
+def _declared_input_shape(model) -> tuple[int, ...] | None:
+    """The ``C, H, W`` an ``nn.Module`` declares in an ``input_shape`` attribute (of itself or a
+    submodule, e.g. :class:`~art_spatial.models.SmallCNN`), None when it declares none."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    from ..models import _infer_input_shape
+
+    shape = _infer_input_shape(model)
+    return shape if shape is not None and len(shape) == 3 else None
+
+
 def _import_class(path: str):
     module, _, name = path.partition(":")
     try:
@@ -509,6 +520,13 @@ def evaluate(
     else:
         channels_first = True
         check_images(x, name="x", clip_values=clip_values)
+        declared = _declared_input_shape(model_or_classifier)
+        if declared is not None and tuple(x.shape[1:]) != declared:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)} but the model declares input_shape {declared} "
+                f"(images N x {' x '.join(map(str, declared))}): pass data of that shape (another "
+                "dataset?), or wrap the model in an ART classifier with the input_shape of x"
+            )
     x_t = torch.as_tensor(x).float()
     if not channels_first:  # the harness works N x C x H x W (estimator_logits_fn transposes back)
         x_t = x_t.permute(0, 3, 1, 2).contiguous()

@@ -210,10 +210,12 @@ def load_entries(folder: str | os.PathLike) -> list[dict]:
         raise FileNotFoundError(f"leaderboard folder not found: {str(folder)!r}")
     entries = []
     for f in sorted(folder.rglob("*.json")):
+        if not f.is_file():
+            continue
         try:
             with open(f, encoding="utf-8") as fh:
                 info = json.load(fh)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{f}: not valid JSON: {exc}") from None
         if not isinstance(info, dict) or "threat_model" not in info:
             logger.debug("skipping %s: not a model_info entry", f)
@@ -266,10 +268,20 @@ def render_leaderboard(folder: str | os.PathLike, fmt: str = "md") -> str:
     Universal score first (ranking key), then the category scores, under the entries' score
     convention (named in the headers, e.g. ``Universal (correct-only)``), then the all-point universal
     score beside it and the convention. Entries of different conventions are ranked separately.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        ValueError: ``folder`` holds no entries, or an entry is invalid.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     entries = load_entries(folder)
+    if not entries:
+        raise ValueError(
+            f"leaderboard folder {os.fspath(folder)!r} holds no leaderboard entries (model_info "
+            "*.json files with a threat_model field, as art-spatial evaluate writes into "
+            "<out>/model_info.json): nothing to render"
+        )
     header = _header(entries)
     rows = _rows(entries)
     if fmt == "csv":

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
@@ -56,14 +57,30 @@ _ACCURACY_KEY = {"correct-only": "accuracy_on_correct", "all-points": "accuracy"
 PAPER_REFERENCE = "paper"
 
 
+def _finite_or_none(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, ±Inf) replaced by None, recursively."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite_or_none(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(v) for v in data]
+    return data
+
+
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
+    """Write strict JSON to ``path`` atomically (temporary file in the same folder + ``os.replace``).
+
+    Non-finite floats (e.g. the accuracy on zero correctly classified points, NaN) are written as
+    ``null``: JSON has no NaN, and other readers (JavaScript, jq) refuse the ``NaN`` token.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
+    text = json.dumps(_finite_or_none(data), indent=2, sort_keys=False, allow_nan=False)
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write(text)
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -85,6 +102,55 @@ def _read_json(path: str | os.PathLike, what: str, remedy: str) -> Any:
             f"cannot read {what} {path!r} ({type(exc).__name__}: {exc}); it is truncated, empty or "
             f"not JSON (e.g. an interrupted copy): {remedy}"
         ) from None
+
+
+def _nan_or_float(v):
+    return float("nan") if v is None else v
+
+
+def _nan_for_null(data: dict) -> dict:
+    """A saved report's dict with the ``null`` that :func:`atomic_write_json` wrote for non-finite
+    numbers read back as NaN (accuracies, scores, profile rates; a universal score of NaN scores)."""
+    data = dict(data)
+    if data.get("clean_accuracy", 0.0) is None:
+        data["clean_accuracy"] = float("nan")
+    keys = ("accuracy", "accuracy_on_correct")
+    attacks = []
+    for a in data.get("attacks") or []:
+        if isinstance(a, dict) and isinstance(a.get("strengths"), list):
+            a = {
+                **a,
+                "strengths": [
+                    {**s, **{k: _nan_or_float(s[k]) for k in keys if k in s}}
+                    if isinstance(s, dict)
+                    else s
+                    for s in a["strengths"]
+                ],
+            }
+        attacks.append(a)
+    if "attacks" in data:
+        data["attacks"] = attacks
+    for prefix in ("category_scores", "reference_scores"):
+        for suffix in ("", "_all_points", "_on_correct"):
+            d = data.get(prefix + suffix)
+            if isinstance(d, dict):
+                data[prefix + suffix] = {k: _nan_or_float(v) for k, v in d.items()}
+    if isinstance(data.get("profiles"), dict):
+        data["profiles"] = {
+            name: {**p, "rates": [_nan_or_float(r) for r in p["rates"]]}
+            if isinstance(p, dict) and isinstance(p.get("rates"), list)
+            else p
+            for name, p in data["profiles"].items()
+        }
+    for universal, suffix in (("universal", ""), ("universal_all_points", "_all_points")):
+        scores = data.get("category_scores" + suffix) or {}
+        if (
+            data.get(universal) is None
+            and data.get("reference_scores" + suffix) is not None
+            and any(v != v for v in scores.values())
+        ):
+            data[universal] = float("nan")  # a universal score was computed: NaN, not "none"
+    return data
 
 
 def _pct(num: float, den: float) -> float:
@@ -269,6 +335,8 @@ def _resolve(reference, suite=None) -> _Reference | None:
                 f"the reference file {path!r} holds a JSON {type(data).__name__}, not a report or "
                 f"a scores dict: {_REFERENCE_REMEDY}"
             )
+        if "category_scores" in data:  # a saved report: its nulls are non-finite scores
+            data = _nan_for_null(data)
         try:
             ref = _resolve(data, suite)
         except ValueError as exc:
@@ -579,7 +647,7 @@ class RobustnessReport:
             raise ValueError(
                 f"the report file {path!r} is not a RobustnessReport (it lacks {missing}): {remedy}"
             )
-        return cls.from_dict(data)
+        return cls.from_dict(_nan_for_null(data))
 
     def summary_table(self) -> str:
         """A plain-text table: clean accuracy, every attack and strength under both conventions, the

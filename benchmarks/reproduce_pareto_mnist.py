@@ -401,7 +401,8 @@ def markdown(payload: dict, labels) -> str:
         cells = payload["scores"][conv]["cells"]
         lines += [f"**{conv}** scores (%), mean over seeds {payload['seeds']} [95 % bootstrap interval]; "
                   "paper (Table 1, MNIST) in parentheses", "",
-                  "| model | clean | sensitivity | local | global | universal |", "|---|---:|---:|---:|---:|---:|"]
+                  "| model | seeds | clean | sensitivity | local | global | universal |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for lab in labels:
             if lab not in cells:
                 continue
@@ -412,8 +413,9 @@ def markdown(payload: dict, labels) -> str:
                 pv = f" ({p[k]:g})" if k in p else ""
                 return f"{c[k]['mean']:.1f} [{c[k]['lo']:.1f}, {c[k]['hi']:.1f}]{pv}"
 
-            lines.append(f"| {lab} | " + " | ".join(fmt(k) for k in ("clean_accuracy",) + CATS + ("universal",))
-                         + " |")
+            seeds = ",".join(c["universal"]["per_seed"])
+            lines.append(f"| {lab} | {seeds} | "
+                         + " | ".join(fmt(k) for k in ("clean_accuracy",) + CATS + ("universal",)) + " |")
         lines.append("")
     conv = payload["scores"]["correct-only"]
     for key, title in (("orderings", "Pareto AT = relative r 0.5"),

@@ -35,6 +35,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+
 try:  # kornia >= 0.8.3 moved it; the old alias warns
     from kornia.geometry import create_meshgrid
 except ImportError:  # pragma: no cover - older kornia

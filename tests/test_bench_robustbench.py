@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-
 NAME, THREAT = "Hendrycks2020AugMix_WRN", "corruptions"  # WRN-40-2, 2.2 M parameters
 
 

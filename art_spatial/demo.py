@@ -162,8 +162,8 @@ class DemoConfig:
     #: path) and ``full`` (the benchmark's recipe, hours on one core per seed)
     PRESETS = {
         "default": {},
-        "quick": dict(n_train=2000, n_test=150, natural_epochs=2, adv_epochs=2, pgd_iter=2,
-                      spatial_iter=2, multi_iter=1, eps_warmup=1),
+        "quick": dict(n_train=2000, n_test=150, natural_epochs=3, adv_epochs=3, pgd_iter=2,
+                      spatial_iter=2, multi_iter=1, eps_warmup=1, lr_drops=(0.67,)),
         "full": dict(n_test=1000, natural_epochs=10, adv_epochs=10, eps_warmup=3, lr_drops=(0.6, 0.85),
                      pgd_iter=5, spatial_iter=5, multi_iter=5, monitor_n=200),
     }

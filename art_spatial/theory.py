@@ -1,7 +1,8 @@
 """The spatial vs adversarial robustness trade-off on the cyclic-code distribution (CuSP paper, §3).
 
 Paper: "On the (im)possibility of spatial and adversarial robustness" style trade-off of Kamath et al.
-(``shared/papers/spatial-vs-adversarial-tradeoff-cusp.txt`` §3, Proposition 1, Theorems 2-3 and their
+("Can we have it all? On the trade-off between spatial and adversarial robustness of neural
+networks", arXiv:2002.11318, §3, Proposition 1, Theorems 2-3 and their
 proofs in the supplementary), a cyclic-code variant of the distribution of Tsipras et al.
 
 Distribution (implemented exactly as stated in §3):

@@ -1,7 +1,7 @@
 """Threat models: one object per parameter block (pixel δ, flow w_F, affine w_RT, rotation-translation).
 
 Each threat model owns its random start, its step direction and its projection; the iterative loop in
-:mod:`art_spatial.attacks.engine` exists once and serves every attack (CONVENTIONS habit 1).
+:mod:`art_spatial.attacks.engine` exists once and serves every attack.
 
 * :class:`LinfBox` — ``‖w‖∞ ≤ ε`` with sign steps ``w ← Π(w ± α·sign(∇))`` (PGD, Madry et al.; flow
   Pareto AT Eq. 2, affine Eq. 5-6, pixel δ). ``ε`` and ``α`` may be per-coordinate (broadcastable),

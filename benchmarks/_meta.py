@@ -1,4 +1,4 @@
-"""Machine metadata and atomic JSON output shared by every benchmark script (CONVENTIONS habit 11).
+"""Machine metadata and atomic JSON output shared by every benchmark script.
 
 API (stable, imported by other benchmarks):
 

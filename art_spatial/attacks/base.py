@@ -74,7 +74,7 @@ def check_bool(name: str, value: Any) -> None:
 # ----------------------------------------------------------------------------------------- result
 @dataclass
 class AttackResult:
-    """Named result of an attack (CONVENTIONS habit 2).
+    """Named result of an attack.
 
     Attributes:
         x_adv: adversarial images, float32 ``N x C x H x W`` (numpy from ART ``generate``, a tensor from

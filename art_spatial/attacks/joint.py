@@ -30,8 +30,7 @@ maximum means "never stopped"), and ``n_forward`` / ``n_backward`` add up both s
 
 Defaults are the paper's CIFAR evaluation settings (§6): ``eps_pixel = 8/255``, pixel step ``2/255``,
 flow in the ℓ2,∞ ball of radius ``0.3`` px (1 % of the image size) with step ``0.15`` px, 20 steps,
-random start. (The step sizes are from the arXiv version, 1907.10737 §6 "Test Time Attack"; the text
-copy in ``shared/papers`` lost its numbers.)
+random start. (The step sizes are from the arXiv version, arXiv:1907.10737 §6 "Test Time Attack".)
 
 Example:
     >>> import numpy as np

@@ -32,6 +32,7 @@ __all__ = [
     "shard_indices",
     "all_reduce_sum",
     "all_reduce_max",
+    "all_reduce_tensor",
     "init_from_env",
     "barrier",
     "is_main",
@@ -90,6 +91,25 @@ def all_reduce_max(values: Sequence[float]) -> list[float]:
     return _reduce(
         values, torch.distributed.ReduceOp.MAX if torch.distributed.is_available() else None
     )
+
+
+def all_reduce_tensor(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """``t`` reduced element-wise over the ranks (``op``: ``"sum"`` or ``"max"``), as a new tensor.
+
+    Stays on ``t``'s device (no host round trip; nccl needs a CUDA tensor, gloo takes CPU and CUDA
+    tensors). Without a multi-process group it returns a copy of ``t``.
+
+    >>> all_reduce_tensor(torch.tensor([1.0, 2.0])).tolist()
+    [1.0, 2.0]
+    """
+    if op not in ("sum", "max"):
+        raise ValueError(f"op must be 'sum' or 'max', got {op!r}")
+    out = t.detach().clone()
+    if not _active() or torch.distributed.get_world_size() == 1:
+        return out
+    red = torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX
+    torch.distributed.all_reduce(out, op=red)
+    return out
 
 
 def barrier() -> None:

@@ -333,7 +333,7 @@ def build_model_for(recipe: Recipe):
 
 
 def _attack(kind: str, clf, p: dict):
-    from .attacks import AffineAttack, FlowAttack, IntegratedSpatialAttack, PixelAttack
+    from .attacks import AffineAttack, FlowAttack, PixelAttack
 
     if kind == "pgd":
         return PixelAttack(clf, eps=p["eps"], eps_step=p["eps_step"], max_iter=p["max_iter"],

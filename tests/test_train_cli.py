@@ -59,8 +59,8 @@ def test_recipe_validation_names_the_field():
 
 def test_train_writes_recipe_history_curves_and_reruns_from_the_recipe(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--recipe", "pareto-mnist", "--pareto-r-mode", "relative", "--pareto-r", "0.5",
-                 "--out", str(out), *SMALL]) == 0
+    assert main(["train", "--recipe", "pareto-mnist", "--pareto-r-mode", "relative", "--pareto-r",
+                 "0.5", "--out", str(out), *SMALL]) == 0
     for f in ("recipe.json", "model.pt", "history.json", "curves.png", "checkpoints/last.pt"):
         assert (out / f).is_file(), f
     recipe = json.loads((out / "recipe.json").read_text())
@@ -109,9 +109,9 @@ def test_train_bad_arguments_are_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_train_under_torchrun_equals_one_process(tmp_path):
-    args = ["train", "--recipe", "pareto-mnist", "--pareto-r-mode", "relative", "--pareto-r", "0.5", "--epochs",
-            "2", "--n-train", "20", "--batch-size", "8", "--attack-iters", "2", "-q", "--device",
-            "cpu"]
+    args = ["train", "--recipe", "pareto-mnist", "--pareto-r-mode", "relative", "--pareto-r", "0.5",
+            "--epochs", "2", "--n-train", "20", "--batch-size", "8", "--attack-iters", "2", "-q",
+            "--device", "cpu"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "art_spatial.cli", *args, "--out", str(tmp_path / "ddp")]

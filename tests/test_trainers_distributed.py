@@ -4,8 +4,9 @@ The 2-process runs are spawned from a fresh interpreter (``torch.multiprocessing
 rendezvous) with a timeout, as in ``test_bench_distributed.py``: spawning from inside the pytest process
 hung on the loaded shared machine. The 1-process reference runs in the test process with the same
 global batch. Compared: every number of ``history`` (Pareto AT's α, Max AT's counts, GAIRAT's weights,
-the epoch metrics) and the final weights, to float tolerance (with SGD; see ``_build``). A 2-process run killed (SIGKILL of rank 0)
-after its first checkpoint resumes on 2 processes and ends where the uninterrupted run ends.
+the epoch metrics) and the final weights, to float tolerance (with SGD; see ``_build``). A 2-process
+run killed (SIGKILL of rank 0) after its first checkpoint resumes on 2 processes and ends where the
+uninterrupted run ends.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def _data():
 
 def _build(name: str, ckpt_dir=None, epoch_callback=None):
     """A fresh SmallCNN classifier (same initial weights everywhere) and the trainer ``name``."""
+    from art_spatial import trainers as T
     from art_spatial.attacks import FlowAttack, PixelAttack
     from art_spatial.models import SmallCNN, make_classifier
-    from art_spatial import trainers as T
 
     torch.manual_seed(0)
     # SGD: Adam's first steps are nearly sign(gradient) steps, so gradient entries at float-noise level

@@ -398,6 +398,10 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, 0)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="device (default: cuda when available)")
+    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None,
+                        help="mixed precision of the forward passes (attack parameters stay float32)")
+    parser.add_argument("--channels-last", action="store_true", default=None,
+                        help="channels_last memory format")
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")
@@ -418,7 +422,8 @@ def _recipe_from_args(args: argparse.Namespace):
     over = dict(method=args.method, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                 lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
                 milestones=args.milestones, gamma=args.gamma, eps_warmup=args.eps_warmup,
-                n_train=args.n_train, seed=args.seed, trainer=trainer or None)
+                n_train=args.n_train, seed=args.seed, trainer=trainer or None, amp=args.amp,
+                channels_last=args.channels_last)
     if args.recipe_file is not None:
         try:
             data = json.loads(Path(args.recipe_file).read_text())

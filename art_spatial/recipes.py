@@ -120,6 +120,9 @@ class Recipe:
         n_train: use the first ``n_train`` training examples (None = all).
         seed: seed of the initialisation, batch order and attacks.
         source: where the numbers come from.
+        amp: mixed precision of the forward passes, None (float32), ``"bfloat16"`` or ``"float16"``
+            (:mod:`art_spatial.amp`; attack parameters stay float32).
+        channels_last: train in ``torch.channels_last`` memory format.
     """
 
     name: str
@@ -140,6 +143,8 @@ class Recipe:
     n_train: int | None = None
     seed: int = 0
     source: str = ""
+    amp: str | None = None
+    channels_last: bool = False
 
     def __post_init__(self):
         self.milestones = [int(m) for m in self.milestones]
@@ -160,6 +165,11 @@ class Recipe:
         check_int("eps_warmup", self.eps_warmup, minimum=0)
         check_int("seed", self.seed, minimum=0)
         check_int("n_train", self.n_train, minimum=1, allow_none=True)
+        from .amp import resolve_amp_dtype
+        from .attacks.base import check_bool
+
+        resolve_amp_dtype(self.amp, "amp")
+        check_bool("channels_last", self.channels_last)
         for name in ("lr", "momentum", "weight_decay", "gamma"):
             check_number(name, getattr(self, name), nonneg=True)
         if not self.lr > 0:
@@ -365,7 +375,8 @@ def build_trainer(recipe: Recipe, classifier, **common):
     from .attacks import IntegratedSpatialAttack, PixelAttack
 
     m, tp, a = recipe.method, dict(recipe.trainer), recipe.attacks
-    common = {"seed": recipe.seed, "eps_warmup": recipe.eps_warmup, **common}
+    common = {"seed": recipe.seed, "eps_warmup": recipe.eps_warmup, "amp_dtype": recipe.amp,
+              "channels_last": recipe.channels_last, **common}
     if m == "natural":
         common.pop("eps_warmup")
         return T.NaturalTrainer(classifier, **common)

@@ -120,6 +120,13 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
         "existing state.json is an error: it is never deleted silently)",
     )
     p.add_argument(
+        "--amp",
+        choices=("bfloat16", "float16"),
+        default=None,
+        help="run the model under torch.autocast in this dtype (attack parameters, steps and "
+        "projections stay float32; see art_spatial.amp)",
+    )
+    p.add_argument(
         "--shard",
         default=None,
         metavar="I/N",
@@ -307,6 +314,10 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
             )
     suite = get_suite(args.suite)
     model, label, arch = load_model_from_args(args)
+    if getattr(args, "amp", None):
+        from ..amp import AutocastModule
+
+        model = AutocastModule(model, args.amp).eval()
     x, y = _load_data(args)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

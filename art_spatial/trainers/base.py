@@ -214,6 +214,12 @@ class AdversarialTrainerBase(Trainer):
             alone writes checkpoints. With the same global batch the run equals a one-process run up
             to float rounding (models without BatchNorm; BatchNorm statistics are per rank unless the
             model uses ``torch.nn.SyncBatchNorm``).
+        amp_dtype: mixed precision, ``None`` (float32, default), ``"bfloat16"`` or ``"float16"``: the
+            model's forward (attacks and update) runs under ``torch.autocast``; the images, attack
+            parameters, steps, projections, logits and losses stay float32 (:mod:`art_spatial.amp`).
+            float16 adds a ``torch.amp.GradScaler`` (checkpointed).
+        channels_last: convert the model and the batches to ``torch.channels_last`` memory format
+            (faster convolutions on recent GPUs and CPUs); the values are unchanged.
 
     Attributes:
         history: list of per-epoch dicts: ``epoch``, ``loss`` (minimized objective), ``loss_<name>`` per
@@ -234,6 +240,8 @@ class AdversarialTrainerBase(Trainer):
         eps_warmup: int = 0,
         epoch_callback=None,
         distributed: bool | None = None,
+        amp_dtype: str | None = None,
+        channels_last: bool = False,
     ):
         super().__init__(classifier)
         for attr in ("model", "_optimizer"):
@@ -268,6 +276,12 @@ class AdversarialTrainerBase(Trainer):
         if distributed is not None:
             check_bool("distributed", distributed)
         self.distributed = distributed
+        from ..amp import resolve_amp_dtype
+
+        self.amp_dtype = resolve_amp_dtype(amp_dtype)
+        check_bool("channels_last", channels_last)
+        self.channels_last = bool(channels_last)
+        self._scaler = None
         self._rank, self._world = 0, 1
         self._ddp = None
         self._nb_batches = 1
@@ -303,7 +317,10 @@ class AdversarialTrainerBase(Trainer):
     def _as_batch(self, x_np) -> torch.Tensor:
         """A float32 ``N x C x H x W`` tensor on the device from data in the classifier's layout."""
         xb = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=self.device)
-        return xb if self.channels_first else xb.permute(0, 3, 1, 2).contiguous()
+        xb = xb if self.channels_first else xb.permute(0, 3, 1, 2).contiguous()
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb
 
     # ---------------------------------------------------------------------------------- forward/attack
     def logits(self, x: torch.Tensor, fit: bool = False) -> torch.Tensor:
@@ -320,7 +337,13 @@ class AdversarialTrainerBase(Trainer):
         # the update's forward goes through DistributedDataParallel (gradient all-reduce) when training
         # distributed; attacks and evaluation use the bare model
         net = self._ddp if (fit and self._ddp is not None) else clf._model
-        return net(xp)[-1]
+        if self.amp_dtype is None:
+            return net(xp)[-1]
+        from ..amp import autocast
+
+        with autocast(xp.device, self.amp_dtype):
+            out = net(xp)[-1]
+        return out.float()
 
     def ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example training cross-entropy (``N``), label-smoothed by ``label_smoothing``."""
@@ -561,6 +584,9 @@ class AdversarialTrainerBase(Trainer):
         if ckpt_dir is not None:  # fail now, not when the first epoch's checkpoint is written
             _check_checkpoint_path(ckpt_dir / CHECKPOINT_NAME)
         rank, world = self._dist_info()
+        self._scaler = None
+        if self.amp_dtype == torch.float16:
+            self._scaler = torch.amp.GradScaler(self.device.type)
         start = 0
         if resume:
             if ckpt_dir is None:
@@ -569,6 +595,8 @@ class AdversarialTrainerBase(Trainer):
         else:
             self.history = []
         self._rank, self._world = rank, world
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         try:
             if world > 1:
                 self._ddp = self._wrap_ddp()
@@ -641,8 +669,13 @@ class AdversarialTrainerBase(Trainer):
                     grad_loss = obj.loss * (m * world / ctx.n_global)
                 t0 = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
-                grad_loss.backward()
-                self.optimizer.step()
+                if self._scaler is None:
+                    grad_loss.backward()
+                    self.optimizer.step()
+                else:  # float16: scaled loss; steps with non-finite gradients are skipped
+                    self._scaler.scale(grad_loss).backward()
+                    self._scaler.step(self.optimizer)
+                    self._scaler.update()
                 self._check_weights_finite(obj.loss, where, note)
                 self._timers["update"] += time.perf_counter() - t0
                 self._after_step(obj, ctx)
@@ -779,6 +812,7 @@ class AdversarialTrainerBase(Trainer):
             "scheduler": None if scheduler is None else scheduler.state_dict(),
             "history": self.history,
             "trainer_state": self._state(),
+            "scaler": None if self._scaler is None else self._scaler.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),
@@ -829,6 +863,8 @@ class AdversarialTrainerBase(Trainer):
             scheduler.load_state_dict(state["scheduler"])
         self.history = list(state["history"])
         self._load_state(state["trainer_state"])
+        if self._scaler is not None and state.get("scaler") is not None:
+            self._scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])

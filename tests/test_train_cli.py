@@ -183,3 +183,16 @@ def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_sma
     assert main(["evaluate", "--state-dict", str(ckpt), "--arch", "smallcnn", "--shard", "3/3",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "--shard" in capsys.readouterr().err
+
+
+def test_evaluate_with_amp_records_it(tmp_path, trained_smallcnn):
+    ckpt = tmp_path / "m.pt"
+    torch.save(trained_smallcnn.state_dict(), ckpt)
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps(SHARD_SUITE))
+    assert main(["evaluate", "--state-dict", str(ckpt), "--arch", "smallcnn", "--suite", str(suite),
+                 "--n-examples", "4", "--amp", "bfloat16", "-q", "--out", str(tmp_path / "e")]) == 0
+    rep = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert rep["meta"]["amp"] == "bfloat16" and rep["n_examples"] == 4
+    pgd = next(a for a in rep["attacks"] if a["name"] == "pgd")
+    assert pgd["perturbation"]["max_pixel_linf"] <= 0.3 + 1e-6  # attack parameters stay float32

@@ -350,6 +350,8 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
         model_name=name,
         score_convention=args.score_convention,
     )
+    if getattr(args, "amp", None):
+        report.meta["amp"] = args.amp  # the model ran under torch.autocast in this dtype
     if shard is not None:
         import json
 

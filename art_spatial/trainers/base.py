@@ -653,7 +653,8 @@ class AdversarialTrainerBase(Trainer):
                 elif len(item) == 4:  # a share of a global batch (fit)
                     ctx = BatchContext(epoch, b, self.seed, n_global=item[2], positions=item[3])
                 else:  # a generator's local batch (fit_generator): the global batch is their union
-                    n_glob = int(D.all_reduce_tensor(torch.tensor([float(m)]), "sum")[0])
+                    size = torch.tensor([float(m)], device=device)  # nccl reduces CUDA tensors only
+                    n_glob = int(D.all_reduce_tensor(size, "sum")[0])
                     ctx = BatchContext(epoch, b, self.seed, n_global=n_glob, positions=None)
                 obj = self._batch_objective(xb, yb, ctx)
                 where = f"epoch {epoch + 1}/{nb_epochs}, batch {b + 1}/{nb_batches}"

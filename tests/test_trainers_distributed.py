@@ -78,6 +78,32 @@ def _train(name: str, nb_epochs: int = EPOCHS, **kw):
     return clf, trainer
 
 
+class _ListGenerator:
+    """A duck-typed ART DataGenerator yielding fixed batches in order (``size``, ``batch_size``)."""
+
+    def __init__(self, batches, size, batch_size):
+        self.batches, self.size, self.batch_size, self.i = batches, size, batch_size, 0
+
+    def get_batch(self):
+        b = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        return b
+
+
+def _generator(rank: int, world: int):
+    """Batches of 8 of the training data in file order; rank ``r`` of ``world`` gets rows r::world."""
+    x, y = _data()
+    x, y = x[:16], y[:16]
+    batches = [(x[s : s + 8][rank::world], y[s : s + 8][rank::world]) for s in (0, 8)]
+    return _ListGenerator(batches, size=16 // world, batch_size=8 // world)
+
+
+def _train_generator(rank: int, world: int):
+    clf, trainer = _build("pareto")
+    trainer.fit_generator(_generator(rank, world), nb_epochs=EPOCHS)
+    return clf, trainer
+
+
 def _dump(out_dir: str, tag: str, clf, trainer) -> None:
     torch.save(clf.model.state_dict(), os.path.join(out_dir, f"{tag}.pt"))
     hist = [{k: v for k, v in h.items() if not k.startswith("time_")} for h in trainer.history]
@@ -102,6 +128,9 @@ def _worker(rank, world, init_file, out_dir, job):
                 clf, trainer = _train(name)
                 assert trainer._ddp is None  # the wrapper does not outlive fit
                 _dump(out_dir, f"{name}_rank{rank}", clf, trainer)
+            if job == "other":  # fit_generator: each rank's generator yields its share of a batch
+                clf, trainer = _train_generator(rank, world)
+                _dump(out_dir, f"generator_rank{rank}", clf, trainer)
         elif job == "killed":
             _train("pareto", nb_epochs=2, ckpt_dir=os.path.join(out_dir, "ckpt"),
                    epoch_callback=_kill_rank0_at_epoch_2)
@@ -191,6 +220,14 @@ def test_two_processes_train_the_other_trainers_like_one(tmp_path):
     res = _spawn(tmp_path, "other")
     assert res.returncode == 0, res.stderr[-3000:]
     _check_against_one_process(tmp_path, TRAINERS_OTHER)
+    clf, trainer = _train_generator(0, 1)
+    h1 = json.loads(json.dumps(trainer.history))
+    for rank in (0, 1):
+        h2 = json.loads((tmp_path / f"generator_rank{rank}.json").read_text())
+        _assert_history_close(h2, h1, f"fit_generator rank {rank}")
+        sd2 = torch.load(tmp_path / f"generator_rank{rank}.pt", weights_only=True)
+        _assert_weights_close(sd2, clf.model.state_dict(), f"fit_generator rank {rank}")
+    assert h1[-1]["n_examples"] == 16
 
 
 def test_killed_two_process_run_resumes_exactly(tmp_path):

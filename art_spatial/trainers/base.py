@@ -23,11 +23,11 @@ epoch's batch order, input checks and conversion), :mod:`.metrics` (:class:`~.me
 the epoch's sums and its ``history`` record) and :mod:`.checkpoint` (the checkpoint file).
 
 Reproducibility: the batch order of an epoch is a permutation drawn from ``(seed, epoch)``; each attack
-call gets the seed ``hash(seed, epoch, batch, tag)`` through the attack's ``seed`` attribute (restored
-afterwards), and every other random draw of a batch (random rotations of CuSP, random targets of the joint
-training mode) comes from a generator seeded the same way. Together with the checkpointed model,
-optimizer, scheduler, trainer state and global RNG states (torch, numpy, python), ``resume=True`` gives
-exactly the run that was not interrupted.
+call gets the seed ``hash(seed, epoch, batch, tag)`` with the call (``attack_tensor(..., seed=)``; the
+attack object is never modified), and every other random draw of a batch (random rotations of CuSP,
+random targets of the joint training mode) comes from a generator seeded the same way. Together with
+the checkpointed model, optimizer, scheduler, trainer state and global RNG states (torch, numpy,
+python), ``resume=True`` gives exactly the run that was not interrupted.
 
 Losses: cross-entropy on logits (optionally label-smoothed), per example — the papers' choice for every
 trainer here; the classifier's ``_loss`` is not used. Logits pass through the classifier's PyTorch
@@ -54,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import time
@@ -132,6 +133,8 @@ class BatchObjective:
         correct_robust: ``N`` bool correctness on the adversarial batch (all attacks), or None.
         stats: additional per-batch numbers, summed over the epoch into ``history`` (e.g. counts).
         means: additional per-batch numbers, averaged (example-weighted) over the epoch (e.g. κ).
+        aux: values of this batch for the trainer's own :meth:`~AdversarialTrainerBase._after_step`
+            hook, not recorded (e.g. Pareto AT's loss vector ``L``, which feeds its window).
     """
 
     loss: torch.Tensor
@@ -140,6 +143,18 @@ class BatchObjective:
     correct_robust: torch.Tensor | None = None
     stats: dict[str, float] = field(default_factory=dict)
     means: dict[str, float] = field(default_factory=dict)
+    aux: dict[str, Any] = field(default_factory=dict)
+
+
+def _with_attrs(attack: Any, attrs: dict[str, Any]) -> Any:
+    """``attack`` itself when ``attrs`` is empty, else a shallow copy of it with ``attrs`` set (the
+    attack shared by every batch, and by the caller, keeps its own values)."""
+    if not attrs:
+        return attack
+    call = copy.copy(attack)
+    for name, value in attrs.items():
+        setattr(call, name, value)
+    return call
 
 
 def _check_attack(name: str, attack: Any) -> None:
@@ -157,7 +172,7 @@ class AdversarialTrainerBase(Trainer):
     :meth:`_after_step`, :meth:`_epoch_record`, :meth:`_state` / :meth:`_load_state`.
 
     Args:
-        classifier: ART ``PyTorchClassifier`` (its ``model``, ``_optimizer``, ``_device``, ``clip_values``
+        classifier: ART ``PyTorchClassifier`` (its ``model``, ``optimizer``, ``device``, ``clip_values``
             and PyTorch ``preprocessing`` are used; an optimizer is required).
         seed: seed of the batch order, the attacks' random starts and every other draw.
         verbose: tqdm progress bars over epochs and batches.
@@ -216,13 +231,13 @@ class AdversarialTrainerBase(Trainer):
         channels_last: bool = False,
     ):
         super().__init__(classifier)
-        for attr in ("model", "_optimizer"):
+        for attr in ("model", "optimizer"):
             if not hasattr(classifier, attr):
                 raise ValueError(
                     "classifier must be an art.estimators.classification.PyTorchClassifier, got "
                     f"{type(classifier).__name__}"
                 )
-        if classifier._optimizer is None:
+        if classifier.optimizer is None:
             raise ValueError(
                 "classifier must have an optimizer (PyTorchClassifier(..., optimizer=...)) to be trained"
             )
@@ -268,13 +283,13 @@ class AdversarialTrainerBase(Trainer):
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
-        """The classifier's optimizer (``classifier._optimizer``)."""
-        return self._classifier._optimizer
+        """The classifier's optimizer (ART's ``classifier.optimizer``)."""
+        return self._classifier.optimizer
 
     @property
     def device(self) -> torch.device:
-        """The classifier's device."""
-        return getattr(self._classifier, "_device", torch.device("cpu"))
+        """The classifier's device (ART's ``classifier.device``)."""
+        return self._classifier.device
 
     @property
     def clip_values(self) -> tuple:
@@ -343,11 +358,29 @@ class AdversarialTrainerBase(Trainer):
     ):
         """Run ``attack`` on a batch with the model in eval mode and frozen parameters.
 
-        The attack's ``seed`` is set to ``ctx.seed_for(tag)`` (and any ``overrides``, e.g.
-        ``early_stop_tau``) for this call only. Returns the attack's ``AttackResult`` (tensors); its
-        ``final_eval`` pass is skipped (the update's forward provides the accuracy).
+        The attack runs with the seed ``ctx.seed_for(tag)``, passed with the call, and with any
+        ``overrides`` (e.g. ``early_stop_tau``) and the ε warm-up's budgets set on a shallow copy made
+        for this call: the attack object itself is never changed. Returns the attack's
+        ``AttackResult`` (tensors); its ``final_eval`` pass is skipped (the update's forward provides
+        the accuracy).
         """
         t0 = time.perf_counter()
+        call = _with_attrs(attack, self._warmed_up(attack, ctx, overrides))
+        with model_eval(self.model):
+            res = call.attack_tensor(
+                lambda z: self.logits(z, fit=False),
+                x,
+                y,
+                clip_values=self.clip_values,
+                y_true=y_true,
+                final_eval=False,
+                seed=ctx.seed_for(tag),
+            )
+        self._metrics.add_time("attack", time.perf_counter() - t0)
+        return res
+
+    def _warmed_up(self, attack, ctx: BatchContext, overrides: dict) -> dict:
+        """``overrides`` with every budget attribute of ``attack`` scaled by the ε warm-up."""
         scale = self.eps_scale(ctx)
         if scale < 1.0:
             for name in BUDGET_ATTRS:
@@ -355,17 +388,7 @@ class AdversarialTrainerBase(Trainer):
                     value = overrides.get(name, getattr(attack, name))
                     if value is not None:
                         overrides[name] = float(value) * scale
-        with override_attrs(attack, seed=ctx.seed_for(tag), **overrides), model_eval(self.model):
-            res = attack.attack_tensor(
-                lambda z: self.logits(z, fit=False),
-                x,
-                y,
-                clip_values=self.clip_values,
-                y_true=y_true,
-                final_eval=False,
-            )
-        self._metrics.add_time("attack", time.perf_counter() - t0)
-        return res
+        return overrides
 
     def eps_scale(self, ctx: BatchContext) -> float:
         """Factor of the ε warm-up at batch ``ctx`` (1.0 when ``eps_warmup`` is 0 or over)."""

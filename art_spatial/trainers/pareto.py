@@ -214,13 +214,11 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
     ``history`` adds ``alpha`` (batch-averaged α of the epoch, natural first), ``alpha_last``, ``mu_last``,
     ``qp_fallbacks``, ``qp_failures``, ``time_qp_s``.
 
-    Example:
-        >>> import numpy as np
+    Example (α starts uniform over the natural loss and the two attacks' losses):
         >>> from art_spatial.models import SmallCNN, make_classifier
         >>> from art_spatial.attacks import PixelAttack, FlowAttack
         >>> clf = make_classifier(SmallCNN())
-        >>> atk = [PixelAttack(clf, max_iter=1, verbose=False), FlowAttack(clf, max_iter=1, verbose=False)]
-        >>> t = ParetoAdversarialTrainer(clf, atk, r=1.0, verbose=False)
+        >>> t = ParetoAdversarialTrainer(clf, [PixelAttack(clf), FlowAttack(clf)], r=1.0, verbose=False)
         >>> t.alpha.tolist()
         [0.3333333333333333, 0.3333333333333333, 0.3333333333333333]
     """

@@ -547,7 +547,7 @@ def run_training(recipe: Recipe, out, *, data_dir=None, resume: bool = False, ve
                           device_type="gpu" if device == "cuda" else "cpu")
     scheduler = None
     if recipe.milestones:
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(clf._optimizer, milestones=recipe.milestones,
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(clf.optimizer, milestones=recipe.milestones,
                                                          gamma=recipe.gamma)
     if rank == 0:
         _write_json(recipe_path, recipe.to_dict())

@@ -53,7 +53,6 @@ def test_training_step_under_autocast(device, dtype):
     # the attack runs on the model's device; its parameters and output are float32 and within budget
     xb = t._as_batch(x[:8])
     yb = torch.as_tensor(y[:8], device=xb.device)
-    t._timers = {"attack": 0.0}
     res = t.run_attack(atk[0], xb, yb, BatchContext(0, 0, 0))
     assert res.x_adv.dtype == torch.float32 and res.x_adv.device.type == device
     assert float((res.x_adv - xb).abs().max()) <= 0.3 + 1e-6

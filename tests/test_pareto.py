@@ -142,7 +142,7 @@ def test_trainer_follows_algorithm_1():
     def spy(xb, yb, ctx):
         seen.append(t.alpha.copy())
         obj = orig(xb, yb, ctx)
-        L = t._last_L
+        L = obj.aux["loss_vector"]
         np.testing.assert_allclose(float(obj.loss.detach()), float(seen[-1] @ L), rtol=1e-5)
         return obj
 

@@ -200,6 +200,59 @@ def test_attack_seed_varies_per_batch_and_epoch_and_is_restored():
     assert [c["seed"] for c in atk2.calls] == seeds  # deterministic in (seed, epoch, batch)
 
 
+class _FrozenAttack(ShiftAttack):
+    """A ShiftAttack that refuses every attribute write once frozen (its copies may be written)."""
+
+    frozen: set = set()
+
+    def __setattr__(self, name, value):
+        if id(self) in _FrozenAttack.frozen:
+            raise AssertionError(f"the trainer wrote {name!r} on the shared attack")
+        super().__setattr__(name, value)
+
+
+@pytest.mark.parametrize("name", ["pgd-warmup", "fat", "cusp", "joint-targeted"])
+def test_the_trainer_never_writes_to_the_shared_attack(name):
+    atk = _FrozenAttack(0.1)
+    atk.eps, atk.eps_step = 0.3, 0.03
+    clf = toy_classifier()
+    make = {
+        "pgd-warmup": lambda: T.PGDAdversarialTrainer(clf, atk, eps_warmup=2, verbose=False),
+        "fat": lambda: T.FriendlyAdversarialTrainer(clf, atk, tau_schedule={0: 1}, verbose=False),
+        "cusp": lambda: T.CurriculumAdversarialTrainer(clf, [(0, 0.0, 0.2)], atk, verbose=False),
+        "joint-targeted": lambda: T.SingleAttackTrainer(clf, atk, targeted_training=True, verbose=False),
+    }
+    t = make[name]()
+    _FrozenAttack.frozen.add(id(atk))
+    try:
+        x, y = toy_data(16)
+        t.fit(x, y, nb_epochs=1, batch_size=8)
+    finally:
+        _FrozenAttack.frozen.discard(id(atk))
+    assert len(atk.calls) == 2 and len({c["seed"] for c in atk.calls}) == 2
+    assert (atk.seed, atk.early_stop_tau, atk.targeted, atk.eps) == (0, None, False, 0.3)
+
+
+def test_attack_tensor_seed_is_per_call_and_leaves_the_attack_unchanged():
+    from art_spatial.attacks import FlowAttack
+    from art_spatial.models import SmallCNN
+
+    torch.manual_seed(0)
+    clf = make_classifier(SmallCNN())
+    atk = FlowAttack(clf, eps=0.3, eps_step=0.05, max_iter=2, random_init=True, verbose=False)
+    x = torch.rand(4, 1, 28, 28)
+    y = torch.arange(4)
+    net = clf.model.eval()
+    per_call = atk.attack_tensor(net, x, y, seed=11)
+    assert atk.seed == 0
+    atk.seed = 11
+    by_attribute = atk.attack_tensor(net, x, y)
+    assert torch.equal(per_call.x_adv, by_attribute.x_adv)
+    assert not torch.equal(atk.attack_tensor(net, x, y, seed=12).x_adv, per_call.x_adv)
+    with pytest.raises(ValueError, match="seed"):
+        atk.attack_tensor(net, x, y, seed=-1)
+
+
 # ---------------------------------------------------------------------------------- checkpoints
 def _pareto_run(tmp, nb_epochs, resume=False):
     torch.manual_seed(0)
@@ -467,19 +520,19 @@ def test_fat_tau_schedule_is_applied_to_the_attack_and_restored():
         T.FriendlyAdversarialTrainer(toy_classifier(), atk, tau_schedule={5: 1})
 
 
-def test_cusp_switches_stages_at_the_milestones():
+def test_cusp_switches_stages_at_the_milestones(monkeypatch):
     from art_spatial.attacks import PixelAttack
 
     clf = make_classifier(toy_model_mnist(), input_shape=(1, 28, 28))
     atk = PixelAttack(clf, eps=0.0, eps_step=0.01, max_iter=1, verbose=False)
     seen = []
-    orig = atk.attack_tensor
+    orig = PixelAttack.attack_tensor
 
-    def spy(model, x, y, **kw):
-        seen.append(atk.eps)
-        return orig(model, x, y, **kw)
+    def spy(self, model, x, y, **kw):  # the budget the called attack holds (the trainer's copy)
+        seen.append(self.eps)
+        return orig(self, model, x, y, **kw)
 
-    atk.attack_tensor = spy
+    monkeypatch.setattr(PixelAttack, "attack_tensor", spy)
     stages = [(0, 10.0, 0.1), (2, 20.0, 0.2), (3, 30.0, 0.3)]
     t = T.CurriculumAdversarialTrainer(clf, stages, atk, verbose=False)
     sched = torch.optim.lr_scheduler.MultiStepLR(clf._optimizer, milestones=[2, 3], gamma=0.1)
@@ -528,19 +581,19 @@ def test_cusp_rotation_range():
     assert torch.equal(t.rotate(x, 0.0, torch.Generator().manual_seed(0)), x)
 
 
-def test_joint_trainer_training_mode_and_generic_targets(mnist_train):
+def test_joint_trainer_training_mode_and_generic_targets(mnist_train, monkeypatch):
     from art_spatial.attacks.joint import JointSpatialPixelAttack
 
     clf = make_classifier(toy_model_mnist(), input_shape=(1, 28, 28))
     joint = JointSpatialPixelAttack(clf, max_iter=1, verbose=False)
     seen = []
-    orig = joint.attack_tensor
+    orig = JointSpatialPixelAttack.attack_tensor
 
-    def spy(model, x, y, **kw):
-        seen.append((joint.training_mode, joint.targeted))
-        return orig(model, x, y, **kw)
+    def spy(self, model, x, y, **kw):  # the mode the called attack holds (the trainer's copy)
+        seen.append((self.training_mode, self.targeted))
+        return orig(self, model, x, y, **kw)
 
-    joint.attack_tensor = spy
+    monkeypatch.setattr(JointSpatialPixelAttack, "attack_tensor", spy)
     x, y = mnist_train[0][:8], mnist_train[1][:8]
     t = T.JointAdversarialTrainer(clf, joint, verbose=False)
     assert t.label_smoothing == 0.5

@@ -21,11 +21,11 @@ class ShiftAttack:
         self.calls = []
 
     def attack_tensor(
-        self, model, x, y, *, clip_values=(0, 1), y_true=None, record=False, final_eval=True
+        self, model, x, y, *, clip_values=(0, 1), y_true=None, record=False, final_eval=True, seed=None
     ):
         self.calls.append(
             dict(
-                seed=self.seed,
+                seed=self.seed if seed is None else seed,
                 tau=self.early_stop_tau,
                 targeted=self.targeted,
                 y=y.clone(),

@@ -15,6 +15,7 @@ budget and the input range, computes success and stores an :class:`AttackResult`
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -307,7 +308,7 @@ class AttackCore:
         return self._summarize(out, x, as_numpy=as_numpy)
 
     def attack_tensor(self, model, x: torch.Tensor, y: torch.Tensor, *, clip_values=(0.0, 1.0), y_true=None,
-                      record: bool = False, final_eval: bool = True) -> AttackResult:
+                      record: bool = False, final_eval: bool = True, seed: int | None = None) -> AttackResult:
         """Tensor API: attack ``x`` (``N x C x H x W``, on the model's device) with labels ``y`` (``N``).
 
         ``model`` is any differentiable ``x -> logits`` callable (an ``nn.Module`` is put in eval mode
@@ -319,7 +320,17 @@ class AttackCore:
         ``y`` / ``y_true``: class indices (or one-hot rows), checked by
         :func:`art_spatial._checks.check_labels`; labels beyond the model's logits are refused at its
         first forward pass (no extra pass).
+
+        ``seed``: the seed of this call's random streams in place of the attack's ``seed`` attribute,
+        which stays as it is (e.g. the trainers' per-batch seeds on a shared attack); None = the
+        attribute's.
         """
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+            call = copy.copy(self)  # the per-call seed on a shallow copy: the shared attack is untouched
+            call.seed = int(seed)
+            return AttackCore.attack_tensor(call, model, x, y, clip_values=clip_values, y_true=y_true,
+                                            record=record, final_eval=final_eval)
         self._check_core()
         clip = _clip_tuple(clip_values)
         check_images(x, name="x", clip_values=clip_values)

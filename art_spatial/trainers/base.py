@@ -16,12 +16,18 @@ exists once, here:
         scheduler.step()                           # any torch 2 LR scheduler, once per epoch
         history.append(epoch metrics); checkpoint
 
+In the code: ``_train`` (check the arguments, resume or reset) → ``_train_epochs`` (hooks, record,
+checkpoint per epoch) → ``_train_epoch`` (``_batch`` → ``_batch_objective`` → ``_update`` →
+``_after_step`` per batch). What surrounds the loop lives beside it: :mod:`.batches` (seeds, the
+epoch's batch order, input checks and conversion), :mod:`.metrics` (:class:`~.metrics.EpochMetrics`,
+the epoch's sums and its ``history`` record) and :mod:`.checkpoint` (the checkpoint file).
+
 Reproducibility: the batch order of an epoch is a permutation drawn from ``(seed, epoch)``; each attack
-call gets the seed ``hash(seed, epoch, batch, tag)`` through the attack's ``seed`` attribute (restored
-afterwards), and every other random draw of a batch (random rotations of CuSP, random targets of the joint
-training mode) comes from a generator seeded the same way. Together with the checkpointed model,
-optimizer, scheduler, trainer state and global RNG states (torch, numpy, python), ``resume=True`` gives
-exactly the run that was not interrupted.
+call gets the seed ``hash(seed, epoch, batch, tag)`` with the call (``attack_tensor(..., seed=)``; the
+attack object is never modified), and every other random draw of a batch (random rotations of CuSP,
+random targets of the joint training mode) comes from a generator seeded the same way. Together with
+the checkpointed model, optimizer, scheduler, trainer state and global RNG states (torch, numpy,
+python), ``resume=True`` gives exactly the run that was not interrupted.
 
 Losses: cross-entropy on logits (optionally label-smoothed), per example — the papers' choice for every
 trainer here; the classifier's ``_loss`` is not used. Logits pass through the classifier's PyTorch
@@ -48,12 +54,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
-import os
-import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +68,17 @@ import torch
 import torch.nn.functional as F
 from art.defences.trainer import Trainer
 
-from .._checks import check_images, check_labels
 from ..attacks.base import _clip_tuple, check_bool, check_int, check_number, model_eval
+from .batches import BatchContext, as_batch, check_x, check_y, derive_seed, epoch_batches
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    check_checkpoint_path,
+    checkpoint_note,
+    read_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from .metrics import EpochMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +91,6 @@ __all__ = [
     "CHECKPOINT_NAME",
     "BUDGET_ATTRS",
 ]
-
-#: file name of the checkpoint written to ``checkpoint_dir`` after every epoch
-CHECKPOINT_NAME = "last.pt"
 
 #: attack attributes that measure a budget or a step; the ε warm-up scales those an attack has
 BUDGET_ATTRS = (
@@ -98,14 +109,6 @@ BUDGET_ATTRS = (
 )
 
 
-def derive_seed(*parts: int) -> int:
-    """A 31-bit seed from integers via ``numpy.random.SeedSequence``, e.g.
-    ``derive_seed(seed, epoch, batch, tag)``."""
-    return int(
-        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0] >> 1
-    )
-
-
 @contextlib.contextmanager
 def override_attrs(obj: Any, **attrs):
     """Temporarily set attributes of ``obj`` (e.g. an attack's ``seed``); restored on exit."""
@@ -120,36 +123,6 @@ def override_attrs(obj: Any, **attrs):
 
 
 @dataclass
-class BatchContext:
-    """Where the loop is: ``epoch`` (0-based), ``batch`` (0-based inside the epoch), the trainer ``seed``.
-
-    Under distributed training (:mod:`torch.distributed`, several ranks) a rank holds only part of the
-    global batch: ``n_global`` is the size of the global batch and ``positions`` (int64 tensor) the
-    positions of this rank's examples in it. Both are None in a single process. A per-example random
-    draw made for the whole global batch and cut with :meth:`local` is the same on any number of ranks.
-    """
-
-    epoch: int
-    batch: int
-    seed: int
-    n_global: int | None = None
-    positions: torch.Tensor | None = None
-
-    def local(self, draw: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of ``draw``, a per-example draw of the whole global batch (first dimension
-        ``n_global``); ``draw`` itself in a single process."""
-        return draw if self.positions is None else draw[self.positions.to(draw.device)]
-
-    def seed_for(self, tag: int) -> int:
-        """Deterministic seed of this (seed, epoch, batch) for the random source number ``tag``."""
-        return derive_seed(self.seed, self.epoch, self.batch, tag)
-
-    def generator(self, tag: int) -> torch.Generator:
-        """A CPU ``torch.Generator`` seeded by :meth:`seed_for`."""
-        return torch.Generator().manual_seed(self.seed_for(tag))
-
-
-@dataclass
 class BatchObjective:
     """What a trainer's :meth:`AdversarialTrainerBase._batch_objective` returns for one batch.
 
@@ -160,6 +133,8 @@ class BatchObjective:
         correct_robust: ``N`` bool correctness on the adversarial batch (all attacks), or None.
         stats: additional per-batch numbers, summed over the epoch into ``history`` (e.g. counts).
         means: additional per-batch numbers, averaged (example-weighted) over the epoch (e.g. κ).
+        aux: values of this batch for the trainer's own :meth:`~AdversarialTrainerBase._after_step`
+            hook, not recorded (e.g. Pareto AT's loss vector ``L``, which feeds its window).
     """
 
     loss: torch.Tensor
@@ -168,6 +143,18 @@ class BatchObjective:
     correct_robust: torch.Tensor | None = None
     stats: dict[str, float] = field(default_factory=dict)
     means: dict[str, float] = field(default_factory=dict)
+    aux: dict[str, Any] = field(default_factory=dict)
+
+
+def _with_attrs(attack: Any, attrs: dict[str, Any]) -> Any:
+    """``attack`` itself when ``attrs`` is empty, else a shallow copy of it with ``attrs`` set (the
+    attack shared by every batch, and by the caller, keeps its own values)."""
+    if not attrs:
+        return attack
+    call = copy.copy(attack)
+    for name, value in attrs.items():
+        setattr(call, name, value)
+    return call
 
 
 def _check_attack(name: str, attack: Any) -> None:
@@ -185,7 +172,7 @@ class AdversarialTrainerBase(Trainer):
     :meth:`_after_step`, :meth:`_epoch_record`, :meth:`_state` / :meth:`_load_state`.
 
     Args:
-        classifier: ART ``PyTorchClassifier`` (its ``model``, ``_optimizer``, ``_device``, ``clip_values``
+        classifier: ART ``PyTorchClassifier`` (its ``model``, ``optimizer``, ``device``, ``clip_values``
             and PyTorch ``preprocessing`` are used; an optimizer is required).
         seed: seed of the batch order, the attacks' random starts and every other draw.
         verbose: tqdm progress bars over epochs and batches.
@@ -244,13 +231,13 @@ class AdversarialTrainerBase(Trainer):
         channels_last: bool = False,
     ):
         super().__init__(classifier)
-        for attr in ("model", "_optimizer"):
+        for attr in ("model", "optimizer"):
             if not hasattr(classifier, attr):
                 raise ValueError(
                     "classifier must be an art.estimators.classification.PyTorchClassifier, got "
                     f"{type(classifier).__name__}"
                 )
-        if classifier._optimizer is None:
+        if classifier.optimizer is None:
             raise ValueError(
                 "classifier must have an optimizer (PyTorchClassifier(..., optimizer=...)) to be trained"
             )
@@ -286,7 +273,7 @@ class AdversarialTrainerBase(Trainer):
         self._ddp = None
         self._nb_batches = 1
         self.history: list[dict[str, Any]] = []
-        self._timers: dict[str, float] = {}
+        self._metrics = EpochMetrics()  # the current epoch's sums (attack time also outside fit)
 
     # ------------------------------------------------------------------------------------ accessors
     @property
@@ -296,13 +283,13 @@ class AdversarialTrainerBase(Trainer):
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
-        """The classifier's optimizer (``classifier._optimizer``)."""
-        return self._classifier._optimizer
+        """The classifier's optimizer (ART's ``classifier.optimizer``)."""
+        return self._classifier.optimizer
 
     @property
     def device(self) -> torch.device:
-        """The classifier's device."""
-        return getattr(self._classifier, "_device", torch.device("cpu"))
+        """The classifier's device (ART's ``classifier.device``)."""
+        return self._classifier.device
 
     @property
     def clip_values(self) -> tuple:
@@ -316,11 +303,15 @@ class AdversarialTrainerBase(Trainer):
 
     def _as_batch(self, x_np) -> torch.Tensor:
         """A float32 ``N x C x H x W`` tensor on the device from data in the classifier's layout."""
-        xb = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=self.device)
-        xb = xb if self.channels_first else xb.permute(0, 3, 1, 2).contiguous()
-        if self.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        return xb
+        return as_batch(
+            x_np, self.device, channels_first=self.channels_first, channels_last=self.channels_last
+        )
+
+    def _labels(self, y, n: int, name: str = "y") -> np.ndarray:
+        return check_y(self._classifier, y, n, name=name)
+
+    def _check_x(self, x, name: str = "x") -> np.ndarray:
+        return check_x(self._classifier, x, name=name)
 
     # ---------------------------------------------------------------------------------- forward/attack
     def logits(self, x: torch.Tensor, fit: bool = False) -> torch.Tensor:
@@ -367,11 +358,29 @@ class AdversarialTrainerBase(Trainer):
     ):
         """Run ``attack`` on a batch with the model in eval mode and frozen parameters.
 
-        The attack's ``seed`` is set to ``ctx.seed_for(tag)`` (and any ``overrides``, e.g.
-        ``early_stop_tau``) for this call only. Returns the attack's ``AttackResult`` (tensors); its
-        ``final_eval`` pass is skipped (the update's forward provides the accuracy).
+        The attack runs with the seed ``ctx.seed_for(tag)``, passed with the call, and with any
+        ``overrides`` (e.g. ``early_stop_tau``) and the ε warm-up's budgets set on a shallow copy made
+        for this call: the attack object itself is never changed. Returns the attack's
+        ``AttackResult`` (tensors); its ``final_eval`` pass is skipped (the update's forward provides
+        the accuracy).
         """
         t0 = time.perf_counter()
+        call = _with_attrs(attack, self._warmed_up(attack, ctx, overrides))
+        with model_eval(self.model):
+            res = call.attack_tensor(
+                lambda z: self.logits(z, fit=False),
+                x,
+                y,
+                clip_values=self.clip_values,
+                y_true=y_true,
+                final_eval=False,
+                seed=ctx.seed_for(tag),
+            )
+        self._metrics.add_time("attack", time.perf_counter() - t0)
+        return res
+
+    def _warmed_up(self, attack, ctx: BatchContext, overrides: dict) -> dict:
+        """``overrides`` with every budget attribute of ``attack`` scaled by the ε warm-up."""
         scale = self.eps_scale(ctx)
         if scale < 1.0:
             for name in BUDGET_ATTRS:
@@ -379,17 +388,7 @@ class AdversarialTrainerBase(Trainer):
                     value = overrides.get(name, getattr(attack, name))
                     if value is not None:
                         overrides[name] = float(value) * scale
-        with override_attrs(attack, seed=ctx.seed_for(tag), **overrides), model_eval(self.model):
-            res = attack.attack_tensor(
-                lambda z: self.logits(z, fit=False),
-                x,
-                y,
-                clip_values=self.clip_values,
-                y_true=y_true,
-                final_eval=False,
-            )
-        self._timers["attack"] = self._timers.get("attack", 0.0) + time.perf_counter() - t0
-        return res
+        return overrides
 
     def eps_scale(self, ctx: BatchContext) -> float:
         """Factor of the ε warm-up at batch ``ctx`` (1.0 when ``eps_warmup`` is 0 or over)."""
@@ -421,32 +420,6 @@ class AdversarialTrainerBase(Trainer):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         """Hook: restore :meth:`_state`."""
-
-    # ----------------------------------------------------------------------------------------- data
-    def _labels(self, y, n: int, name: str = "y") -> np.ndarray:
-        return check_labels(y, n, self._classifier.nb_classes, name=name)
-
-    def _check_x(self, x, name: str = "x") -> np.ndarray:
-        x = np.asarray(x)
-        check_images(x, name=name, input_shape=self._classifier.input_shape,
-                     channels_first=self.channels_first, clip_values=self._classifier.clip_values)
-        if x.shape[0] == 0:
-            raise ValueError(f"{name} must not be empty")
-        return x
-
-    def _array_batches(
-        self, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int, rank: int = 0, world: int = 1
-    ):
-        perm = np.random.default_rng(
-            np.random.SeedSequence([self.seed, epoch, 0x5EED])
-        ).permutation(x.shape[0])
-        for start in range(0, x.shape[0], batch_size):
-            idx = perm[start : start + batch_size]
-            if world == 1:
-                yield x[idx], y[idx]
-            else:  # every rank draws the same global batch and keeps positions rank, rank + world, ...
-                pos = np.arange(rank, idx.shape[0], world)
-                yield x[idx[pos]], y[idx[pos]], int(idx.shape[0]), torch.as_tensor(pos)
 
     # ---------------------------------------------------------------------------------- distributed
     def _dist_info(self) -> tuple:
@@ -524,7 +497,9 @@ class AdversarialTrainerBase(Trainer):
                 "at least one example of every batch (batch_size is the global batch of all ranks)"
             )
         self._train(
-            lambda epoch: self._array_batches(x, labels, batch_size, epoch, rank, world),
+            lambda epoch: epoch_batches(
+                x, labels, batch_size, seed=self.seed, epoch=epoch, rank=rank, world=world
+            ),
             nb_batches,
             nb_epochs,
             validation_data,
@@ -562,6 +537,31 @@ class AdversarialTrainerBase(Trainer):
     def _train(
         self, batches_of, nb_batches: int, nb_epochs: int, validation_data, scheduler, **kwargs
     ) -> None:
+        """Check the run's arguments, restore or reset the state, then train epoch after epoch."""
+        run = self._plan_run(batches_of, nb_batches, nb_epochs, validation_data, scheduler, kwargs)
+        rank, world = self._dist_info()
+        self._scaler = None
+        if self.amp_dtype == torch.float16:
+            self._scaler = torch.amp.GradScaler(self.device.type)
+        if run.resume:
+            run.start = self._load_checkpoint(run.ckpt_dir / CHECKPOINT_NAME, scheduler)
+        else:
+            self.history = []
+        self._rank, self._world = rank, world
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        try:
+            if world > 1:
+                self._ddp = self._wrap_ddp()
+            self._train_epochs(run)
+        finally:
+            self._ddp = None
+            self._rank, self._world = 0, 1
+
+    def _plan_run(
+        self, batches_of, nb_batches, nb_epochs, validation_data, scheduler, kwargs
+    ) -> _Run:
+        """Validate ``fit``'s arguments (before any training) into a :class:`_Run`."""
         check_int("nb_epochs", nb_epochs, minimum=1)
         unknown = set(kwargs) - {"resume", "checkpoint_dir"}
         if unknown:
@@ -580,194 +580,170 @@ class AdversarialTrainerBase(Trainer):
             xv = self._check_x(validation_data[0], name="x_val (validation_data[0])")
             yv = self._labels(validation_data[1], xv.shape[0], name="y_val (validation_data[1])")
             validation_data = (xv, yv)
-
         if ckpt_dir is not None:  # fail now, not when the first epoch's checkpoint is written
-            _check_checkpoint_path(ckpt_dir / CHECKPOINT_NAME)
-        rank, world = self._dist_info()
-        self._scaler = None
-        if self.amp_dtype == torch.float16:
-            self._scaler = torch.amp.GradScaler(self.device.type)
-        start = 0
-        if resume:
-            if ckpt_dir is None:
-                raise ValueError("resume=True needs a checkpoint_dir")
-            start = self._load_checkpoint(ckpt_dir / CHECKPOINT_NAME, scheduler)
-        else:
-            self.history = []
-        self._rank, self._world = rank, world
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        try:
-            if world > 1:
-                self._ddp = self._wrap_ddp()
-            self._train_epochs(
-                batches_of, nb_batches, nb_epochs, start, validation_data, scheduler, ckpt_dir
-            )
-        finally:
-            self._ddp = None
-            self._rank, self._world = 0, 1
+            check_checkpoint_path(ckpt_dir / CHECKPOINT_NAME)
+        if resume and ckpt_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
+        return _Run(
+            batches_of,
+            int(nb_batches),
+            int(nb_epochs),
+            validation_data,
+            scheduler,
+            ckpt_dir,
+            bool(resume),
+        )
 
-    def _train_epochs(
-        self, batches_of, nb_batches, nb_epochs, start, validation_data, scheduler, ckpt_dir
-    ) -> None:
+    def _train_epochs(self, run: _Run) -> None:
+        """The epochs ``run.start .. nb_epochs - 1``: hooks, batches, record, checkpoint."""
         from tqdm.auto import tqdm
 
-        rank, world = self._rank, self._world
-        if world > 1:
-            from ..bench import distributed as D
-        device = self.device
-        model = self.model
-        self._nb_batches = int(nb_batches)
-        show = self.verbose and rank == 0
+        self._nb_batches = run.nb_batches
+        epochs = range(run.start, run.nb_epochs)
         for epoch in tqdm(
-            range(start, nb_epochs),
+            epochs,
             desc=type(self).__name__,
-            disable=not show,
-            initial=start,
-            total=nb_epochs,
+            disable=not self._show_progress,
+            initial=run.start,
+            total=run.nb_epochs,
         ):
-            self._on_epoch_start(epoch, nb_epochs)
-            self._timers = {"attack": 0.0, "update": 0.0}
+            self._on_epoch_start(epoch, run.nb_epochs)
+            self._metrics = EpochMetrics()
             t_epoch = time.perf_counter()
-            sums: dict[str, float] = {}
-            stats: dict[str, float] = {}
-            means: dict[str, float] = {}
-            n_seen = n_clean = n_rob = 0
-            c_clean = c_rob = 0
-            loss_sum = 0.0
-            note = self._checkpoint_note(ckpt_dir, epoch)
-            bar = tqdm(
-                batches_of(epoch),
-                total=nb_batches,
-                desc=f"epoch {epoch + 1}/{nb_epochs}",
-                disable=not show,
-                leave=False,
-            )
-            for b, item in enumerate(bar):
-                xb_np, yb_np = item[0], item[1]
-                xb = self._as_batch(xb_np)
-                yb = torch.as_tensor(yb_np, device=device).long()
-                m = xb.shape[0]
-                if world == 1:
-                    ctx = BatchContext(epoch=epoch, batch=b, seed=self.seed)
-                elif len(item) == 4:  # a share of a global batch (fit)
-                    ctx = BatchContext(epoch, b, self.seed, n_global=item[2], positions=item[3])
-                else:  # a generator's local batch (fit_generator): the global batch is their union
-                    size = torch.tensor([float(m)], device=device)  # nccl reduces CUDA tensors only
-                    n_glob = int(D.all_reduce_tensor(size, "sum")[0])
-                    ctx = BatchContext(epoch, b, self.seed, n_global=n_glob, positions=None)
-                obj = self._batch_objective(xb, yb, ctx)
-                where = f"epoch {epoch + 1}/{nb_epochs}, batch {b + 1}/{nb_batches}"
-                if world == 1:
-                    self._check_loss_finite(obj.loss, where, note)
-                    grad_loss = obj.loss
-                else:
-                    # the global batch's loss, the same on every rank (all stop together if non-finite)
-                    total = D.all_reduce_tensor(obj.loss.detach().double().reshape(1) * m, "sum")
-                    self._check_loss_finite(total / ctx.n_global, where, note)
-                    # DDP averages the ranks' gradients: weight each rank's mean by its share m / M so
-                    # the step is the gradient of the global batch's mean
-                    grad_loss = obj.loss * (m * world / ctx.n_global)
-                t0 = time.perf_counter()
-                self.optimizer.zero_grad(set_to_none=True)
-                if self._scaler is None:
-                    grad_loss.backward()
-                    self.optimizer.step()
-                else:  # float16: scaled loss; steps with non-finite gradients are skipped
-                    self._scaler.scale(grad_loss).backward()
-                    self._scaler.step(self.optimizer)
-                    self._scaler.update()
-                self._check_weights_finite(obj.loss, where, note)
-                self._timers["update"] += time.perf_counter() - t0
-                self._after_step(obj, ctx)
-                n_seen += m
-                loss_sum += float(obj.loss.detach()) * m
-                for k, v in obj.losses.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * m
-                for k, v in obj.stats.items():
-                    stats[k] = stats.get(k, 0.0) + float(v)
-                for k, v in obj.means.items():
-                    means[k] = means.get(k, 0.0) + float(v) * m
-                if obj.correct_clean is not None:
-                    c_clean += int(obj.correct_clean.sum())
-                    n_clean += m
-                if obj.correct_robust is not None:
-                    c_rob += int(obj.correct_robust.sum())
-                    n_rob += m
-                bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}", refresh=False)
-            if world > 1:  # the epoch's sums over every rank's examples (one collective)
-                ks, kt, km = sorted(sums), sorted(stats), sorted(means)
-                head = [n_seen, loss_sum, c_clean, n_clean, c_rob, n_rob]
-                vec = D.all_reduce_sum(
-                    head + [sums[k] for k in ks] + [stats[k] for k in kt] + [means[k] for k in km]
-                )
-                n_seen, c_clean, n_clean, c_rob, n_rob = (
-                    int(round(vec[i])) for i in (0, 2, 3, 4, 5)
-                )
-                loss_sum = vec[1]
-                rest = vec[len(head) :]
-                sums = dict(zip(ks, rest[: len(ks)], strict=True))
-                stats = dict(zip(kt, rest[len(ks) : len(ks) + len(kt)], strict=True))
-                means = dict(zip(km, rest[len(ks) + len(kt) :], strict=True))
-            model.eval()
-            lr = float(self.optimizer.param_groups[0]["lr"])
-            rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1)}
-            rec.update({f"loss_{k}": v / max(n_seen, 1) for k, v in sums.items()})
-            rec["clean_acc"] = c_clean / n_clean if n_clean else float("nan")
-            rec["robust_acc"] = c_rob / n_rob if n_rob else float("nan")
-            rec.update({k: v / max(n_seen, 1) for k, v in means.items()})
-            rec.update(stats)
-            rec.update(self._epoch_record(epoch, nb_batches))
-            rec["lr"] = lr
-            rec["n_examples"] = n_seen
-            if validation_data is not None:
-                rec["val_clean_acc"] = self._accuracy(*validation_data)
-            if scheduler is not None:
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(rec["loss"])
-                else:
-                    scheduler.step()
-            rec["time_attack_s"] = self._timers["attack"]
-            rec["time_update_s"] = self._timers["update"]
-            rec["time_epoch_s"] = time.perf_counter() - t_epoch
-            if self.eps_warmup:
-                rec["eps_scale"] = self.eps_scale(
-                    BatchContext(epoch=epoch, batch=nb_batches - 1, seed=self.seed)
-                )
-            if self.epoch_callback is not None:
-                t_cb = time.perf_counter()
-                with model_eval(self.model):
-                    extra = self.epoch_callback(self, epoch)
-                rec.update(dict(extra or {}))
-                rec["time_callback_s"] = time.perf_counter() - t_cb
+            metrics = self._train_epoch(run, epoch)
+            self.model.eval()
+            rec = self._epoch_history_record(run, epoch, metrics, t_epoch)
             self.history.append(rec)
-            if rank == 0:
+            if self._rank == 0:
                 logger.info(
                     "%s epoch %d/%d: loss %.4f, clean acc %.3f, robust acc %.3f, %.1f s",
                     type(self).__name__,
                     epoch + 1,
-                    nb_epochs,
+                    run.nb_epochs,
                     rec["loss"],
                     rec["clean_acc"],
                     rec["robust_acc"],
                     rec["time_epoch_s"],
                 )
-            if ckpt_dir is not None:
-                if rank == 0:
-                    self._save_checkpoint(ckpt_dir / CHECKPOINT_NAME, epoch + 1, scheduler)
-                if world > 1:  # no rank runs ahead of a checkpoint that is not yet on disk
-                    D.barrier()
-        model.eval()
+            self._write_checkpoint(run, epoch)
+        self.model.eval()
 
-    @staticmethod
-    def _checkpoint_note(ckpt_dir: Path | None, epoch: int) -> str:
-        """What a non-finite stop left on disk (``epoch`` = epochs completed and checkpointed)."""
-        if ckpt_dir is None:
-            return "no checkpoint is kept (checkpoint_dir=None)"
-        path = ckpt_dir / CHECKPOINT_NAME
-        if epoch == 0:
-            return f"nothing was written to {path}"
-        return f"{path} was not overwritten (it holds epoch {epoch})"
+    @property
+    def _show_progress(self) -> bool:
+        return self.verbose and self._rank == 0
+
+    def _train_epoch(self, run: _Run, epoch: int) -> EpochMetrics:
+        """One pass over the epoch's batches: attack, objective, update, ``_after_step`` hook. Returns
+        the epoch's metrics, summed over the ranks."""
+        from tqdm.auto import tqdm
+
+        metrics = self._metrics
+        note = checkpoint_note(run.ckpt_dir, epoch)
+        bar = tqdm(
+            run.batches_of(epoch),
+            total=run.nb_batches,
+            desc=f"epoch {epoch + 1}/{run.nb_epochs}",
+            disable=not self._show_progress,
+            leave=False,
+        )
+        for b, item in enumerate(bar):
+            xb, yb, ctx = self._batch(item, epoch, b)
+            obj = self._batch_objective(xb, yb, ctx)
+            where = f"epoch {epoch + 1}/{run.nb_epochs}, batch {b + 1}/{run.nb_batches}"
+            self._update(obj, ctx, xb.shape[0], where, note)
+            self._after_step(obj, ctx)
+            metrics.add(obj, xb.shape[0])
+            bar.set_postfix(loss=f"{metrics.loss_sum / metrics.n_seen:.3f}", refresh=False)
+        if self._world > 1:  # the epoch's sums over every rank's examples (one collective)
+            from ..bench.distributed import all_reduce_sum
+
+            metrics = metrics.all_reduced(all_reduce_sum)
+        return metrics
+
+    def _batch(self, item, epoch: int, b: int) -> tuple:
+        """``(x, y, ctx)`` of a batch as the loop yields it: tensors on the device and its context."""
+        xb = self._as_batch(item[0])
+        yb = torch.as_tensor(item[1], device=self.device).long()
+        if self._world == 1:
+            return xb, yb, BatchContext(epoch=epoch, batch=b, seed=self.seed)
+        if len(item) == 4:  # a share of a global batch (fit)
+            return xb, yb, BatchContext(epoch, b, self.seed, n_global=item[2], positions=item[3])
+        # a generator's local batch (fit_generator): the global batch is the union of the ranks' batches
+        from ..bench.distributed import all_reduce_tensor
+
+        # a tensor on the device: nccl reduces CUDA tensors only
+        size = torch.tensor([float(xb.shape[0])], device=self.device)
+        n_global = int(all_reduce_tensor(size, "sum")[0])
+        return xb, yb, BatchContext(epoch, b, self.seed, n_global=n_global, positions=None)
+
+    def _update(
+        self, obj: BatchObjective, ctx: BatchContext, m: int, where: str, note: str
+    ) -> None:
+        """The optimizer step on ``obj.loss`` (a batch of ``m`` examples on this rank), refused when
+        the loss or the new weights are not finite."""
+        if self._world == 1:
+            self._check_loss_finite(obj.loss, where, note)
+            grad_loss = obj.loss
+        else:
+            from ..bench.distributed import all_reduce_tensor
+
+            # the global batch's loss, the same on every rank (all stop together if non-finite)
+            total = all_reduce_tensor(obj.loss.detach().double().reshape(1) * m, "sum")
+            self._check_loss_finite(total / ctx.n_global, where, note)
+            # DDP averages the ranks' gradients: weight each rank's mean by its share m / M so the step
+            # is the gradient of the global batch's mean
+            grad_loss = obj.loss * (m * self._world / ctx.n_global)
+        t0 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._scaler is None:
+            grad_loss.backward()
+            self.optimizer.step()
+        else:  # float16: scaled loss; steps with non-finite gradients are skipped
+            self._scaler.scale(grad_loss).backward()
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        self._check_weights_finite(obj.loss, where, note)
+        self._metrics.add_time("update", time.perf_counter() - t0)
+
+    def _epoch_history_record(
+        self, run: _Run, epoch: int, metrics: EpochMetrics, t_epoch: float
+    ) -> dict:
+        """The epoch's ``history`` record; steps the scheduler and runs the epoch callback."""
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        rec = metrics.record(epoch)
+        rec.update(self._epoch_record(epoch, run.nb_batches))
+        rec["lr"] = lr
+        rec["n_examples"] = metrics.n_seen
+        if run.validation_data is not None:
+            rec["val_clean_acc"] = self._accuracy(*run.validation_data)
+        if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            run.scheduler.step(rec["loss"])
+        elif run.scheduler is not None:
+            run.scheduler.step()
+        rec["time_attack_s"] = metrics.timers["attack"]
+        rec["time_update_s"] = metrics.timers["update"]
+        rec["time_epoch_s"] = time.perf_counter() - t_epoch
+        if self.eps_warmup:
+            last = BatchContext(epoch=epoch, batch=run.nb_batches - 1, seed=self.seed)
+            rec["eps_scale"] = self.eps_scale(last)
+        if self.epoch_callback is not None:
+            t_cb = time.perf_counter()
+            with model_eval(self.model):
+                extra = self.epoch_callback(self, epoch)
+            rec.update(dict(extra or {}))
+            rec["time_callback_s"] = time.perf_counter() - t_cb
+        return rec
+
+    def _write_checkpoint(self, run: _Run, epoch: int) -> None:
+        """Rank 0 writes the checkpoint of ``epoch + 1`` completed epochs; the others wait for it."""
+        if run.ckpt_dir is None:
+            return
+        if self._rank == 0:
+            self._save_checkpoint(run.ckpt_dir / CHECKPOINT_NAME, epoch + 1, run.scheduler)
+        if self._world > 1:  # no rank runs ahead of a checkpoint that is not yet on disk
+            from ..bench.distributed import barrier
+
+            barrier()
 
     def _check_loss_finite(self, loss: torch.Tensor, where: str, note: str) -> None:
         """Refuse a non-finite training loss before the optimizer step (the weights stay as they are)."""
@@ -803,59 +779,27 @@ class AdversarialTrainerBase(Trainer):
 
     # ---------------------------------------------------------------------------------- checkpoints
     def _save_checkpoint(self, path: Path, epoch: int, scheduler) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "format": 1,
-            "trainer": type(self).__name__,
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "history": self.history,
-            "trainer_state": self._state(),
-            "scaler": None if self._scaler is None else self._scaler.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
-        }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        """Write the run's state after ``epoch`` completed epochs (:mod:`.checkpoint`)."""
+        save_checkpoint(
+            path,
+            trainer=type(self).__name__,
+            epoch=epoch,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=None if scheduler is None else scheduler.state_dict(),
+            history=self.history,
+            trainer_state=self._state(),
+            scaler=None if self._scaler is None else self._scaler.state_dict(),
+        )
 
     def _load_checkpoint(self, path: Path, scheduler) -> int:
-        _check_checkpoint_path(path)
+        """Restore the run from ``path`` (if it exists); returns the number of completed epochs."""
+        check_checkpoint_path(path)
         if not path.exists():
             logger.info("no checkpoint at %s: starting from epoch 0", path)
             self.history = []
             return 0
-        remedy = (
-            "delete it (or move it away) and resume again to start from epoch 0, or train with "
-            "resume=False (the next checkpoint replaces it)"
-        )
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)  # our own file
-        except Exception as err:  # truncated / empty / garbage: torch and pickle raise many types
-            raise ValueError(
-                f"cannot read the trainer checkpoint {path} ({type(err).__name__}: {err}); it is "
-                f"truncated, empty or not a checkpoint (e.g. an interrupted copy): {remedy}"
-            ) from err
-        if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
-            raise ValueError(
-                f"{path} is not a trainer checkpoint (it lacks the entries "
-                f"{sorted(_CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else _CHECKPOINT_KEYS)}; "
-                f"e.g. a bare model state_dict): {remedy}"
-            )
-        if state.get("trainer") != type(self).__name__:
-            raise ValueError(
-                f"checkpoint {path} was written by {state.get('trainer')}, not {type(self).__name__}"
-            )
+        state = read_checkpoint(path, type(self).__name__, map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -866,34 +810,23 @@ class AdversarialTrainerBase(Trainer):
         self._load_state(state["trainer_state"])
         if self._scaler is not None and state.get("scaler") is not None:
             self._scaler.load_state_dict(state["scaler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        restore_rng(state["rng"])
         logger.info("resumed %s from %s after epoch %d", type(self).__name__, path, state["epoch"])
         return int(state["epoch"])
 
 
-#: entries every checkpoint written by ``_save_checkpoint`` has
-_CHECKPOINT_KEYS = frozenset(
-    {"trainer", "epoch", "model", "optimizer", "scheduler", "history", "trainer_state", "rng"}
-)
+@dataclass
+class _Run:
+    """One ``fit`` call: where the batches come from and what surrounds the epochs."""
 
-
-def _check_checkpoint_path(path: Path) -> None:
-    """Refuse, before any training, a checkpoint path that could be neither read nor written."""
-    if path.is_dir():
-        raise ValueError(
-            f"the trainer checkpoint {path} is a directory, not a checkpoint file: remove or rename it "
-            "(training then starts from epoch 0), or choose another checkpoint_dir"
-        )
-    if path.parent.exists() and not path.parent.is_dir():
-        raise ValueError(
-            f"checkpoint_dir {path.parent} is a file, not a directory: remove or rename it, or choose "
-            "another checkpoint_dir"
-        )
+    batches_of: Callable[[int], Iterable]  # epoch -> the epoch's batches
+    nb_batches: int
+    nb_epochs: int
+    validation_data: tuple | None
+    scheduler: Any
+    ckpt_dir: Path | None
+    resume: bool
+    start: int = 0  # first epoch to train (after a resume: the epochs the checkpoint holds)
 
 
 def check_attacks(name: str, attacks: Sequence[Any]) -> list:

@@ -219,20 +219,41 @@ class CurriculumAdversarialTrainer(AdversarialTrainerBase):
             f"stages_from_milestones"
         )
 
-    def fit(self, x, y, validation_data=None, batch_size: int = 128, nb_epochs: int = 20,
-            scheduler=None, **kwargs) -> None:
+    def fit(
+        self,
+        x,
+        y,
+        validation_data=None,
+        batch_size: int = 128,
+        nb_epochs: int = 20,
+        scheduler=None,
+        **kwargs,
+    ) -> None:
         """:meth:`AdversarialTrainerBase.fit`, warning when a ``MultiStepLR`` ``scheduler``'s milestones
         and the stages' start epochs disagree."""
         self._check_scheduler(scheduler)
-        super().fit(x, y, validation_data=validation_data, batch_size=batch_size,
-                    nb_epochs=nb_epochs, scheduler=scheduler, **kwargs)
+        super().fit(
+            x,
+            y,
+            validation_data=validation_data,
+            batch_size=batch_size,
+            nb_epochs=nb_epochs,
+            scheduler=scheduler,
+            **kwargs,
+        )
 
-    def fit_generator(self, generator, nb_epochs: int = 20, validation_data=None, scheduler=None,
-                      **kwargs) -> None:
+    def fit_generator(
+        self, generator, nb_epochs: int = 20, validation_data=None, scheduler=None, **kwargs
+    ) -> None:
         """:meth:`AdversarialTrainerBase.fit_generator` with the milestone check of :meth:`fit`."""
         self._check_scheduler(scheduler)
-        super().fit_generator(generator, nb_epochs=nb_epochs, validation_data=validation_data,
-                              scheduler=scheduler, **kwargs)
+        super().fit_generator(
+            generator,
+            nb_epochs=nb_epochs,
+            validation_data=validation_data,
+            scheduler=scheduler,
+            **kwargs,
+        )
 
     def _check_scheduler(self, scheduler) -> None:
         if not isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
@@ -287,7 +308,11 @@ class CurriculumAdversarialTrainer(AdversarialTrainerBase):
         )
 
     def rotate(
-        self, x: torch.Tensor, theta: float, generator: torch.Generator, ctx: BatchContext | None = None
+        self,
+        x: torch.Tensor,
+        theta: float,
+        generator: torch.Generator,
+        ctx: BatchContext | None = None,
     ) -> torch.Tensor:
         """Rotate every image by its own angle ~ U[−θ, θ] degrees (drawn from ``generator``), with the
         trainer's ``interpolation`` and ``padding_mode``. With a distributed ``ctx`` the angles are

@@ -214,13 +214,11 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
     ``history`` adds ``alpha`` (batch-averaged α of the epoch, natural first), ``alpha_last``, ``mu_last``,
     ``qp_fallbacks``, ``qp_failures``, ``time_qp_s``.
 
-    Example:
-        >>> import numpy as np
+    Example (α starts uniform over the natural loss and the two attacks' losses):
         >>> from art_spatial.models import SmallCNN, make_classifier
         >>> from art_spatial.attacks import PixelAttack, FlowAttack
         >>> clf = make_classifier(SmallCNN())
-        >>> atk = [PixelAttack(clf, max_iter=1, verbose=False), FlowAttack(clf, max_iter=1, verbose=False)]
-        >>> t = ParetoAdversarialTrainer(clf, atk, r=1.0, verbose=False)
+        >>> t = ParetoAdversarialTrainer(clf, [PixelAttack(clf), FlowAttack(clf)], r=1.0, verbose=False)
         >>> t.alpha.tolist()
         [0.3333333333333333, 0.3333333333333333, 0.3333333333333333]
     """
@@ -286,20 +284,23 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
         self._alpha_sum += self.alpha
         self._n_batches += 1
         if ctx.n_global is None:
-            self._last_L = L.detach().cpu().double().numpy()
+            loss_vector = L.detach().cpu().double().numpy()
         else:  # distributed: the global batch's means, identical on every rank (hence the same α)
             Lg = self.all_reduce_sum(L.detach().double() * x.shape[0]) / ctx.n_global
-            self._last_L = Lg.cpu().numpy()
+            loss_vector = Lg.cpu().numpy()
         return BatchObjective(
             loss=(a * L).sum(),
             losses={n: L[i].detach() for i, n in enumerate(self.loss_names)},
             correct_clean=nat_ok,
             correct_robust=correct,
+            aux={"loss_vector": loss_vector},
         )
 
     def _after_step(self, obj, ctx) -> None:
+        """Algorithm 1, steps 3-4: the batch's loss vector ``obj.aux["loss_vector"]`` (float64, the
+        global batch's under distributed training) joins the window, then α is solved again."""
         t0 = time.perf_counter()
-        self._window.append(self._last_L)
+        self._window.append(obj.aux["loss_vector"])
         self.alpha = self.update_alpha()
         self._qp_time += time.perf_counter() - t0
 

@@ -402,6 +402,8 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
                         help="mixed precision of the forward passes (attack parameters stay float32)")
     parser.add_argument("--channels-last", action="store_true", default=None,
                         help="channels_last memory format")
+    parser.add_argument("--augment", choices=("none", "crop-flip"), default=None,
+                        help="training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)")
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")
@@ -423,7 +425,7 @@ def _recipe_from_args(args: argparse.Namespace):
                 lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
                 milestones=args.milestones, gamma=args.gamma, eps_warmup=args.eps_warmup,
                 n_train=args.n_train, seed=args.seed, trainer=trainer or None, amp=args.amp,
-                channels_last=args.channels_last)
+                channels_last=args.channels_last, augment=args.augment)
     if args.recipe_file is not None:
         try:
             data = json.loads(Path(args.recipe_file).read_text())

@@ -32,8 +32,9 @@ Presets (:data:`RECIPES`, :func:`get_recipe`):
   and 90; PGD-10, ε 8/255, step 2/255; FAT τ 0 → 1 → 2 at epochs 0 / 50 / 90; GAIRAT λ = −1 with the
   weights on from half of training.
 
-Not reproduced from the papers: data augmentation (random crops and flips on CIFAR-10): the arrays are
-trained as they are.
+The CIFAR-10 presets augment every training batch with the papers' random crop (4-pixel zero padding)
+and horizontal flip (``augment="crop-flip"``, :class:`art_spatial.augment.CropFlip`), drawn from the
+trainer's seeded generator; ``--augment none`` trains on the arrays as they are.
 
 Example:
     >>> r = get_recipe("pareto-mnist", epochs=2, batch_size=64)
@@ -96,7 +97,8 @@ _CIFAR_ATTACKS = {
     "affine": {"eps": 1.0, "eps_step": 0.05, "max_iter": 5},
 }
 _PGD10_CIFAR = {"pgd": {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 10}}
-_CIFAR_SGD = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=2e-4, batch_size=128)
+_CIFAR_SGD = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=2e-4, batch_size=128,
+                  augment="crop-flip")
 
 
 @dataclass
@@ -123,6 +125,9 @@ class Recipe:
         amp: mixed precision of the forward passes, None (float32), ``"bfloat16"`` or ``"float16"``
             (:mod:`art_spatial.amp`; attack parameters stay float32).
         channels_last: train in ``torch.channels_last`` memory format.
+        augment: training-time augmentation, ``None`` or ``"crop-flip"`` (random crop after 4-pixel
+            zero padding and horizontal flip, :class:`art_spatial.augment.CropFlip`; the CIFAR-10
+            presets' default, as in the papers).
     """
 
     name: str
@@ -145,6 +150,7 @@ class Recipe:
     source: str = ""
     amp: str | None = None
     channels_last: bool = False
+    augment: str | None = None
 
     def __post_init__(self):
         self.milestones = [int(m) for m in self.milestones]
@@ -170,6 +176,9 @@ class Recipe:
 
         resolve_amp_dtype(self.amp, "amp")
         check_bool("channels_last", self.channels_last)
+        from .augment import get_augmentation
+
+        get_augmentation(self.augment)
         for name in ("lr", "momentum", "weight_decay", "gamma"):
             check_number(name, getattr(self, name), nonneg=True)
         if not self.lr > 0:
@@ -375,8 +384,10 @@ def build_trainer(recipe: Recipe, classifier, **common):
     from .attacks import IntegratedSpatialAttack, PixelAttack
 
     m, tp, a = recipe.method, dict(recipe.trainer), recipe.attacks
+    from .augment import get_augmentation
+
     common = {"seed": recipe.seed, "eps_warmup": recipe.eps_warmup, "amp_dtype": recipe.amp,
-              "channels_last": recipe.channels_last, **common}
+              "channels_last": recipe.channels_last, "augment": get_augmentation(recipe.augment), **common}
     if m == "natural":
         common.pop("eps_warmup")
         return T.NaturalTrainer(classifier, **common)

@@ -207,6 +207,11 @@ class AdversarialTrainerBase(Trainer):
             float16 adds a ``torch.amp.GradScaler`` (checkpointed).
         channels_last: convert the model and the batches to ``torch.channels_last`` memory format
             (faster convolutions on recent GPUs and CPUs); the values are unchanged.
+        augment: None (default: train on the data as given) or a batch augmentation such as
+            :class:`art_spatial.augment.CropFlip` (the CIFAR-10 random crop and flip), applied to each
+            training batch before it is attacked, with per-example draws of the trainer's
+            ``(seed, epoch, batch)`` generator (reproducible, resumable, the same on any number of
+            ranks).
 
     Attributes:
         history: list of per-epoch dicts: ``epoch``, ``loss`` (minimized objective), ``loss_<name>`` per
@@ -229,6 +234,7 @@ class AdversarialTrainerBase(Trainer):
         distributed: bool | None = None,
         amp_dtype: str | None = None,
         channels_last: bool = False,
+        augment=None,
     ):
         super().__init__(classifier)
         for attr in ("model", "optimizer"):
@@ -268,6 +274,12 @@ class AdversarialTrainerBase(Trainer):
         self.amp_dtype = resolve_amp_dtype(amp_dtype)
         check_bool("channels_last", channels_last)
         self.channels_last = bool(channels_last)
+        if augment is not None and not (callable(augment) and hasattr(augment, "n_draws")):
+            raise ValueError(
+                "augment must be None or a batch augmentation (x, draws) -> x with an n_draws attribute, "
+                f"e.g. art_spatial.augment.CropFlip(); got {type(augment).__name__}"
+            )
+        self.augment = augment
         self._scaler = None
         self._rank, self._world = 0, 1
         self._ddp = None
@@ -661,20 +673,34 @@ class AdversarialTrainerBase(Trainer):
         return metrics
 
     def _batch(self, item, epoch: int, b: int) -> tuple:
-        """``(x, y, ctx)`` of a batch as the loop yields it: tensors on the device and its context."""
+        """``(x, y, ctx)`` of a batch as the loop yields it: tensors on the device (augmented when the
+        trainer has an ``augment``) and its context."""
         xb = self._as_batch(item[0])
         yb = torch.as_tensor(item[1], device=self.device).long()
         if self._world == 1:
-            return xb, yb, BatchContext(epoch=epoch, batch=b, seed=self.seed)
-        if len(item) == 4:  # a share of a global batch (fit)
-            return xb, yb, BatchContext(epoch, b, self.seed, n_global=item[2], positions=item[3])
-        # a generator's local batch (fit_generator): the global batch is the union of the ranks' batches
-        from ..bench.distributed import all_reduce_tensor
+            ctx = BatchContext(epoch=epoch, batch=b, seed=self.seed)
+        elif len(item) == 4:  # a share of a global batch (fit)
+            ctx = BatchContext(epoch, b, self.seed, n_global=item[2], positions=item[3])
+        else:  # a generator's local batch (fit_generator): the global batch is the union of the ranks'
+            from ..bench.distributed import all_reduce_tensor
 
-        # a tensor on the device: nccl reduces CUDA tensors only
-        size = torch.tensor([float(xb.shape[0])], device=self.device)
-        n_global = int(all_reduce_tensor(size, "sum")[0])
-        return xb, yb, BatchContext(epoch, b, self.seed, n_global=n_global, positions=None)
+            # a tensor on the device: nccl reduces CUDA tensors only
+            size = torch.tensor([float(xb.shape[0])], device=self.device)
+            n_global = int(all_reduce_tensor(size, "sum")[0])
+            ctx = BatchContext(epoch, b, self.seed, n_global=n_global, positions=None)
+        if self.augment is not None:
+            xb = self._augmented(xb, ctx)
+        return xb, yb, ctx
+
+    def _augmented(self, xb: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        """``self.augment`` applied with per-example draws of the (seed, epoch, batch) generator: drawn
+        for the whole global batch and cut to this rank's rows, so a run is reproducible, resumes
+        identically and augments each example alike on any number of ranks (``fit_generator`` under
+        several ranks: each rank draws for its own rows from the same stream)."""
+        n = xb.shape[0] if ctx.positions is None else ctx.n_global
+        draws = torch.rand(n, self.augment.n_draws, generator=ctx.generator(11))
+        xb = self.augment(xb, ctx.local(draws))
+        return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
 
     def _update(
         self, obj: BatchObjective, ctx: BatchContext, m: int, where: str, note: str

@@ -270,6 +270,7 @@ def test_gradient_masked_model_is_caught(trained_smallcnn, batch, caplog):
     (dict(threat="shear"), "threat"), (dict(n_iter=0), "n_iter"), (dict(components=["pgd"]), "components"),
     (dict(components="apgd-ce"), "components"), (dict(grid_size=(3,)), "grid_size"), (dict(n_queries=-1), "n_queries"),
     (dict(early_stop=1), "early_stop"), (dict(eps=-0.1), "eps"), (dict(seed=-1), "seed"),
+    (dict(threat="flow", components=["grid-seed"]), "components"),
 ])
 def test_ensemble_bad_parameters_name_themselves(smallcnn_classifier, bad, match):
     with pytest.raises(ValueError, match=match):
@@ -286,3 +287,35 @@ def test_ensemble_refuses_record_and_reports_components_order(smallcnn_classifie
         "apgd-t", "apgd-ce", "random-search"]
     with pytest.raises(ValueError, match="record"):
         a.generate(batch[0][:2], y=batch[1][:2], record=True)
+
+
+@pytest.mark.parametrize("schedule", ["double-pass", "one-pass"])
+def test_apgd_on_the_joint_and_pixel_specs(model, smallcnn_classifier, batch, schedule):
+    """The step policy serves every spec of the one loop, multi-phase ones included."""
+    from art_spatial.attacks.joint import JointSpatialPixelAttack
+    from art_spatial.attacks.pixel import PixelAttack
+
+    x, y = torch.tensor(batch[0]), torch.tensor(batch[1])
+    joint = JointSpatialPixelAttack(smallcnn_classifier, schedule=schedule, eps_pixel=0.1, eps_step_pixel=0.02,
+                                    eps_flow=0.5, eps_step_flow=0.1, verbose=False)
+    pix = PixelAttack(smallcnn_classifier, eps=0.1, eps_step=0.02, verbose=False)
+    for spec in (joint._spec(tuple(x.shape), (0.0, 1.0)), pix._spec(tuple(x.shape), (0.0, 1.0))):
+        out = run_attack(model, x, y, spec, max_iter=6, random_init=True, seed=0, step_policy=APGDStep(),
+                         record=True, early_stop_tau=0)
+        for name, tm in spec.blocks.items():
+            assert bool(tm.within(out.params[name], tol=1e-5).all()), name
+        assert float(out.x_adv.min()) >= 0.0 and float(out.x_adv.max()) <= 1.0
+        assert torch.equal(~out.final_correct, ~out.correct.all(1))
+        with torch.no_grad():
+            assert torch.equal(model(out.x_adv).argmax(1) == y, out.final_correct)
+
+
+def test_random_search_alone_gives_no_warning(trained_smallcnn, batch, caplog):
+    """The warning compares against gradient components: alone, the random search has nothing to beat."""
+    x, y = batch
+    masked = make_classifier(Quantized(copy.deepcopy(trained_smallcnn)).eval())
+    with caplog.at_level(logging.WARNING, logger="art_spatial.attacks.ensemble"):
+        a = SpatialAutoAttack(masked, threat="flow", components=["random-search"], n_queries=100, verbose=False)
+        a.generate(x, y=y)
+    assert a.last_result.success.any() and not a.warnings
+    assert not any("masked" in r.getMessage() for r in caplog.records)

@@ -399,6 +399,10 @@ class _EnsembleCore(AttackCore):
                 raise ValueError(f"components must be None or a list of {COMPONENTS}, got {self.components!r}")
             if len(set(self.components)) != len(self.components) or not self.components:
                 raise ValueError(f"components must be a non-empty list without repeats, got {self.components!r}")
+        if not self.plan():
+            raise ValueError(f"components {self.components!r} leave nothing to run for threat {self.threat!r} "
+                             "(grid-seed needs a global block; zero n_restarts / n_target_classes / n_queries "
+                             "remove their component)")
         check_bool("early_stop", self.early_stop)
         check_bool("targeted", self.targeted)
         if self.targeted:
@@ -562,7 +566,8 @@ class _EnsembleCore(AttackCore):
             dt = time.perf_counter() - t0
             nf_tot, nb_tot = nf_tot + nf, nb_tot + nb
             self._account(comp, todo.numel(), int(newly.sum()), nf, nb, dt)
-            if comp == "random-search" and bool(newly.any()):
+            gradient_ran = any(c in ("apgd-ce", "apgd-t") for c in plan[:ci])
+            if comp == "random-search" and gradient_ran and bool(newly.any()):
                 logger.warning("%s (%s): the gradient-free random search fooled %d example(s) on which every "
                                "gradient component failed: the model's gradients may be masked, the gradient "
                                "components' robust accuracy would overestimate its robustness",
@@ -585,12 +590,13 @@ class _EnsembleCore(AttackCore):
 
     @property
     def warnings(self) -> list[str]:
-        """The runner's reliability warning, if the random search fooled anything (see the module docstring)."""
+        """The runner's reliability warning: the random search fooled examples that the gradient
+        components (which ran before it) did not (see the module docstring)."""
         out = []
+        gradient = [t for t in self.component_stats if t["name"] in ("apgd-ce", "apgd-t")]
         for s in self.component_stats:
-            if s["name"] == "random-search" and s["n_fooled"] > 0:
-                gattacked = max((t["n_attacked"] for t in self.component_stats
-                                 if t["name"] in ("apgd-ce", "apgd-t")), default=0)
+            if s["name"] == "random-search" and s["n_fooled"] > 0 and gradient:
+                gattacked = max(t["n_attacked"] for t in gradient)
                 out.append(f"{self.threat}: the gradient-free random search fooled {s['n_fooled']} example(s) "
                            f"that the gradient components ({gattacked} attacked) did not: gradients may be "
                            "masked; the gradient attacks alone overestimate robustness here")

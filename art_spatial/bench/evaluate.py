@@ -294,7 +294,8 @@ def _component_record(attack) -> dict[str, Any]:
         comps.append(row)
     warns = []
     rs = next((c for c in comps if c["name"] == "random-search"), None)
-    if rs is not None and rs["n_fooled"] > 0:
+    gradient = any(c["name"] in ("apgd-ce", "apgd-t") for c in comps)
+    if rs is not None and gradient and rs["n_fooled"] > 0:
         warns.append(
             f"{getattr(attack, 'threat', '')}: the gradient-free random search fooled {rs['n_fooled']} "
             "example(s) on which every gradient component failed: the model's gradients may be masked "

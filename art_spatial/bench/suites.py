@@ -686,7 +686,7 @@ def _aa_entries(pixel_eps: float, flow_eps: float, affine_eps: float, budget: di
 
 #: component budgets of the spatial-aa suites (passes per example at most about
 #: 2·n_restarts·n_iter + 2·n_target_classes·n_iter + n_queries + 63)
-AA_BUDGET = {"n_iter": 30, "n_restarts": 3, "n_target_classes": 2, "n_queries": 300}
+AA_BUDGET = {"n_iter": 25, "n_restarts": 3, "n_target_classes": 2, "n_queries": 200}
 
 SUITES["spatial-aa-mnist"] = {
     "name": "spatial-aa-mnist",

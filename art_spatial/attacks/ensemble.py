@@ -514,7 +514,7 @@ class _EnsembleCore(AttackCore):
                     x_adv = spec.render_final(x[todo], params)
                 merged.update(todo, params, f[0], ce[0], x_adv)
             elif comp in ("apgd-ce", "apgd-t"):
-                if block is not None and seeds is None and self.threat in _GLOBAL:
+                if block is not None and seeds is None:
                     # run without the grid-seed component: this component computes its own seeds
                     s, _, _, nf0 = grid_seeds(todo)
                     seeds = torch.zeros((s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype)

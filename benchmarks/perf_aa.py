@@ -76,28 +76,51 @@ def train_models(cfg: dict, args) -> dict:
     from art_spatial.trainers.single import PGDAdversarialTrainer, SpatialAdversarialTrainer
 
     x_train, y_train, _, _ = mnist5k(cfg["n_train"], 0, args.seed)
-    natural, nat_info = natural_model(x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache)
+    natural, nat_info = natural_model(
+        x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache
+    )
     nat_state = {k: v.clone() for k, v in natural.state_dict().items()}
     k = cfg["train_iter"]
-    base = {"n_train": cfg["n_train"], "natural_epochs": cfg["natural_epochs"], "epochs": cfg["epochs"],
-            "k": k, "seed": args.seed, "lr": 5e-4}
+    base = {
+        "n_train": cfg["n_train"],
+        "natural_epochs": cfg["natural_epochs"],
+        "epochs": cfg["epochs"],
+        "k": k,
+        "seed": args.seed,
+        "lr": 5e-4,
+    }
 
     def pgd_factory(clf, ckpt):
         attack = PixelAttack(clf, eps=0.3, eps_step=2.5 * 0.3 / k, max_iter=k, verbose=False)
         return PGDAdversarialTrainer(clf, attack, seed=args.seed, verbose=not args.quiet)
 
     def rt_factory(clf, ckpt):
-        attack = AffineAttack(clf, parametrization="rotation-translation", max_rotation=30.0,
-                              max_translation=3.0, rotation_step=2.5 * 30 / k, translation_step=2.5 * 3 / k,
-                              max_iter=k, random_init=True, verbose=False)
+        attack = AffineAttack(
+            clf,
+            parametrization="rotation-translation",
+            max_rotation=30.0,
+            max_translation=3.0,
+            rotation_step=2.5 * 30 / k,
+            translation_step=2.5 * 3 / k,
+            max_iter=k,
+            random_init=True,
+            verbose=False,
+        )
         return SpatialAdversarialTrainer(clf, attack, seed=args.seed, verbose=not args.quiet)
 
     models, infos = {"natural": natural}, {"natural": nat_info}
-    for name, factory, extra in (("pgd_at", pgd_factory, {"eps": 0.3}),
-                                 ("spatial_at", rt_factory, {"rt": [30, 3]})):
-        model, info = cached_train(f"aa_{name}", {"kind": f"aa_{name}", **base, **extra},
-                                   fit_trainer(factory, x_train, y_train, cfg["epochs"], lr=5e-4),
-                                   cache=args.cache, init_state=nat_state, seed=args.seed)
+    for name, factory, extra in (
+        ("pgd_at", pgd_factory, {"eps": 0.3}),
+        ("spatial_at", rt_factory, {"rt": [30, 3]}),
+    ):
+        model, info = cached_train(
+            f"aa_{name}",
+            {"kind": f"aa_{name}", **base, **extra},
+            fit_trainer(factory, x_train, y_train, cfg["epochs"], lr=5e-4),
+            cache=args.cache,
+            init_state=nat_state,
+            seed=args.seed,
+        )
         models[name], infos[name] = model, {kk: v for kk, v in info.items() if kk != "history"}
     return models, infos
 
@@ -108,14 +131,20 @@ def paper_attack(entry: str, clf, seed: int):
     from art_spatial.attacks import AffineAttack, FlowAttack, IntegratedSpatialAttack, PixelAttack
 
     if entry == "pgd":
-        return PixelAttack(clf, eps=0.3, eps_step=0.01, max_iter=40, random_init=True, seed=seed, verbose=False)
+        return PixelAttack(
+            clf, eps=0.3, eps_step=0.01, max_iter=40, random_init=True, seed=seed, verbose=False
+        )
     if entry == "flow":
         return FlowAttack(clf, eps=0.3, eps_step=0.01, max_iter=20, seed=seed, verbose=False)
     if entry == "rt":
         return AffineAttack(clf, eps=0.3, eps_step=0.1, max_iter=20, seed=seed, verbose=False)
     if entry == "rt-box":
-        return AffineAttack(clf, parametrization="rotation-translation", max_iter=20, seed=seed, verbose=False)
-    return IntegratedSpatialAttack(clf, eps_flow=0.3, eps_affine=0.3, max_iter=20, seed=seed, verbose=False)
+        return AffineAttack(
+            clf, parametrization="rotation-translation", max_iter=20, seed=seed, verbose=False
+        )
+    return IntegratedSpatialAttack(
+        clf, eps_flow=0.3, eps_affine=0.3, max_iter=20, seed=seed, verbose=False
+    )
 
 
 def _run(attack, model, x, y, clean_ok):
@@ -126,14 +155,23 @@ def _run(attack, model, x, y, clean_ok):
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     robust = int((~torch.as_tensor(res.success)).sum())
     n = x.shape[0]
-    return {"robust_accuracy": 100.0 * robust / n, "robust_on_correct": 100.0 * robust / max(len(idx), 1),
-            "n_robust": robust, "n_forward": int(res.n_forward), "n_backward": int(res.n_backward),
-            "passes_per_example": (res.n_forward + res.n_backward) / n, "wall_time_s": wall,
-            "cpu_time_s": cpu,
-            "_success": torch.as_tensor(res.success).cpu().numpy().astype(bool), "_idx": idx.cpu().numpy()}
+    return {
+        "robust_accuracy": 100.0 * robust / n,
+        "robust_on_correct": 100.0 * robust / max(len(idx), 1),
+        "n_robust": robust,
+        "n_forward": int(res.n_forward),
+        "n_backward": int(res.n_backward),
+        "passes_per_example": (res.n_forward + res.n_backward) / n,
+        "wall_time_s": wall,
+        "cpu_time_s": cpu,
+        "_success": torch.as_tensor(res.success).cpu().numpy().astype(bool),
+        "_idx": idx.cpu().numpy(),
+    }
 
 
-def evaluate_model(name: str, model, x, y, args, entries, with_grid: bool, components: bool) -> dict:
+def evaluate_model(
+    name: str, model, x, y, args, entries, with_grid: bool, components: bool
+) -> dict:
     from art_spatial.attacks import SpatialAutoAttack
     from art_spatial.attacks.grid import GridSpatialAttack
     from art_spatial.bench.suites import get_suite
@@ -146,23 +184,36 @@ def evaluate_model(name: str, model, x, y, args, entries, with_grid: bool, compo
         p_.requires_grad_(False)
     with torch.no_grad():
         clean_ok = model(x).argmax(1) == y
-    out = {"clean_accuracy": 100.0 * float(clean_ok.float().mean()), "n": int(x.shape[0]), "threats": {}}
+    out = {
+        "clean_accuracy": 100.0 * float(clean_ok.float().mean()),
+        "n": int(x.shape[0]),
+        "threats": {},
+    }
     for entry in entries:
         params = dict(suite[entry].params)
         ens = SpatialAutoAttack(clf, seed=args.seed, verbose=False, **params)
         ens.reset_stats()
         r = _run(ens, model, x, y, clean_ok)
-        row = {"params": params, "ensemble": {k: v for k, v in r.items() if not k.startswith("_")},
-               "components_in_ensemble": ens.component_stats, "warnings": ens.warnings, "alone": {}}
+        row = {
+            "params": params,
+            "ensemble": {k: v for k, v in r.items() if not k.startswith("_")},
+            "components_in_ensemble": ens.component_stats,
+            "warnings": ens.warnings,
+            "alone": {},
+        }
         ens_success = r["_success"]
         if components:
             for comp in ens.plan():
-                alone = SpatialAutoAttack(clf, seed=args.seed, verbose=False, components=[comp], **params)
+                alone = SpatialAutoAttack(
+                    clf, seed=args.seed, verbose=False, components=[comp], **params
+                )
                 ra = _run(alone, model, x, y, clean_ok)
                 ra["ensemble_fools_superset"] = bool(np.all(ens_success | ~ra["_success"]))
                 row["alone"][comp] = {k: v for k, v in ra.items() if not k.startswith("_")}
             row["min_over_components"] = min(v["robust_accuracy"] for v in row["alone"].values())
-            row["ensemble_le_min_components"] = row["ensemble"]["robust_accuracy"] <= row["min_over_components"]
+            row["ensemble_le_min_components"] = (
+                row["ensemble"]["robust_accuracy"] <= row["min_over_components"]
+            )
         pr = _run(paper_attack(entry, clf, args.seed), model, x, y, clean_ok)
         row["paper_protocol"] = {k: v for k, v in pr.items() if not k.startswith("_")}
         row["ensemble_le_paper"] = row["ensemble"]["robust_accuracy"] <= pr["robust_accuracy"]
@@ -171,20 +222,37 @@ def evaluate_model(name: str, model, x, y, args, entries, with_grid: bool, compo
             gr = _run(g, model, x, y, clean_ok)
             row["grid_775"] = {k: v for k, v in gr.items() if not k.startswith("_")}
             row["ensemble_le_grid"] = row["ensemble"]["robust_accuracy"] <= gr["robust_accuracy"]
-            row["time_ratio_ensemble_over_grid"] = row["ensemble"]["wall_time_s"] / max(gr["wall_time_s"], 1e-9)
+            row["time_ratio_ensemble_over_grid"] = row["ensemble"]["wall_time_s"] / max(
+                gr["wall_time_s"], 1e-9
+            )
             # CPU time of this process: less sensitive than wall time to the other jobs on the machine
-            row["cpu_ratio_ensemble_over_grid"] = row["ensemble"]["cpu_time_s"] / max(gr["cpu_time_s"], 1e-9)
-            row["pass_ratio_ensemble_over_grid"] = ((r["n_forward"] + r["n_backward"])
-                                                    / max(gr["n_forward"] + gr["n_backward"], 1))
-            row["target_met"] = bool(row["ensemble_le_grid"] and row["cpu_ratio_ensemble_over_grid"] <= 0.2)
+            row["cpu_ratio_ensemble_over_grid"] = row["ensemble"]["cpu_time_s"] / max(
+                gr["cpu_time_s"], 1e-9
+            )
+            row["pass_ratio_ensemble_over_grid"] = (r["n_forward"] + r["n_backward"]) / max(
+                gr["n_forward"] + gr["n_backward"], 1
+            )
+            row["target_met"] = bool(
+                row["ensemble_le_grid"] and row["cpu_ratio_ensemble_over_grid"] <= 0.2
+            )
         out["threats"][entry] = row
-        logger.warning("%s %s: ensemble %.1f %% (paper %.1f %%) in %.1f s", name, entry,
-                       r["robust_accuracy"], pr["robust_accuracy"], r["wall_time_s"])
+        logger.warning(
+            "%s %s: ensemble %.1f %% (paper %.1f %%) in %.1f s",
+            name,
+            entry,
+            r["robust_accuracy"],
+            pr["robust_accuracy"],
+            r["wall_time_s"],
+        )
     return out
 
 
-MODEL_LABELS = {"natural": "natural", "pgd_at": "PGD-trained", "spatial_at": "RT-trained",
-                "masked": "natural + 8-level input quantisation (gradient-masked)"}
+MODEL_LABELS = {
+    "natural": "natural",
+    "pgd_at": "PGD-trained",
+    "spatial_at": "RT-trained",
+    "masked": "natural + 8-level input quantisation (gradient-masked)",
+}
 COMP_SHORT = {"grid-seed": "grid", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "random-search": "RS"}
 
 
@@ -193,48 +261,65 @@ def render_markdown(payload: dict) -> str:
     lines = []
     res = payload["results"]
     n = next(iter(res.values()))["n"] if res else 0
-    lines.append(f"Robust accuracy (all {n} points, %) and passes (forward + backward) per example. "
-                 "Ensemble = worst case per example; alone = each component on its own, same seed; paper = "
-                 "the paper-protocol attack at its largest iteration count.")
+    lines.append(
+        f"Robust accuracy (all {n} points, %) and passes (forward + backward) per example. "
+        "Ensemble = worst case per example; alone = each component on its own, same seed; paper = "
+        "the paper-protocol attack at its largest iteration count."
+    )
     lines.append("")
-    lines.append("| model | threat | clean | ensemble | passes | components alone (acc / passes) | min alone "
-                 "| paper | passes | ≤ min alone | ≤ paper |")
+    lines.append(
+        "| model | threat | clean | ensemble | passes | components alone (acc / passes) | min alone "
+        "| paper | passes | ≤ min alone | ≤ paper |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for mname, mres in res.items():
         for entry, row in mres["threats"].items():
             e, pp = row["ensemble"], row["paper_protocol"]
-            alone = "; ".join(f"{COMP_SHORT[c]} {v['robust_accuracy']:.1f} / {v['passes_per_example']:.0f}"
-                              for c, v in row.get("alone", {}).items())
+            alone = "; ".join(
+                f"{COMP_SHORT[c]} {v['robust_accuracy']:.1f} / {v['passes_per_example']:.0f}"
+                for c, v in row.get("alone", {}).items()
+            )
             lines.append(
                 f"| {MODEL_LABELS.get(mname, mname)} | {entry} | {mres['clean_accuracy']:.1f} | "
                 f"**{e['robust_accuracy']:.1f}** | {e['passes_per_example']:.0f} | {alone} | "
                 f"{row.get('min_over_components', float('nan')):.1f} | {pp['robust_accuracy']:.1f} | "
-                f"{pp['passes_per_example']:.0f} | {'yes' if row.get('ensemble_le_min_components') else 'MISS'} | "
-                f"{'yes' if row['ensemble_le_paper'] else 'MISS'} |")
+                f"{pp['passes_per_example']:.0f} | "
+                f"{'yes' if row.get('ensemble_le_min_components') else 'MISS'} | "
+                f"{'yes' if row['ensemble_le_paper'] else 'MISS'} |"
+            )
     lines.append("")
-    lines.append("RT box ±30° / ±3 px against the exhaustive 775-transform grid (target: ensemble accuracy ≤ "
-                 "the grid's at ≤ 1/5 of its time):")
+    lines.append(
+        "RT box ±30° / ±3 px against the exhaustive 775-transform grid (target: ensemble accuracy ≤ "
+        "the grid's at ≤ 1/5 of its time):"
+    )
     lines.append("")
-    lines.append("| model | ensemble acc | grid acc | ensemble CPU / wall | grid CPU / wall | CPU ratio | wall ratio "
-                 "| pass ratio | met (acc ≤ grid, CPU ratio ≤ 0.2) |")
+    lines.append(
+        "| model | ensemble acc | grid acc | ensemble CPU / wall | grid CPU / wall | CPU ratio | wall ratio "
+        "| pass ratio | met (acc ≤ grid, CPU ratio ≤ 0.2) |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for mname, mres in res.items():
         row = mres["threats"].get("rt-box")
         if not row or "grid_775" not in row:
             continue
         e, g = row["ensemble"], row["grid_775"]
-        lines.append(f"| {MODEL_LABELS.get(mname, mname)} | {e['robust_accuracy']:.1f} | {g['robust_accuracy']:.1f} | "
-                     f"{e['cpu_time_s']:.1f} / {e['wall_time_s']:.1f} s | {g['cpu_time_s']:.1f} / {g['wall_time_s']:.1f} s | "
-                     f"{row['cpu_ratio_ensemble_over_grid']:.2f} | {row['time_ratio_ensemble_over_grid']:.2f} | "
-                     f"{row['pass_ratio_ensemble_over_grid']:.2f} | "
-                     f"{'yes' if row['target_met'] else 'MISS'} |")
+        lines.append(
+            f"| {MODEL_LABELS.get(mname, mname)} | {e['robust_accuracy']:.1f} | {g['robust_accuracy']:.1f} | "
+            f"{e['cpu_time_s']:.1f} / {e['wall_time_s']:.1f} s | "
+            f"{g['cpu_time_s']:.1f} / {g['wall_time_s']:.1f} s | "
+            f"{row['cpu_ratio_ensemble_over_grid']:.2f} | {row['time_ratio_ensemble_over_grid']:.2f} | "
+            f"{row['pass_ratio_ensemble_over_grid']:.2f} | "
+            f"{'yes' if row['target_met'] else 'MISS'} |"
+        )
     lines.append("")
     lines.append("Per component inside the ensemble (fooled / attacked; the random search last):")
     lines.append("")
     for mname, mres in res.items():
         for entry, row in mres["threats"].items():
-            parts = ", ".join(f"{COMP_SHORT[c['name']]} {c['n_fooled']}/{c['n_attacked']}"
-                              for c in row["components_in_ensemble"])
+            parts = ", ".join(
+                f"{COMP_SHORT[c['name']]} {c['n_fooled']}/{c['n_attacked']}"
+                for c in row["components_in_ensemble"]
+            )
             warn = " — **warning**: " + row["warnings"][0] if row["warnings"] else ""
             lines.append(f"- {MODEL_LABELS.get(mname, mname)}, {entry}: {parts}{warn}")
     return "\n".join(lines) + "\n"
@@ -243,8 +328,15 @@ def render_markdown(payload: dict) -> str:
 def main(argv=None) -> dict:
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--train-only", action="store_true", help="train (or load) the models and stop")
-    p.add_argument("--models", nargs="*", default=None, help="subset of natural pgd_at spatial_at masked")
-    p.add_argument("--render", type=Path, default=None, help="print the markdown tables of a result JSON and stop")
+    p.add_argument(
+        "--models", nargs="*", default=None, help="subset of natural pgd_at spatial_at masked"
+    )
+    p.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="print the markdown tables of a result JSON and stop",
+    )
     args = p.parse_args(argv)
     setup(args)
     if args.render is not None:
@@ -264,8 +356,12 @@ def main(argv=None) -> dict:
     x, y = torch.as_tensor(x_test), torch.as_tensor(y_test)
     models["masked"] = Quantized(copy.deepcopy(models["natural"]), levels=8)
     all_entries = ["pgd", "flow", "rt", "rt-box", "integrated"]
-    plan = {"natural": all_entries, "masked": ["pgd", "flow", "rt-box"], "spatial_at": all_entries,
-            "pgd_at": all_entries}
+    plan = {
+        "natural": all_entries,
+        "masked": ["pgd", "flow", "rt-box"],
+        "spatial_at": all_entries,
+        "pgd_at": all_entries,
+    }
     results = {}
     if args.models:  # a partial run adds to the existing file
         prev = args.out / ("perf_aa_quick.json" if args.quick else "perf_aa.json")
@@ -273,19 +369,28 @@ def main(argv=None) -> dict:
             import json
 
             results = json.loads(prev.read_text()).get("results", {})
-    out_path = args.out / ("perf_aa_smoke.json" if args.smoke else "perf_aa_quick.json" if args.quick
-                           else "perf_aa.json")
+    out_path = args.out / (
+        "perf_aa_smoke.json"
+        if args.smoke
+        else "perf_aa_quick.json"
+        if args.quick
+        else "perf_aa.json"
+    )
     payload = {}
     for name, entries in plan.items():
         if args.models and name not in args.models:
             continue
-        results[name] = evaluate_model(name, models[name], x, y, args, entries, with_grid=True,
-                                       components=True)
+        results[name] = evaluate_model(
+            name, models[name], x, y, args, entries, with_grid=True, components=True
+        )
         payload = {
             "description": __doc__.splitlines()[0],
             "config": {**cfg, "seed": args.seed, "threads": args.threads},
-            "machine": {**machine_metadata(), "shared": "2 cores shared with two long benchmark runs and "
-                                                        "another engineer's session: wall times indicative"},
+            "machine": {
+                **machine_metadata(),
+                "shared": "2 cores shared with two long benchmark runs and "
+                "another engineer's session: wall times indicative",
+            },
             "models": {k: v for k, v in infos.items()},
             "results": results,
             "wall_time_s": time.perf_counter() - t0,

@@ -20,18 +20,31 @@ AA_SUITE = {
     "name": "aa-tiny",
     "score_convention": "correct-only",
     "attacks": [
-        {"name": "flow", "attack": "spatial-aa", "category": "local",
-         "params": {"threat": "flow", "eps": 0.15, **TINY}},
-        {"name": "rt", "attack": "spatial-aa", "category": "global",
-         "params": {"threat": "rt", "max_rotation": 10.0, "max_translation": 1.0, **TINY}},
+        {
+            "name": "flow",
+            "attack": "spatial-aa",
+            "category": "local",
+            "params": {"threat": "flow", "eps": 0.15, **TINY},
+        },
+        {
+            "name": "rt",
+            "attack": "spatial-aa",
+            "category": "global",
+            "params": {"threat": "rt", "max_rotation": 10.0, "max_translation": 1.0, **TINY},
+        },
     ],
 }
 PAPER_SUITE = {
     "name": "paper-tiny",
     "score_convention": "correct-only",
     "attacks": [
-        {"name": "flow", "attack": "flow", "category": "local", "params": {"eps": 0.15, "eps_step": 0.05},
-         "iterations": [2]},
+        {
+            "name": "flow",
+            "attack": "flow",
+            "category": "local",
+            "params": {"eps": 0.15, "eps_step": 0.05},
+            "iterations": [2],
+        },
     ],
 }
 
@@ -79,7 +92,9 @@ def test_harness_reports_components_and_worst_case(trained_smallcnn, points):
         assert [c["name"] for c in comps][-1] == "random-search"
         fooled = sum(c["n_fooled"] for c in comps)
         robust = a["strengths"][-1]["n_robust"]
-        assert robust == a["n_attacked"] - fooled  # every attacked point: fooled by one component or robust
+        assert (
+            robust == a["n_attacked"] - fooled
+        )  # every attacked point: fooled by one component or robust
         assert sum(c["n_forward"] for c in comps) == a["n_forward"]
     assert "components of flow" in rep.summary_table()
     # round trip through JSON keeps the component counts
@@ -90,10 +105,24 @@ def test_harness_reports_components_and_worst_case(trained_smallcnn, points):
 def test_harness_warns_on_a_gradient_masked_model(trained_smallcnn, points):
     x, y = points
     masked = Quantized(copy.deepcopy(trained_smallcnn)).eval()
-    suite = {"name": "aa-masked", "attacks": [
-        {"name": "flow", "attack": "spatial-aa", "category": "local",
-         "params": {"threat": "flow", "eps": 0.3, "n_iter": 5, "n_restarts": 1, "n_target_classes": 1,
-                    "n_queries": 150}}]}
+    suite = {
+        "name": "aa-masked",
+        "attacks": [
+            {
+                "name": "flow",
+                "attack": "spatial-aa",
+                "category": "local",
+                "params": {
+                    "threat": "flow",
+                    "eps": 0.3,
+                    "n_iter": 5,
+                    "n_restarts": 1,
+                    "n_target_classes": 1,
+                    "n_queries": 150,
+                },
+            }
+        ],
+    }
     rep = evaluate(masked, x, y, suite, batch_size=8)
     comps = {c["name"]: c for c in rep.attacks[0]["components"]}
     assert comps["random-search"]["n_fooled"] > 0
@@ -105,12 +134,17 @@ def test_leaderboard_shows_both_evaluations(trained_smallcnn, points, tmp_path):
     model = copy.deepcopy(trained_smallcnn)
     paper = evaluate(model, x, y, PAPER_SUITE, batch_size=8)
     aa = evaluate(model, x, y, AA_SUITE, batch_size=8)
-    info = to_model_info(paper, name="M", architecture="SmallCNN", reliable=aa, path=tmp_path / "m.json")
+    info = to_model_info(
+        paper, name="M", architecture="SmallCNN", reliable=aa, path=tmp_path / "m.json"
+    )
     assert info["evaluation"] == "paper-protocol" and info["spatial_aa_suite"] == "aa-tiny"
     assert info["spatial_aa_local_spatial_score"] == f"{aa.category_scores['local']:.2f}"
     assert info["local_spatial_score"] == f"{paper.category_scores['local']:.2f}"
     own = to_model_info(aa, name="M-aa", architecture="SmallCNN", path=tmp_path / "aa.json")
-    assert own["evaluation"] == "spatial-aa" and own["spatial_aa_global_spatial_score"] == own["global_spatial_score"]
+    assert (
+        own["evaluation"] == "spatial-aa"
+        and own["spatial_aa_global_spatial_score"] == own["global_spatial_score"]
+    )
     md = render_leaderboard(tmp_path, "md").splitlines()
     assert "Local spatial, spatial-AA (correct-only)" in md[0] and "| Evaluation |" in md[0]
     with pytest.raises(ValueError, match="reliable"):
@@ -124,9 +158,24 @@ def test_cli_reliable_suite(tmp_path, capsys):
     (tmp_path / "paper.json").write_text(json.dumps(PAPER_SUITE))
     (tmp_path / "aa.json").write_text(json.dumps(AA_SUITE))
     out = tmp_path / "out"
-    argv = ["evaluate", "--state-dict", str(weights), "--arch", "smallcnn", "--suite", str(tmp_path / "paper.json"),
-            "--reliable-suite", str(tmp_path / "aa.json"), "--n-examples", "4", "--batch-size", "4", "--out",
-            str(out), "-q"]
+    argv = [
+        "evaluate",
+        "--state-dict",
+        str(weights),
+        "--arch",
+        "smallcnn",
+        "--suite",
+        str(tmp_path / "paper.json"),
+        "--reliable-suite",
+        str(tmp_path / "aa.json"),
+        "--n-examples",
+        "4",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        "-q",
+    ]
     assert main(argv) == 0
     info = json.loads((out / "model_info.json").read_text())
     assert info["evaluation"] == "paper-protocol" and info["spatial_aa_suite"] == "aa-tiny"
@@ -134,6 +183,6 @@ def test_cli_reliable_suite(tmp_path, capsys):
     assert main(argv[:-1] + ["--overwrite", "-q"]) == 0
     capsys.readouterr()
     i = argv.index("--reliable-suite")
-    bad = argv[:i + 1] + [str(tmp_path / "paper.json")] + argv[i + 2:-1] + ["--overwrite", "-q"]
+    bad = argv[: i + 1] + [str(tmp_path / "paper.json")] + argv[i + 2 : -1] + ["--overwrite", "-q"]
     assert main(bad) != 0
     assert "--reliable-suite must be a spatial-aa suite" in capsys.readouterr().err

@@ -33,6 +33,14 @@ exactly). The result then depends on the batch composition — a batch-level att
 ``SpatialTransformation``. Early stop drops examples from the batch one by one, which would change the
 shared parameter's batch mid-attack, so it is refused with a shared block.
 
+Step policy. By default every block steps by its threat model's fixed ``eps_step`` (the papers' PGD)
+and the last iterate is returned. ``step_policy=APGDStep()`` makes the same loop APGD (Croce & Hein,
+"Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks",
+arXiv:2003.01690, Alg. 1): a per-example step ``η·ε`` along the block's unit direction with momentum,
+halved at checkpoints when the loss stalls, the example moving back to its best iterate; and
+``keep_best=True`` (implied) returns each example's best iterate (misclassified first, then the highest
+objective) at no extra pass. Losses for it: :data:`LOSSES` (cross-entropy, DLR, targeted DLR).
+
 Example:
     >>> import torch
     >>> from art_spatial.threats import LinfBox
@@ -225,7 +233,8 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "ce": _ce, "dlr": dlr_loss, "dlr-targeted": dlr_targeted_loss}
 
 
-def apgd_checkpoints(max_iter: int, p1: float = 0.22, decay: float = 0.03, min_gap: float = 0.06) -> list[int]:
+def apgd_checkpoints(max_iter: int, p1: float = 0.22, decay: float = 0.03,
+                     min_gap: float = 0.06) -> list[int]:
     """APGD's checkpoints ``w_j = ⌈p_j K⌉`` (Croce & Hein 2020, arXiv:2003.01690, §3.1).
 
     ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``; only the
@@ -434,6 +443,9 @@ def run_attack(
         raise ValueError(f"step_policy must be None with a batch-shared block ({', '.join(shared)}): the "
                          "adaptive step is per example")
     keep_best = bool(keep_best) or step_policy is not None
+    if keep_best and shared:
+        raise ValueError(f"keep_best must be False with a batch-shared block ({', '.join(shared)}): a "
+                         "per-example best iterate would split the one shared parameter")
     if shared and early_stop_tau is not None:
         raise ValueError(f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
                          "early stop would change the batch the shared parameter is fitted on mid-attack")

@@ -59,7 +59,6 @@ from art.attacks.attack import EvasionAttack
 from .. import warp as W
 from ..threats import L2InfFlowBall, ThreatModel
 from .base import (
-    ARTAttackMixin,
     AttackCore,
     AttackResult,
     check_bool,
@@ -77,12 +76,25 @@ from .engine import (
     run_attack,
 )
 from .pixel import _PixelCore
-from .spatial import _ESTIMATOR_REQUIREMENTS, _AffineCore, _ARTSpatialAttack, _FlowCore, _IntegratedCore
+from .spatial import (
+    _ESTIMATOR_REQUIREMENTS,
+    _AffineCore,
+    _ARTSpatialAttack,
+    _FlowCore,
+    _IntegratedCore,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SpatialAutoAttack", "THREATS", "COMPONENTS", "apgd_restarts", "random_search",
-           "coarse_rt_grid", "restart_seed"]
+__all__ = [
+    "SpatialAutoAttack",
+    "THREATS",
+    "COMPONENTS",
+    "apgd_restarts",
+    "random_search",
+    "coarse_rt_grid",
+    "restart_seed",
+]
 
 THREATS = ("flow", "affine", "rt", "integrated", "pixel")
 COMPONENTS = ("grid-seed", "apgd-ce", "apgd-t", "random-search")
@@ -91,7 +103,7 @@ _GLOBAL = {"affine", "rt"}
 
 def restart_seed(seed: int, restart: int) -> int:
     """The seed of restart ``restart`` (restart 0 uses ``seed`` itself)."""
-    return int(seed) if restart == 0 else (int(seed) * 1_000_003 + 7919 * int(restart)) % (2 ** 62)
+    return int(seed) if restart == 0 else (int(seed) * 1_000_003 + 7919 * int(restart)) % (2**62)
 
 
 def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -112,7 +124,9 @@ class _Merged:
     def __init__(self, x: torch.Tensor, spec: AttackSpec):
         n = x.shape[0]
         c, h, w = x.shape[1:]
-        self.params = {k: tm.zeros(n, c, h, w, device=x.device, dtype=x.dtype) for k, tm in spec.blocks.items()}
+        self.params = {
+            k: tm.zeros(n, c, h, w, device=x.device, dtype=x.dtype) for k, tm in spec.blocks.items()
+        }
         self.fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         self.ce = torch.full((n,), -float("inf"), device=x.device, dtype=x.dtype)
         self.x_adv = x.detach().clone()
@@ -133,11 +147,17 @@ class _Merged:
 
 
 # ---------------------------------------------------------------------------------------- grid seed
-def coarse_rt_grid(max_rotation: float, max_translation: float, n_rot: int = 7, n_trans: int = 3) -> torch.Tensor:
+def coarse_rt_grid(
+    max_rotation: float, max_translation: float, n_rot: int = 7, n_trans: int = 3
+) -> torch.Tensor:
     """Rotation-translation candidates ``M x 3`` (degrees, px, px): ``n_rot × n_trans × n_trans`` points
     evenly spanning ``[−R, R] × [−T, T]²`` (the identity included when the counts are odd)."""
     r = torch.linspace(-max_rotation, max_rotation, n_rot) if n_rot > 1 else torch.zeros(1)
-    t = torch.linspace(-max_translation, max_translation, n_trans) if n_trans > 1 else torch.zeros(1)
+    t = (
+        torch.linspace(-max_translation, max_translation, n_trans)
+        if n_trans > 1
+        else torch.zeros(1)
+    )
     return torch.cartesian_prod(r, t, t).float()
 
 
@@ -166,16 +186,22 @@ def _grid_scores(model, x, y, spec: AttackSpec, cand: torch.Tensor, eval_batch_s
     chunk = max(1, int(eval_batch_size) // max(n, 1))
     with torch.no_grad():
         for s in range(0, m, chunk):
-            cc = cand[s:s + chunk]
+            cc = cand[s : s + chunk]
             k = cc.shape[0]
             xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, c, h, w)
-            params = {name: tm.zeros(k * n, c, h, w, device=x.device, dtype=x.dtype)
-                      for name, tm in spec.blocks.items()}
-            params[block] = cc.unsqueeze(1).expand(k, n, *cc.shape[1:]).reshape(k * n, *cc.shape[1:])
+            params = {
+                name: tm.zeros(k * n, c, h, w, device=x.device, dtype=x.dtype)
+                for name, tm in spec.blocks.items()
+            }
+            params[block] = (
+                cc.unsqueeze(1).expand(k, n, *cc.shape[1:]).reshape(k * n, *cc.shape[1:])
+            )
             logits = model(spec.render(xs, params))
             yy = y.repeat(k)
-            ces[s:s + k] = torch.nn.functional.cross_entropy(logits, yy, reduction="none").view(k, n)
-            fool[s:s + k] = (logits.argmax(1) != yy).view(k, n)
+            ces[s : s + k] = torch.nn.functional.cross_entropy(logits, yy, reduction="none").view(
+                k, n
+            )
+            fool[s : s + k] = (logits.argmax(1) != yy).view(k, n)
     return ces, fool, m * n
 
 
@@ -191,10 +217,22 @@ def _grid_seeds(model, x, y, spec, cand, n_seeds, eval_batch_size):
 
 
 # ------------------------------------------------------------------------------------------- APGD
-def apgd_restarts(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *, n_iter: int,
-                  n_restarts: int = 1, loss: str = "ce", targets: torch.Tensor | None = None, seed: int = 0,
-                  inits: list[dict | None] | None = None, random_first: bool = False, early_stop: bool = True,
-                  policy: APGDStep | None = None) -> tuple[_Merged, int, int]:
+def apgd_restarts(
+    model: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    n_iter: int,
+    n_restarts: int = 1,
+    loss: str = "ce",
+    targets: torch.Tensor | None = None,
+    seed: int = 0,
+    inits: list[dict | None] | None = None,
+    random_first: bool = False,
+    early_stop: bool = True,
+    policy: APGDStep | None = None,
+) -> tuple[_Merged, int, int]:
     """APGD with restarts; per example, the best iterate over all restarts (misclassified first).
 
     Restart ``r`` starts from ``inits[r]`` (a dict of block parameters, e.g. a grid seed) when given,
@@ -207,7 +245,6 @@ def apgd_restarts(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: Attac
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
-    n = x.shape[0]
     merged = _Merged(x, spec)
     nf = nb = 0
     policy = policy or APGDStep()
@@ -220,9 +257,21 @@ def apgd_restarts(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: Attac
         if inits is not None and r < len(inits) and inits[r] is not None:
             init = {k: v[todo] for k, v in inits[r].items()}
         rand = bool(random_first) or r > 0
-        out = run_attack(model, x[todo], labels[todo], spec, max_iter=int(n_iter), y_true=y[todo],
-                         random_init=rand, seed=restart_seed(seed, r), early_stop_tau=0 if early_stop else None,
-                         final_eval=True, loss_fn=LOSSES[loss], init_params=init, step_policy=policy)
+        out = run_attack(
+            model,
+            x[todo],
+            labels[todo],
+            spec,
+            max_iter=int(n_iter),
+            y_true=y[todo],
+            random_init=rand,
+            seed=restart_seed(seed, r),
+            early_stop_tau=0 if early_stop else None,
+            final_eval=True,
+            loss_fn=LOSSES[loss],
+            init_params=init,
+            step_policy=policy,
+        )
         nf += out.n_forward
         nb += out.n_backward
         merged.update(todo, out.params, ~out.final_correct, out.final_loss, out.x_adv)
@@ -233,8 +282,17 @@ def apgd_restarts(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: Attac
 def _square_p(it: int, n_queries: int, p_init: float) -> float:
     """The Square attack's schedule of the changed fraction (arXiv:1912.00049, §3; rescaled to 10000)."""
     i = int(it / max(n_queries, 1) * 10000)
-    for bound, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
-                       (8000, 256)):
+    for bound, div in (
+        (10, 1),
+        (50, 2),
+        (200, 4),
+        (500, 8),
+        (1000, 16),
+        (2000, 32),
+        (4000, 64),
+        (6000, 128),
+        (8000, 256),
+    ):
         if i <= bound:
             return p_init / div
     return p_init / 512
@@ -252,8 +310,16 @@ def _vertex(tm: ThreatModel, u: torch.Tensor) -> torch.Tensor:
     return torch.where(u < 0.5, -1.0, 1.0).to(u.dtype) * tm.radius(u)
 
 
-def random_search(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, *, n_queries: int,
-                  seed: int = 0, p_init: float = 0.8) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def random_search(
+    model: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    n_queries: int,
+    seed: int = 0,
+    p_init: float = 0.8,
+) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Gradient-free random search over the blocks of ``spec`` (Square-attack style, arXiv:1912.00049).
 
     Minimizes the margin ``z_y − max_{i≠y} z_i`` from a random vertex of the budget; at query ``i`` one
@@ -269,10 +335,15 @@ def random_search(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: Attac
     names = list(spec.blocks)
 
     def draw(shape, idx):
-        return torch.stack([torch.rand(shape, generator=gens[int(i)]) for i in idx]).to(x.device, x.dtype)
+        return torch.stack([torch.rand(shape, generator=gens[int(i)]) for i in idx]).to(
+            x.device, x.dtype
+        )
 
     all_idx = torch.arange(n, device=x.device)
-    params = {k: tm.project(_vertex(tm, draw(tm.param_shape(c, h, w), all_idx))) for k, tm in spec.blocks.items()}
+    params = {
+        k: tm.project(_vertex(tm, draw(tm.param_shape(c, h, w), all_idx)))
+        for k, tm in spec.blocks.items()
+    }
     if spec.feasible is not None:
         params = spec.feasible(x, params)
     nf = 0
@@ -290,7 +361,9 @@ def random_search(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: Attac
             p = params[name][act]
             pi = _square_p(it, n_queries, p_init)
             if _is_field(tm):
-                hh, ww = (p.shape[-2], p.shape[-1]) if tm.shape == "pixel" else (p.shape[1], p.shape[2])
+                hh, ww = (
+                    (p.shape[-2], p.shape[-1]) if tm.shape == "pixel" else (p.shape[1], p.shape[2])
+                )
                 s = int(max(1, min(round(math.sqrt(pi * hh * ww)), hh - 1)))
                 k_ch = p.shape[1] if tm.shape == "pixel" else 2
                 u = draw((2 + k_ch,), act.cpu())
@@ -298,8 +371,12 @@ def random_search(model: Callable, x: torch.Tensor, y: torch.Tensor, spec: Attac
                 c0 = (u[:, 1] * (ww - s + 1)).floor().long().clamp(max=ww - s)
                 rows = torch.arange(hh, device=x.device).view(1, hh, 1)
                 cols = torch.arange(ww, device=x.device).view(1, 1, ww)
-                win = ((rows >= r0.view(-1, 1, 1)) & (rows < (r0 + s).view(-1, 1, 1))
-                       & (cols >= c0.view(-1, 1, 1)) & (cols < (c0 + s).view(-1, 1, 1)))
+                win = (
+                    (rows >= r0.view(-1, 1, 1))
+                    & (rows < (r0 + s).view(-1, 1, 1))
+                    & (cols >= c0.view(-1, 1, 1))
+                    & (cols < (c0 + s).view(-1, 1, 1))
+                )
                 if tm.shape == "pixel":
                     val = _vertex(tm, u[:, 2:].view(-1, k_ch, 1, 1).expand(-1, k_ch, hh, ww))
                     new = torch.where(win.unsqueeze(1), val, p)
@@ -337,7 +414,9 @@ def _threat_core(threat: str, attack) -> AttackCore:
     if threat == "flow":
         core = _FlowCore()
         core.eps, core.norm, core.units = attack.eps, attack.norm, attack.units
-        core.eps_step = max(float(attack.eps), 1e-12)  # unused by APGD (steps scale with the radius)
+        core.eps_step = max(
+            float(attack.eps), 1e-12
+        )  # unused by APGD (steps scale with the radius)
     elif threat in _GLOBAL:
         core = _AffineCore()
         core.parametrization = "affine" if threat == "affine" else "rotation-translation"
@@ -366,9 +445,23 @@ def _threat_core(threat: str, attack) -> AttackCore:
 class _EnsembleCore(AttackCore):
     """The ensemble runner (see the module docstring)."""
 
-    _core_params = ("threat", "eps", "eps_flow", "norm", "units", "max_rotation", "max_translation", "n_iter",
-                    "n_restarts", "n_target_classes", "n_queries", "grid_size", "components",
-                    "early_stop", "eval_batch_size")
+    _core_params = (
+        "threat",
+        "eps",
+        "eps_flow",
+        "norm",
+        "units",
+        "max_rotation",
+        "max_translation",
+        "n_iter",
+        "n_restarts",
+        "n_target_classes",
+        "n_queries",
+        "grid_size",
+        "components",
+        "early_stop",
+        "eval_batch_size",
+    )
     random_init = False
     early_stop_tau = None
 
@@ -389,27 +482,45 @@ class _EnsembleCore(AttackCore):
         check_int("n_target_classes", self.n_target_classes, minimum=0)
         check_int("n_queries", self.n_queries, minimum=0)
         check_int("eval_batch_size", self.eval_batch_size, minimum=1)
-        if (not isinstance(self.grid_size, (tuple, list)) or len(self.grid_size) != 2
-                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
-                       for v in self.grid_size)):
-            raise ValueError(f"grid_size must be a pair of positive integers (angles, shifts), got "
-                             f"{self.grid_size!r}")
+        if (
+            not isinstance(self.grid_size, (tuple, list))
+            or len(self.grid_size) != 2
+            or any(
+                isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+                for v in self.grid_size
+            )
+        ):
+            raise ValueError(
+                f"grid_size must be a pair of positive integers (angles, shifts), got "
+                f"{self.grid_size!r}"
+            )
         if self.components is not None:
-            if isinstance(self.components, str) or not all(c in COMPONENTS for c in self.components):
-                raise ValueError(f"components must be None or a list of {COMPONENTS}, got {self.components!r}")
+            if isinstance(self.components, str) or not all(
+                c in COMPONENTS for c in self.components
+            ):
+                raise ValueError(
+                    f"components must be None or a list of {COMPONENTS}, got {self.components!r}"
+                )
             if len(set(self.components)) != len(self.components) or not self.components:
-                raise ValueError(f"components must be a non-empty list without repeats, got {self.components!r}")
+                raise ValueError(
+                    f"components must be a non-empty list without repeats, got {self.components!r}"
+                )
         if not self.plan():
-            raise ValueError(f"components {self.components!r} leave nothing to run for threat {self.threat!r} "
-                             "(grid-seed needs a global block; zero n_restarts / n_target_classes / n_queries "
-                             "remove their component)")
+            raise ValueError(
+                f"components {self.components!r} leave nothing to run for threat {self.threat!r} "
+                "(grid-seed needs a global block; zero n_restarts / n_target_classes / n_queries "
+                "remove their component)"
+            )
         check_bool("early_stop", self.early_stop)
         check_bool("targeted", self.targeted)
         if self.targeted:
-            raise ValueError("targeted must be False: the ensemble measures robust accuracy (untargeted); its "
-                             "targeted component picks its own targets")
+            raise ValueError(
+                "targeted must be False: the ensemble measures robust accuracy (untargeted); its "
+                "targeted component picks its own targets"
+            )
         check_int("seed", self.seed, minimum=0)
         from .. import warp as _W
+
         check_choice("padding_mode", self.padding_mode, _W.PADDING_MODES)
 
     # -------------------------------------------------------------------------------- plumbing
@@ -446,10 +557,12 @@ class _EnsembleCore(AttackCore):
             comps = [c for c in comps if c != "apgd-t"]
         if self.n_queries == 0:
             comps = [c for c in comps if c != "random-search"]
-        cost = {"grid-seed": self.grid_size[0] * self.grid_size[1] ** 2,
-                "apgd-ce": self.n_restarts * (2 * self.n_iter + 1),
-                "apgd-t": self.n_target_classes * (2 * self.n_iter + 1) + 1,
-                "random-search": float("inf")}
+        cost = {
+            "grid-seed": self.grid_size[0] * self.grid_size[1] ** 2,
+            "apgd-ce": self.n_restarts * (2 * self.n_iter + 1),
+            "apgd-t": self.n_target_classes * (2 * self.n_iter + 1) + 1,
+            "random-search": float("inf"),
+        }
         # the grid seeds the gradient components, so it comes first; the random search is the check, last
         stage = {"grid-seed": 0, "apgd-ce": 1, "apgd-t": 1, "random-search": 2}
         return sorted(comps, key=lambda c: (stage[c], cost[c], COMPONENTS.index(c)))
@@ -460,8 +573,14 @@ class _EnsembleCore(AttackCore):
             stats = self._stats = []
         row = next((s for s in stats if s["name"] == name), None)
         if row is None:
-            row = {"name": name, "n_attacked": 0, "n_fooled": 0, "n_forward": 0, "n_backward": 0,
-                   "wall_time_s": 0.0}
+            row = {
+                "name": name,
+                "n_attacked": 0,
+                "n_fooled": 0,
+                "n_forward": 0,
+                "n_backward": 0,
+                "wall_time_s": 0.0,
+            }
             stats.append(row)
         row["n_attacked"] += int(n_att)
         row["n_fooled"] += int(n_fool)
@@ -472,8 +591,10 @@ class _EnsembleCore(AttackCore):
     # -------------------------------------------------------------------------------------- run
     def _run(self, model, x, y, clip, *, y_true=None, record=False, final_eval=True):
         if record:
-            raise ValueError("record must be False: the ensemble reports one verdict per example (give its "
-                             "suite entry no iterations)")
+            raise ValueError(
+                "record must be False: the ensemble reports one verdict per example (give its "
+                "suite entry no iterations)"
+            )
         if y_true is not None:
             y = y_true
         y = y.to(x.device).long()
@@ -489,10 +610,19 @@ class _EnsembleCore(AttackCore):
 
         def grid_seeds(idx):
             nonlocal seeds
-            cand = coarse_rt_grid(float(self.max_rotation), float(self.max_translation), *self.grid_size)
+            cand = coarse_rt_grid(
+                float(self.max_rotation), float(self.max_translation), *self.grid_size
+            )
             cand = _rt_as_block(cand.to(x.device, x.dtype), block, spec.blocks[block], h, w)
-            s, f, ce, nf = _grid_seeds(model, x[idx], y[idx], spec, cand, max(1, int(self.n_restarts)),
-                                       self.eval_batch_size)
+            s, f, ce, nf = _grid_seeds(
+                model,
+                x[idx],
+                y[idx],
+                spec,
+                cand,
+                max(1, int(self.n_restarts)),
+                self.eval_batch_size,
+            )
             return s, f, ce, nf
 
         for ci, comp in enumerate(plan):
@@ -505,10 +635,14 @@ class _EnsembleCore(AttackCore):
             before = merged.fooled.clone()
             if comp == "grid-seed":
                 s, f, ce, nf = grid_seeds(todo)
-                seeds = torch.zeros((s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype)
+                seeds = torch.zeros(
+                    (s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype
+                )
                 seeds[:, todo] = s
-                params = {k: tm.zeros(todo.numel(), c, h, w, device=x.device, dtype=x.dtype)
-                          for k, tm in spec.blocks.items()}
+                params = {
+                    k: tm.zeros(todo.numel(), c, h, w, device=x.device, dtype=x.dtype)
+                    for k, tm in spec.blocks.items()
+                }
                 params[block] = s[0]
                 with torch.no_grad():
                     x_adv = spec.render_final(x[todo], params)
@@ -517,11 +651,13 @@ class _EnsembleCore(AttackCore):
                 if block is not None and seeds is None:
                     # run without the grid-seed component: this component computes its own seeds
                     s, _, _, nf0 = grid_seeds(todo)
-                    seeds = torch.zeros((s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype)
+                    seeds = torch.zeros(
+                        (s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype
+                    )
                     seeds[:, todo] = s
                     nf += nf0
 
-                def inits_of(idx, first_only=False):
+                def inits_of(idx, first_only=False, seeds=seeds):
                     if seeds is None:
                         return None
                     k = 1 if first_only else seeds.shape[0]
@@ -529,10 +665,19 @@ class _EnsembleCore(AttackCore):
 
                 rand_first = self.threat == "pixel"
                 if comp == "apgd-ce":
-                    m, f_, b_ = apgd_restarts(model, x[todo], y[todo], spec, n_iter=self.n_iter,
-                                              n_restarts=self.n_restarts, loss="ce", seed=self.seed,
-                                              inits=inits_of(todo), random_first=rand_first,
-                                              early_stop=self.early_stop)
+                    m, f_, b_ = apgd_restarts(
+                        model,
+                        x[todo],
+                        y[todo],
+                        spec,
+                        n_iter=self.n_iter,
+                        n_restarts=self.n_restarts,
+                        loss="ce",
+                        seed=self.seed,
+                        inits=inits_of(todo),
+                        random_first=rand_first,
+                        early_stop=self.early_stop,
+                    )
                     nf, nb = nf + f_, nb + b_
                     merged.update(todo, m.params, m.fooled, m.ce, m.x_adv)
                 else:
@@ -540,8 +685,10 @@ class _EnsembleCore(AttackCore):
                         lg = model(x[todo])
                     nf += todo.numel()
                     if lg.shape[1] < 4:
-                        raise ValueError("n_target_classes > 0 needs a model with at least 4 classes (the "
-                                         "targeted DLR loss); set n_target_classes=0")
+                        raise ValueError(
+                            "n_target_classes > 0 needs a model with at least 4 classes (the "
+                            "targeted DLR loss); set n_target_classes=0"
+                        )
                     lg = lg.scatter(1, y[todo].view(-1, 1), -float("inf"))
                     k = min(int(self.n_target_classes), lg.shape[1] - 1)
                     tgts = lg.argsort(dim=1, descending=True, stable=True)[:, :k]
@@ -550,16 +697,26 @@ class _EnsembleCore(AttackCore):
                         if sub.numel() == 0:
                             break
                         idx = todo[sub]
-                        m, f_, b_ = apgd_restarts(model, x[idx], y[idx], spec, n_iter=self.n_iter, n_restarts=1,
-                                                  loss="dlr-targeted", targets=tgts[sub, j],
-                                                  seed=restart_seed(self.seed, 1000 + j),
-                                                  inits=inits_of(idx, first_only=True), random_first=rand_first,
-                                                  early_stop=self.early_stop)
+                        m, f_, b_ = apgd_restarts(
+                            model,
+                            x[idx],
+                            y[idx],
+                            spec,
+                            n_iter=self.n_iter,
+                            n_restarts=1,
+                            loss="dlr-targeted",
+                            targets=tgts[sub, j],
+                            seed=restart_seed(self.seed, 1000 + j),
+                            inits=inits_of(idx, first_only=True),
+                            random_first=rand_first,
+                            early_stop=self.early_stop,
+                        )
                         nf, nb = nf + f_, nb + b_
                         merged.update(idx, m.params, m.fooled, m.ce, m.x_adv)
             else:  # random search
-                params, f, ce, x_adv, nf = random_search(model, x[todo], y[todo], spec, n_queries=self.n_queries,
-                                                         seed=self.seed)
+                params, f, ce, x_adv, nf = random_search(
+                    model, x[todo], y[todo], spec, n_queries=self.n_queries, seed=self.seed
+                )
                 merged.update(todo, params, f, ce, x_adv)
             newly = merged.fooled & ~before
             fooled_by[newly] = ci
@@ -568,17 +725,29 @@ class _EnsembleCore(AttackCore):
             self._account(comp, todo.numel(), int(newly.sum()), nf, nb, dt)
             gradient_ran = any(c in ("apgd-ce", "apgd-t") for c in plan[:ci])
             if comp == "random-search" and gradient_ran and bool(newly.any()):
-                logger.warning("%s (%s): the gradient-free random search fooled %d example(s) on which every "
-                               "gradient component failed: the model's gradients may be masked, the gradient "
-                               "components' robust accuracy would overestimate its robustness",
-                               type(self).__name__, self.threat, int(newly.sum()))
+                logger.warning(
+                    "%s (%s): the gradient-free random search fooled %d example(s) on which every "
+                    "gradient component failed: the model's gradients may be masked, the gradient "
+                    "components' robust accuracy would overestimate its robustness",
+                    type(self).__name__,
+                    self.threat,
+                    int(newly.sum()),
+                )
         self._last_fooled_by = fooled_by
         with torch.no_grad():
             x_adv = merged.x_adv
         zeros = torch.zeros(n, dtype=torch.long, device=x.device)
-        return EngineOutput(x_adv=x_adv, params=merged.params, kappa=zeros, stop_step=zeros, correct=None,
-                            final_correct=~merged.fooled, final_loss=merged.ce, n_forward=nf_tot,
-                            n_backward=nb_tot)
+        return EngineOutput(
+            x_adv=x_adv,
+            params=merged.params,
+            kappa=zeros,
+            stop_step=zeros,
+            correct=None,
+            final_correct=~merged.fooled,
+            final_loss=merged.ce,
+            n_forward=nf_tot,
+            n_backward=nb_tot,
+        )
 
     def _summarize(self, out: EngineOutput, x, as_numpy=True) -> AttackResult:
         res = AttackCore._summarize(self, out, x, as_numpy=as_numpy)
@@ -597,9 +766,11 @@ class _EnsembleCore(AttackCore):
         for s in self.component_stats:
             if s["name"] == "random-search" and s["n_fooled"] > 0 and gradient:
                 gattacked = max(t["n_attacked"] for t in gradient)
-                out.append(f"{self.threat}: the gradient-free random search fooled {s['n_fooled']} example(s) "
-                           f"that the gradient components ({gattacked} attacked) did not: gradients may be "
-                           "masked; the gradient attacks alone overestimate robustness here")
+                out.append(
+                    f"{self.threat}: the gradient-free random search fooled {s['n_fooled']} example(s) "
+                    f"that the gradient components ({gattacked} attacked) did not: gradients may be "
+                    "masked; the gradient attacks alone overestimate robustness here"
+                )
         return out
 
 
@@ -643,18 +814,44 @@ class SpatialAutoAttack(_EnsembleCore, _ARTSpatialAttack):
         (['apgd-ce', 'random-search'], True)
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_EnsembleCore._core_params)
-                     + ["targeted", "seed", "padding_mode", "batch_size", "verbose"])
+    attack_params = (
+        EvasionAttack.attack_params
+        + list(_EnsembleCore._core_params)
+        + ["targeted", "seed", "padding_mode", "batch_size", "verbose"]
+    )
     _estimator_requirements = _ESTIMATOR_REQUIREMENTS
 
-    def __init__(self, estimator, threat: str = "rt", eps: float = 0.3, eps_flow: float = 0.3, norm: str = "inf",
-                 units: str = "normalized", max_rotation: float = 30.0, max_translation: float = 3.0,
-                 n_iter: int = 50, n_restarts: int = 2, n_target_classes: int = 3, n_queries: int = 500,
-                 grid_size: tuple = (7, 3), components: list | None = None, early_stop: bool = True,
-                 seed: int = 0, padding_mode: str = "zeros", eval_batch_size: int = 128, batch_size: int = 128,
-                 verbose: bool = True):
+    def __init__(
+        self,
+        estimator,
+        threat: str = "rt",
+        eps: float = 0.3,
+        eps_flow: float = 0.3,
+        norm: str = "inf",
+        units: str = "normalized",
+        max_rotation: float = 30.0,
+        max_translation: float = 3.0,
+        n_iter: int = 50,
+        n_restarts: int = 2,
+        n_target_classes: int = 3,
+        n_queries: int = 500,
+        grid_size: tuple = (7, 3),
+        components: list | None = None,
+        early_stop: bool = True,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        eval_batch_size: int = 128,
+        batch_size: int = 128,
+        verbose: bool = True,
+    ):
         super().__init__(estimator=estimator)
-        self.threat, self.eps, self.eps_flow, self.norm, self.units = threat, eps, eps_flow, norm, units
+        self.threat, self.eps, self.eps_flow, self.norm, self.units = (
+            threat,
+            eps,
+            eps_flow,
+            norm,
+            units,
+        )
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.n_iter, self.n_restarts, self.n_target_classes = n_iter, n_restarts, n_target_classes
         self.n_queries = n_queries
@@ -662,7 +859,12 @@ class SpatialAutoAttack(_EnsembleCore, _ARTSpatialAttack):
         self.components = list(components) if isinstance(components, tuple) else components
         self.early_stop, self.eval_batch_size = early_stop, eval_batch_size
         self._targeted = False
-        self.seed, self.padding_mode, self.batch_size, self.verbose = seed, padding_mode, batch_size, verbose
+        self.seed, self.padding_mode, self.batch_size, self.verbose = (
+            seed,
+            padding_mode,
+            batch_size,
+            verbose,
+        )
         self._stats = None
         self._last_fooled_by = None
         self._check_params()

@@ -168,7 +168,6 @@ def to_model_info(
             ``spatial_aa_*`` fields.
     """
     from .. import __version__
-
     from .suites import suite_evaluation
 
     if not isinstance(report, RobustnessReport):

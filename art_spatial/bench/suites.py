@@ -122,10 +122,12 @@ EVALUATIONS = ("paper-protocol", "spatial-aa")
 def suite_evaluation(suite) -> str:
     """``"spatial-aa"`` when every attack of ``suite`` (a :class:`Suite` or its dict) is the ensemble,
     else ``"paper-protocol"``."""
-    attacks = suite.attacks if isinstance(suite, Suite) else [
-        AttackEntry(name=a.get("name", ""), attack=a.get("attack", "")) for a in (suite or {}).get("attacks", [])]
-    kinds = {a.attack for a in attacks}
+    if isinstance(suite, Suite):
+        kinds = {a.attack for a in suite.attacks}
+    else:
+        kinds = {a.get("attack", "") for a in (suite or {}).get("attacks", [])}
     return "spatial-aa" if kinds and kinds <= {"spatial-aa"} else "paper-protocol"
+
 
 _ATTACK_KEYS = {"name", "attack", "category", "params", "iterations", "mode", "description"}
 _PROFILE_KEYS = {"name", "kind", "values", "params", "description"}

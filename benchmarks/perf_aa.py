@@ -247,6 +247,58 @@ def evaluate_model(
     return out
 
 
+#: component budgets tried on the RT box of the RT-trained model (``--rt-sweep``): the suite's, then
+#: cheaper gradient-only ones, then a finer seed grid (exploratory; the suites keep one budget)
+RT_SWEEP = [
+    {"n_iter": 25, "n_restarts": 3, "n_target_classes": 2, "n_queries": 200, "grid_size": [7, 3]},
+    {"n_iter": 20, "n_restarts": 5, "n_target_classes": 0, "n_queries": 0, "grid_size": [7, 3]},
+    {"n_iter": 20, "n_restarts": 5, "n_target_classes": 1, "n_queries": 100, "grid_size": [7, 3]},
+    {"n_iter": 20, "n_restarts": 8, "n_target_classes": 0, "n_queries": 0, "grid_size": [11, 3]},
+    {"n_iter": 10, "n_restarts": 8, "n_target_classes": 0, "n_queries": 0, "grid_size": [11, 5]},
+]
+
+
+def rt_sweep(model, x, y, args, grid_row: dict | None) -> list[dict]:
+    """The RT-box ensemble at several component budgets on one model (robust accuracy, CPU, passes)."""
+    from art_spatial.attacks import SpatialAutoAttack
+    from art_spatial.models import make_classifier
+
+    clf = make_classifier(model)
+    model.eval()
+    for p_ in model.parameters():
+        p_.requires_grad_(False)
+    with torch.no_grad():
+        clean_ok = model(x).argmax(1) == y
+    rows = []
+    for budget in RT_SWEEP:
+        ens = SpatialAutoAttack(
+            clf,
+            threat="rt",
+            max_rotation=30.0,
+            max_translation=3.0,
+            seed=args.seed,
+            verbose=False,
+            **budget,
+        )
+        r = _run(ens, model, x, y, clean_ok)
+        row = {
+            "budget": budget,
+            **{k: v for k, v in r.items() if not k.startswith("_")},
+            "components": ens.component_stats,
+        }
+        if grid_row is not None:
+            row["cpu_ratio_over_grid"] = r["cpu_time_s"] / max(grid_row["cpu_time_s"], 1e-9)
+            row["pass_ratio_over_grid"] = (r["n_forward"] + r["n_backward"]) / max(
+                grid_row["n_forward"] + grid_row["n_backward"], 1
+            )
+            row["le_grid"] = r["robust_accuracy"] <= grid_row["robust_accuracy"]
+        rows.append(row)
+        logger.warning(
+            "rt sweep %s: %.1f %% in %.1f s CPU", budget, r["robust_accuracy"], r["cpu_time_s"]
+        )
+    return rows
+
+
 MODEL_LABELS = {
     "natural": "natural",
     "pgd_at": "PGD-trained",
@@ -322,6 +374,30 @@ def render_markdown(payload: dict) -> str:
             )
             warn = " — **warning**: " + row["warnings"][0] if row["warnings"] else ""
             lines.append(f"- {MODEL_LABELS.get(mname, mname)}, {entry}: {parts}{warn}")
+    sweep = payload.get("rt_sweep")
+    if sweep:
+        g = sweep.get("grid_775") or {}
+        lines.append("")
+        lines.append(
+            f"RT box on the RT-trained model at other component budgets (exploratory; the 775-transform "
+            f"grid: {g.get('robust_accuracy', float('nan')):.1f} %, "
+            f"{g.get('cpu_time_s', float('nan')):.1f} s CPU):"
+        )
+        lines.append("")
+        lines.append(
+            "| n_iter | restarts | targets | queries | seed grid | robust acc | passes / example | CPU "
+            "| CPU ratio | ≤ grid |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in sweep["rows"]:
+            b = r["budget"]
+            lines.append(
+                f"| {b['n_iter']} | {b['n_restarts']} | {b['n_target_classes']} | {b['n_queries']} | "
+                f"{b['grid_size'][0]}×{b['grid_size'][1]}×{b['grid_size'][1]} | {r['robust_accuracy']:.1f} | "
+                f"{r['passes_per_example']:.0f} | {r['cpu_time_s']:.1f} s | "
+                f"{r.get('cpu_ratio_over_grid', float('nan')):.2f} | "
+                f"{'yes' if r.get('le_grid') else 'MISS'} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -330,6 +406,11 @@ def main(argv=None) -> dict:
     p.add_argument("--train-only", action="store_true", help="train (or load) the models and stop")
     p.add_argument(
         "--models", nargs="*", default=None, help="subset of natural pgd_at spatial_at masked"
+    )
+    p.add_argument(
+        "--rt-sweep",
+        action="store_true",
+        help="add the RT-box budget sweep on the RT-trained model to the existing result file",
     )
     p.add_argument(
         "--render",
@@ -354,6 +435,33 @@ def main(argv=None) -> dict:
         return {}
     _, _, x_test, y_test = mnist5k(0, cfg["n_test"], args.seed)
     x, y = torch.as_tensor(x_test), torch.as_tensor(y_test)
+    if args.rt_sweep:
+        import json
+
+        path = args.out / (
+            "perf_aa_smoke.json"
+            if args.smoke
+            else "perf_aa_quick.json"
+            if args.quick
+            else "perf_aa.json"
+        )
+        payload = json.loads(path.read_text())
+        grid_row = (
+            payload["results"]
+            .get("spatial_at", {})
+            .get("threats", {})
+            .get("rt-box", {})
+            .get("grid_775")
+        )
+        payload["rt_sweep"] = {
+            "model": "spatial_at",
+            "rows": rt_sweep(models["spatial_at"], x, y, args, grid_row),
+            "grid_775": grid_row,
+            "machine": machine_metadata(),
+        }
+        write_json(path, payload)
+        print(f"written {path}")
+        return payload
     models["masked"] = Quantized(copy.deepcopy(models["natural"]), levels=8)
     all_entries = ["pgd", "flow", "rt", "rt-box", "integrated"]
     plan = {

@@ -381,9 +381,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"attack passes: {report.n_forward} forward, {report.n_backward} backward; "
             f"wall time {report.wall_time_s:.1f} s"
         )
+        written = [out / "report.json", out / "model_info.json"]
         if aa_report is not None:
             print(aa_report.summary_table())
-        print(f"written: {out / 'report.json'}, {out / 'model_info.json'}")
+            written.insert(1, out / "report_aa.json")
+        print("written: " + ", ".join(str(p) for p in written))
     D.barrier()
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -21,10 +21,10 @@ demo: venv
 	$(BIN)/art-spatial demo
 
 test: venv
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow" --doctest-modules art_spatial tests
 
 test-all: venv
-	$(PYTEST)
+	$(PYTEST) --doctest-modules art_spatial tests
 
 lint: venv
 	$(BIN)/ruff check art_spatial tests

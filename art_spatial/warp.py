@@ -111,7 +111,7 @@ def rt_to_affine(rt: torch.Tensor, height: int, width: int) -> torch.Tensor:
     ``p = S R^T S^-1 (u' - S t)`` with ``S = diag(2/(W-1), 2/(H-1))``. Differentiable in ``rt``.
 
     >>> A = rt_to_affine(torch.zeros(1, 3), 28, 28)
-    >>> A.tolist()
+    >>> (A + 0.0).tolist()  # + 0.0 turns the -0.0 entries into 0.0
     [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]
     """
     if rt.dim() != 2 or rt.shape[1] != 3:

@@ -21,6 +21,7 @@ import argparse
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def _render_object(modname: str, name: str, obj, lines: list[str]) -> None:
     else:
         lines.append(f"### `{qual}`")
         lines.append("")
-        text = repr(obj)
+        text = re.sub(r" at 0x[0-9a-f]+", "", repr(obj))  # no memory addresses: the file must be stable
         if len(text) > 300:
             text = text[:300] + " ..."
         lines.append(f"Constant: `{text}`")

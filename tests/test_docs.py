@@ -105,6 +105,20 @@ def test_api_md_lists_every_public_name():
     assert not missing, f"api.md is stale, rerun docs/gen_api.py; missing: {missing[:20]}"
 
 
+def test_api_md_is_up_to_date():
+    """docs/api.md is exactly what docs/gen_api.py generates from today's docstrings (rerun it after a
+    docstring or signature change: ``.venv/bin/python docs/gen_api.py``)."""
+    gen = _gen_api()
+    text = gen.generate()
+    current = (DOCS / "api.md").read_text()
+    if current != text:
+        import difflib
+
+        diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(), "api.md", "generated",
+                                         lineterm="", n=0))
+        pytest.fail("docs/api.md is stale, run docs/gen_api.py; first differences:\n" + "\n".join(diff[:30]))
+
+
 def test_gen_api_documents_signatures_and_docstrings():
     gen = _gen_api()
     text = gen.generate()

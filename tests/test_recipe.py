@@ -217,3 +217,30 @@ def test_bootstrap_and_verdicts():
     assert res[("A", "B")] == "held"  # A > B in the paper and here
     assert res[("A", "C")] == "missed"  # the paper puts C above A; here A is clearly better
     assert res[("B", "C")] == "tie"  # identical outcomes: the difference interval is [0, 0]... a tie
+
+
+def test_benchmark_jobs_and_the_table_columns():
+    """Every seed trains the Table-1 models, the absolute-r Pareto AT and Spatial AT with doubled epochs
+    and warm-up (the Table-1 Spatial AT column once it exists); only the sweep seeds train the r sweep."""
+    from art_spatial.demo import DemoConfig
+    from benchmarks.reproduce_pareto_mnist import (
+        TABLE_METHODS,
+        make_jobs,
+        spatial_long_label,
+        table_labels,
+    )
+
+    cfg = DemoConfig.preset("full")
+    jobs = make_jobs(cfg, [0, 1, 2], [0])
+    labels = {s: [j[1] for j in jobs if j[0] == s] for s in (0, 1, 2)}
+    long = spatial_long_label(cfg)
+    assert long == "Spatial AT (20 ep)"
+    for s in (0, 1, 2):
+        assert set(TABLE_METHODS) | {"Pareto AT (r=2.2 abs)", long} <= set(labels[s])
+    assert len(labels[0]) == len(labels[1]) + 4  # relative 0.2 / 0.8, absolute 0.5 / 1.2
+    (long_cfg,) = [j[3] for j in jobs if j[0] == 1 and j[1] == long]
+    assert (long_cfg.adv_epochs, long_cfg.eps_warmup) == (2 * cfg.adv_epochs, 2 * cfg.eps_warmup)
+    assert long_cfg.training_key("Spatial AT") != cfg.training_key("Spatial AT")  # its own cache entry
+    assert table_labels(cfg, {long: {}})["Spatial AT"] == long
+    assert table_labels(cfg, {})["Spatial AT"] == "Spatial AT"  # not finished yet: the preset-length model
+    assert table_labels(cfg, {long: {}}, spatial_long=False)["Spatial AT"] == "Spatial AT"

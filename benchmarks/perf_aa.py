@@ -51,7 +51,7 @@ from benchmarks._repro import (  # noqa: E402
 
 logger = logging.getLogger("benchmarks.perf_aa")
 
-FULL = dict(n_train=5000, n_test=100, natural_epochs=3, epochs=2, train_iter=7)
+FULL = dict(n_train=4000, n_test=100, natural_epochs=3, epochs=2, train_iter=7)
 QUICK = dict(n_train=2000, n_test=40, natural_epochs=2, epochs=1, train_iter=5)
 
 
@@ -76,6 +76,7 @@ def train_models(cfg: dict, args) -> dict:
     from art_spatial.trainers.single import PGDAdversarialTrainer, SpatialAdversarialTrainer
 
     x_train, y_train, _, _ = mnist5k(cfg["n_train"], 0, args.seed)
+    cfg["n_train_used"] = int(len(x_train))  # the MNIST-5k training split holds 4000 digits
     natural, nat_info = natural_model(
         x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache
     )

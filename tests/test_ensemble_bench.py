@@ -186,3 +186,35 @@ def test_cli_reliable_suite(tmp_path, capsys):
     bad = argv[: i + 1] + [str(tmp_path / "paper.json")] + argv[i + 2 : -1] + ["--overwrite", "-q"]
     assert main(bad) != 0
     assert "--reliable-suite must be a spatial-aa suite" in capsys.readouterr().err
+
+
+class _TinyColor(torch.nn.Module):
+    """A small 3 x 32 x 32 classifier (CIFAR-shaped) for the cifar10 suite's plumbing."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 5, stride=4)
+        self.fc = torch.nn.Linear(4 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_registered_suites_run_end_to_end():
+    """Every entry of both registered suites builds and runs (budgets and shapes of each dataset)."""
+    g = torch.Generator().manual_seed(0)
+    for name, model, shape in (
+        ("spatial-aa-mnist", SmallCNN(), (1, 28, 28)),
+        ("spatial-aa-cifar10", _TinyColor(), (3, 32, 32)),
+    ):
+        x = torch.rand((2,) + shape, generator=g)
+        with torch.no_grad():
+            y = model.eval()(x).argmax(
+                1
+            )  # points the model classifies "correctly": all are attacked
+        rep = evaluate(model, x, y, name, batch_size=2)
+        assert rep.suite == name and len(rep.attacks) == 5
+        for a in rep.attacks:
+            assert a["n_attacked"] == 2 and a["components"][-1]["name"] == "random-search"
+            assert a["strengths"][0]["n_robust"] == 2 - sum(c["n_fooled"] for c in a["components"])

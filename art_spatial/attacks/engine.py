@@ -200,6 +200,9 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     ``DLR(z, y) = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)`` with ``z_π1 ≥ z_π2 ≥ …`` the sorted logits;
     invariant to shifting and rescaling the logits. ``logits``: ``N x classes`` (≥ 3); returns ``N``.
+
+    >>> dlr_loss(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), torch.tensor([0]))  # -(3 - 2) / (3 - 1)
+    tensor([-0.5000])
     """
     if logits.shape[1] < 3:
         raise ValueError(f"the DLR loss needs at least 3 classes, got logits of shape {tuple(logits.shape)}")
@@ -215,6 +218,9 @@ def dlr_targeted_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     ``DLR-T(z, y, t) = −(z_y − z_t) / (z_π1 − (z_π3 + z_π4) / 2)``. ``labels`` is ``N x 2``: column 0
     the true class ``y``, column 1 the target ``t`` (so the engine's per-example label gathers carry
     both). ``logits``: ``N x classes`` (≥ 4); returns ``N``.
+
+    >>> dlr_targeted_loss(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), torch.tensor([[0, 2]]))  # -(3-2)/(3-0.5)
+    tensor([-0.4000])
     """
     if logits.shape[1] < 4:
         raise ValueError("the targeted DLR loss needs at least 4 classes, got logits of shape "

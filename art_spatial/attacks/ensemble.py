@@ -102,7 +102,11 @@ _GLOBAL = {"affine", "rt"}
 
 
 def restart_seed(seed: int, restart: int) -> int:
-    """The seed of restart ``restart`` (restart 0 uses ``seed`` itself)."""
+    """The seed of restart ``restart`` (restart 0 uses ``seed`` itself); a non-negative int < 2**62.
+
+    >>> restart_seed(5, 0), restart_seed(5, 1) != restart_seed(6, 1)
+    (5, True)
+    """
     return int(seed) if restart == 0 else (int(seed) * 1_000_003 + 7919 * int(restart)) % (2**62)
 
 
@@ -151,7 +155,11 @@ def coarse_rt_grid(
     max_rotation: float, max_translation: float, n_rot: int = 7, n_trans: int = 3
 ) -> torch.Tensor:
     """Rotation-translation candidates ``M x 3`` (degrees, px, px): ``n_rot × n_trans × n_trans`` points
-    evenly spanning ``[−R, R] × [−T, T]²`` (the identity included when the counts are odd)."""
+    evenly spanning ``[−R, R] × [−T, T]²`` (the identity included when the counts are odd).
+
+    >>> coarse_rt_grid(30, 3).shape, coarse_rt_grid(30, 3)[0].tolist()
+    (torch.Size([63, 3]), [-30.0, -3.0, -3.0])
+    """
     r = torch.linspace(-max_rotation, max_rotation, n_rot) if n_rot > 1 else torch.zeros(1)
     t = (
         torch.linspace(-max_translation, max_translation, n_trans)
@@ -240,8 +248,20 @@ def apgd_restarts(
     budget drawn from the example's generator seeded by ``(restart_seed(seed, r), its bytes)``. An
     example fooled in a restart is not attacked again. ``loss``: ``"ce"``, ``"dlr"`` or
     ``"dlr-targeted"`` (then ``targets``: ``N`` target classes). Every iterate is projected onto the
-    budget, so every restart's result is inside it. Returns the merged result and the forward /
-    backward passes spent.
+    budget, so every restart's result is inside it. Returns the merged result (``params`` block ->
+    ``N x ...``, ``fooled`` ``N`` bool, ``ce`` ``N`` cross-entropy w.r.t. ``y``, ``x_adv`` ``N x C x H x W``)
+    and the example-level forward / backward passes spent. Paper: Croce & Hein 2020 (arXiv:2003.01690).
+
+    >>> import torch
+    >>> from art_spatial.threats import LinfBox
+    >>> from art_spatial.attacks.engine import AttackSpec
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    >>> spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
+    ...                   render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
+    >>> res, nf, nb = apgd_restarts(model, torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), spec,
+    ...                             n_iter=5, n_restarts=2, random_first=True)
+    >>> bool(res.params["pixel"].abs().max() <= 0.1 + 1e-6), nb <= 2 * 5 * 4  # early stop: fewer
+    (True, True)
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
@@ -328,7 +348,19 @@ def random_search(
     per flow component; a random direction of length ε for the ℓ2,∞ flow ball); for an RT / affine
     vector a uniform move of size ``2 p_i / p_init · ε`` per coordinate — projected onto the budget and
     accepted when the margin decreases. An example stops at its first misclassification. One forward per
-    query and example. Returns ``(params, fooled, ce, x_adv, n_forward)``.
+    query and example. Returns ``(params, fooled, ce, x_adv, n_forward)`` (``N``-row tensors; ``ce`` the
+    cross-entropy of ``x_adv`` w.r.t. ``y``). Randomness: the example's own generator.
+
+    >>> import torch
+    >>> from art_spatial.threats import LinfBox
+    >>> from art_spatial.attacks.engine import AttackSpec
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    >>> spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
+    ...                   render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
+    >>> params, fooled, ce, x_adv, nf = random_search(model, torch.rand(4, 1, 4, 4),
+    ...                                               torch.tensor([0, 1, 2, 0]), spec, n_queries=10)
+    >>> bool(params["pixel"].abs().max() <= 0.1 + 1e-6), nf <= 4 * 12
+    (True, True)
     """
     n, (c, h, w) = x.shape[0], x.shape[1:]
     gens = _generators(example_seeds(x, restart_seed(seed, 101))) if n else []

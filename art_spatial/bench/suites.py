@@ -121,7 +121,11 @@ EVALUATIONS = ("paper-protocol", "spatial-aa")
 
 def suite_evaluation(suite) -> str:
     """``"spatial-aa"`` when every attack of ``suite`` (a :class:`Suite` or its dict) is the ensemble,
-    else ``"paper-protocol"``."""
+    else ``"paper-protocol"`` (what a leaderboard entry's ``evaluation`` field says).
+
+    >>> suite_evaluation(get_suite("spatial-aa-mnist")), suite_evaluation(get_suite("pareto-mnist"))
+    ('spatial-aa', 'paper-protocol')
+    """
     if isinstance(suite, Suite):
         kinds = {a.attack for a in suite.attacks}
     else:

@@ -218,3 +218,52 @@ def test_registered_suites_run_end_to_end():
         for a in rep.attacks:
             assert a["n_attacked"] == 2 and a["components"][-1]["name"] == "random-search"
             assert a["strengths"][0]["n_robust"] == 2 - sum(c["n_fooled"] for c in a["components"])
+
+
+def test_resumed_evaluation_keeps_components_and_warnings(trained_smallcnn, points, tmp_path):
+    x, y = points
+    masked = Quantized(copy.deepcopy(trained_smallcnn)).eval()
+    suite = {
+        "name": "aa-masked",
+        "attacks": [
+            {
+                "name": "flow",
+                "attack": "spatial-aa",
+                "category": "local",
+                "params": {
+                    "threat": "flow",
+                    "eps": 0.3,
+                    "n_iter": 3,
+                    "n_restarts": 1,
+                    "n_target_classes": 1,
+                    "n_queries": 100,
+                },
+            }
+        ],
+    }
+    state = tmp_path / "state.json"
+    first = evaluate(masked, x, y, suite, batch_size=8, state_path=state)
+    calls = []
+    again = evaluate(
+        masked,
+        x,
+        y,
+        suite,
+        batch_size=8,
+        state_path=state,
+        callback=lambda event, info: calls.append(event),
+    )
+    assert "attack" not in calls  # resumed: nothing re-run
+    assert again.attacks[0]["components"] == first.attacks[0]["components"]
+    assert [w for w in again.warnings if "random search" in w] == [
+        w for w in first.warnings if "random search" in w
+    ]
+
+
+def test_stats_rows_exist_before_any_example(smallcnn_classifier):
+    from art_spatial.attacks import SpatialAutoAttack
+
+    a = SpatialAutoAttack(smallcnn_classifier, threat="rt", n_iter=2, verbose=False)
+    a.reset_stats()
+    assert [r["name"] for r in a.component_stats] == a.plan()
+    assert all(r["n_attacked"] == 0 for r in a.component_stats)

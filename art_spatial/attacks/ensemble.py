@@ -566,9 +566,12 @@ class _EnsembleCore(AttackCore):
         return self._core()._affine_of(params, shape)
 
     def reset_stats(self) -> None:
-        """Forget the accumulated :attr:`component_stats`."""
+        """Restart :attr:`component_stats` at zero, one row per component of :meth:`plan` (so that every
+        process of a sharded evaluation reports the same rows, even one with no example to attack)."""
         self._stats = None
         self._last_fooled_by = None
+        for name in self.plan():
+            self._account(name, 0, 0, 0, 0, 0.0)
 
     @property
     def component_stats(self) -> list[dict]:

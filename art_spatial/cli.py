@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -321,11 +322,168 @@ def _add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
     return add_leaderboard_parser(subparsers, _add_verbosity)
 
 
+def _add_merge_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``art-spatial merge`` (see :mod:`art_spatial.bench.cli_commands`)."""
+    from art_spatial.bench.cli_commands import add_merge_parser
+
+    return add_merge_parser(subparsers, _add_verbosity)
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------------
+
+
+def _milestones_arg(text: str) -> list:
+    """argparse type: comma-separated epochs, or ``none`` for a constant learning rate."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated epochs (e.g. 75,90) or 'none', got {text!r}"
+        ) from None
+
+
+def _add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``art-spatial train``."""
+    from art_spatial.recipes import METHODS, RECIPES
+
+    parser = subparsers.add_parser(
+        "train",
+        help="adversarially train a model with a paper's recipe (resumable; runs under torchrun)",
+        description=(
+            "Train any trainer of the package (--method) with a recipe preset of the papers "
+            f"({', '.join(RECIPES)}) or a recipe JSON (--recipe-file, e.g. the recipe.json of an "
+            "earlier run), with overrides. Writes recipe.json, checkpoints/last.pt (every epoch), "
+            "model.pt, history.json and curves.png to --out. Under 'torchrun --nproc_per_node=N -m "
+            "art_spatial.cli train ...' the same command trains data-parallel (DDP; --batch-size is "
+            "the global batch). CIFAR-10 is read from --data-dir, never downloaded."
+        ),
+    )
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--recipe", default="pareto-mnist", choices=sorted(RECIPES),
+                     help="recipe preset (default pareto-mnist)")
+    src.add_argument("--recipe-file", type=Path, default=None,
+                     help="a recipe JSON (e.g. <out>/recipe.json of an earlier run)")
+    parser.add_argument("--method", choices=sorted(METHODS), default=None,
+                        help="trainer (default: the recipe's); the recipe's attack budgets are kept")
+    parser.add_argument("--dataset", choices=("mnist5k", "cifar10"), default=None,
+                        help="dataset (default: the recipe's); another dataset starts from its "
+                        "Pareto AT recipe (pareto-mnist / pareto-cifar10) with --method")
+    parser.add_argument("--model", default=None,
+                        help="smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture "
+                        "only, trained from scratch); default: the recipe's")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder containing cifar-10-batches-py (for cifar10)")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="epochs (the recipe's milestones are rescaled unless --milestones)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size")
+    parser.add_argument("--lr", type=float, default=None, help="initial learning rate")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer")
+    parser.add_argument("--weight-decay", type=float, default=None, help="weight decay")
+    parser.add_argument("--milestones", type=_milestones_arg, default=None,
+                        help="learning-rate drops, comma-separated epochs, or 'none'")
+    parser.add_argument("--gamma", type=float, default=None, help="factor of each drop")
+    parser.add_argument("--eps-warmup", type=int, default=None, help="ε warm-up epochs (0 = off)")
+    parser.add_argument("--attack-iters", type=_positive_int, default=None,
+                        help="iterations of every training attack (default: the recipe's)")
+    # not "--r": under torchrun an abbreviation of its own options (--rdzv-*, --role, ...) is an error
+    parser.add_argument("--pareto-r", type=float, default=None, help="Pareto AT target r")
+    parser.add_argument("--pareto-r-mode", choices=("absolute", "relative"), default=None,
+                        help="Pareto AT r mode (docs/conventions.md)")
+    parser.add_argument("--n-train", type=_positive_int, default=None,
+                        help="train on the first N training examples")
+    parser.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, 0)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="device (default: cuda when available)")
+    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None,
+                        help="mixed precision of the forward passes (attack parameters stay float32)")
+    parser.add_argument("--channels-last", action="store_true", default=None,
+                        help="channels_last memory format")
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint")
+    _add_verbosity(parser)
+    parser.set_defaults(func=_run_train)
+    return parser
+
+
+def _recipe_from_args(args: argparse.Namespace):
+    """The :class:`~art_spatial.recipes.Recipe` of the ``train`` arguments."""
+    from art_spatial.recipes import _BASE, Recipe, get_recipe
+
+    trainer = {}
+    if args.pareto_r is not None:
+        trainer["r"] = args.pareto_r
+    if args.pareto_r_mode is not None:
+        trainer["r_mode"] = args.pareto_r_mode
+    over = dict(method=args.method, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                milestones=args.milestones, gamma=args.gamma, eps_warmup=args.eps_warmup,
+                n_train=args.n_train, seed=args.seed, trainer=trainer or None, amp=args.amp,
+                channels_last=args.channels_last)
+    if args.recipe_file is not None:
+        try:
+            data = json.loads(Path(args.recipe_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--recipe-file {str(args.recipe_file)!r}: cannot read it ({exc})") from None
+        recipe = Recipe.from_dict(data)
+        if args.method is not None and args.method != recipe.method:
+            raise ValueError("--method cannot change the method of a --recipe-file; edit the file")
+        recipe = recipe.with_overrides(**{k: v for k, v in over.items() if k != "method"})
+    else:
+        name = args.recipe
+        base = get_recipe(name)
+        if args.dataset is not None and args.dataset != base.dataset:
+            name = _BASE[args.dataset]
+            over["method"] = args.method or base.method
+        recipe = get_recipe(name, **over)
+    if args.attack_iters is not None:
+        d = recipe.to_dict()
+        d["attacks"] = {k: {**v, "max_iter": args.attack_iters} for k, v in d["attacks"].items()}
+        recipe = Recipe.from_dict(d)
+    return recipe
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    """Run ``art-spatial train``: rank 0 prints the recipe and the final epoch."""
+    from art_spatial.bench import distributed as D
+    from art_spatial.recipes import run_training
+
+    recipe = _recipe_from_args(args)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        print(
+            f"art-spatial train: {recipe.name} ({recipe.method}, {recipe.model}, {recipe.dataset}), "
+            f"{recipe.epochs} epochs, batch {recipe.batch_size}, {world} process(es) -> {args.out}"
+        )
+    result = run_training(recipe, args.out, data_dir=args.data_dir, resume=args.resume,
+                          verbose=not args.quiet, device=args.device)
+    if main_rank and result["history"]:
+        last = result["history"][-1]
+        print(
+            f"epoch {last['epoch']}: loss {last['loss']:.4f}, robust acc (training batches) "
+            f"{last['robust_acc']:.3f}; {result['seconds']:.1f} s on {result['device']}, "
+            f"{result['world_size']} process(es)"
+        )
+        print(f"written: {args.out / 'model.pt'}, history.json, curves.png, recipe.json")
+    if result["world_size"] > 1 and D._active():
+        import torch
+
+        torch.distributed.destroy_process_group()
+    return 0
+
+
 #: Parser registrars, in the order the subcommands appear in ``--help``.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
     _add_demo_parser,
     _add_show_parser,
+    _add_train_parser,
     _add_evaluate_parser,
+    _add_merge_parser,
     _add_leaderboard_parser,
 ]
 

@@ -127,6 +127,11 @@ def test_cli_demo_quick_models_are_robust(tmp_path, capsys):
     nat = s["Natural"]
     assert nat["clean_accuracy"] > 85
     assert s["PGD AT"]["sensitivity"] > nat["sensitivity"] + 10
-    assert s["Spatial AT"]["global"] > nat["global"] + 4  # measured: 8.17 vs 0.17 (affine ε 0.3 is strong)
+    # Spatial AT trains on the integrated (flow + affine) attack: it must beat Natural on the spatial
+    # categories together. Measured (from scratch, 3 epochs, 2 threads): local 17.9 vs 4.8, global 2.0 vs
+    # 0.4 -- in so short a run it learns local robustness first; the global part needs the longer
+    # presets (docs/results.md: default demo and the full benchmark)
+    spatial = s["Spatial AT"]["local"] + s["Spatial AT"]["global"]
+    assert spatial > nat["local"] + nat["global"] + 8, (s["Spatial AT"], nat)
     for m in ("Max AT", "Ave AT", "Pareto AT"):
         assert s[m]["universal"] > 10, m

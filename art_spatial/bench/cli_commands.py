@@ -28,7 +28,12 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["add_evaluate_parser", "add_leaderboard_parser", "load_model_from_args"]
+__all__ = [
+    "add_evaluate_parser",
+    "add_merge_parser",
+    "add_leaderboard_parser",
+    "load_model_from_args",
+]
 
 
 def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.ArgumentParser:
@@ -125,6 +130,20 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
         action="store_true",
         help="delete an existing <out>/state.json and start over (without --resume or --overwrite an "
         "existing state.json is an error: it is never deleted silently)",
+    )
+    p.add_argument(
+        "--amp",
+        choices=("bfloat16", "float16"),
+        default=None,
+        help="run the model under torch.autocast in this dtype (attack parameters, steps and "
+        "projections stay float32; see art_spatial.amp)",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="evaluate only shard I of N (examples I, I+N, ...) without a process group, e.g. one "
+        "task of a job array; writes <out>/partial.json, which 'art-spatial merge' combines",
     )
     p.add_argument("--name", default=None, help="model name in the report and model_info.json")
     p.add_argument("--authors", default="", help="model_info authors")
@@ -266,7 +285,18 @@ def _load_data(args):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Run the evaluation; rank 0 prints the summary and writes the outputs."""
+    """Run the evaluation; rank 0 prints the summary and writes the outputs (with ``--shard``: this
+    shard's ``partial.json``)."""
+    from . import distributed as D
+
+    shard = D.parse_shard(args.shard) if getattr(args, "shard", None) else None
+    if shard is not None:
+        with D.local_shard(*shard):
+            return _run_evaluate(args, shard)
+    return _run_evaluate(args, None)
+
+
+def _run_evaluate(args: argparse.Namespace, shard) -> int:
     import torch
 
     from . import distributed as D
@@ -274,8 +304,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .leaderboard import to_model_info
     from .suites import get_suite
 
-    D.init_from_env()
+    if shard is None:
+        D.init_from_env()
     rank, world = D.dist_info()
+    if shard is not None:
+        rank = 0  # this process alone writes its shard's files
     out = Path(args.out)
     state = out / "state.json"
     overwrite = getattr(args, "overwrite", False)
@@ -296,6 +329,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if getattr(args, "reliable_suite", None):
         from .suites import suite_evaluation
 
+        if shard is not None:
+            raise ValueError(
+                "--reliable-suite cannot be combined with --shard: shard the spatial-aa suite as its own "
+                "evaluation (--suite spatial-aa-mnist --shard i/n, then art-spatial merge)"
+            )
         reliable_suite = get_suite(args.reliable_suite)
         if suite_evaluation(reliable_suite) != "spatial-aa":
             raise ValueError(
@@ -308,6 +346,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 f"{str(state_aa)!r} exists: pass --resume to continue it or --overwrite to start over"
             )
     model, label, arch = load_model_from_args(args)
+    if getattr(args, "amp", None):
+        from ..amp import AutocastModule
+
+        model = AutocastModule(model, args.amp).eval()
     x, y = _load_data(args)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -321,9 +363,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if rank == 0:
         n_ex = len(x) if args.n_examples is None else min(args.n_examples, len(x))
         convention = args.score_convention or suite.score_convention
+        where = f"shard {shard[0]}/{shard[1]}" if shard else f"{world} process(es)"
         print(
             f"art-spatial evaluate: {name} on {args.data} ({n_ex} examples), suite {suite.name}, "
-            f"scores {convention}, {world} process(es), torch threads {torch.get_num_threads()}"
+            f"scores {convention}, {where}, torch threads {torch.get_num_threads()}"
         )
     report = evaluate(
         model,
@@ -341,6 +384,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
         model_name=name,
         score_convention=args.score_convention,
     )
+    if getattr(args, "amp", None):
+        report.meta["amp"] = args.amp  # the model ran under torch.autocast in this dtype
+    if shard is not None:
+        import json
+
+        from ..demo import _write_json
+        from .shards import partial_payload
+
+        state_data = json.loads(state.read_text(encoding="utf-8"))
+        info = dict(name=name, authors=args.authors, venue=args.venue, architecture=arch,
+                    link=args.link, dataset=args.data if args.data != "mnist5k" else "mnist")
+        _write_json(out / "partial.json", partial_payload(*shard, state_data, report, info))
+        print(
+            f"shard {shard[0]}/{shard[1]}: partial report written to {out / 'partial.json'}; "
+            "combine all shards with 'art-spatial merge'"
+        )
+        return 0
     aa_report = None
     if reliable_suite is not None:
         aa_report = evaluate(
@@ -389,6 +449,43 @@ def run_evaluate(args: argparse.Namespace) -> int:
     D.barrier()
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+    return 0
+
+
+def add_merge_parser(subparsers, add_verbosity) -> argparse.ArgumentParser:
+    """Register ``art-spatial merge PARTIAL... --out DIR``."""
+    p = subparsers.add_parser(
+        "merge",
+        help="combine the partial reports of 'evaluate --shard i/n' into one report",
+        description=(
+            "Sum the counts of the partial.json files of every shard of a sharded evaluation "
+            "(art-spatial evaluate --shard i/n) and write the merged report.json (equal to the "
+            "unsharded evaluation's) and model_info.json to --out."
+        ),
+    )
+    p.add_argument("partials", nargs="+", type=Path, help="partial.json files (or their folders)")
+    p.add_argument("--out", type=Path, default=Path("runs/merged"), help="output folder")
+    add_verbosity(p)
+    p.set_defaults(func=run_merge)
+    return p
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Merge the partial reports and write ``report.json`` and ``model_info.json``."""
+    from .leaderboard import to_model_info
+    from .shards import load_partial, merge_partials
+
+    paths = [p / "partial.json" if p.is_dir() else p for p in args.partials]
+    partials = [load_partial(p) for p in paths]
+    report = merge_partials(partials)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report.save(out / "report.json")
+    info = next((p["model_info"] for p in partials if p["shard"][0] == 0), {})
+    if info:
+        to_model_info(report, **info, path=out / "model_info.json")
+    print(report.summary_table())
+    print(f"merged {len(paths)} shards; written: {out / 'report.json'}, {out / 'model_info.json'}")
     return 0
 
 

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -32,10 +33,16 @@ __all__ = [
     "shard_indices",
     "all_reduce_sum",
     "all_reduce_max",
+    "all_reduce_tensor",
     "init_from_env",
     "barrier",
     "is_main",
+    "local_shard",
+    "parse_shard",
 ]
+
+#: ``(index, count)`` of a job-array shard set by :func:`local_shard` (no process group), or None
+_SHARD: tuple | None = None
 
 
 def _active() -> bool:
@@ -43,15 +50,53 @@ def _active() -> bool:
 
 
 def dist_info() -> tuple:
-    """``(rank, world_size)`` of the default process group, ``(0, 1)`` when none is initialized."""
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` when none is initialized
+    (inside :func:`local_shard`: the shard's ``(index, count)``)."""
+    if _SHARD is not None:
+        return _SHARD
     if not _active():
         return 0, 1
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def is_main() -> bool:
-    """True on rank 0 (or without a process group)."""
-    return dist_info()[0] == 0
+    """True on rank 0 (or without a process group, or in a :func:`local_shard`: a shard is the only
+    writer of its own files)."""
+    return _SHARD is not None or dist_info()[0] == 0
+
+
+def parse_shard(text: str) -> tuple:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n`` (``ValueError`` naming ``--shard`` otherwise).
+
+    >>> parse_shard("1/4")
+    (1, 4)
+    """
+    try:
+        i, n = (int(t) for t in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must be 'i/n' (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+@contextlib.contextmanager
+def local_shard(index: int, count: int):
+    """Evaluate shard ``index`` of ``count`` in this process, without a process group (job arrays).
+
+    Inside the block :func:`dist_info` answers ``(index, count)``, so :func:`art_spatial.bench.evaluate`
+    attacks the examples ``index, index + count, ...``; the reductions see no process group and keep
+    this shard's counts, which ``art-spatial merge`` sums afterwards.
+    """
+    global _SHARD
+    if _active() and torch.distributed.get_world_size() > 1:
+        raise ValueError("--shard cannot be combined with a multi-process torch.distributed group")
+    shard_indices(0, index, count)  # validates
+    old, _SHARD = _SHARD, (int(index), int(count))
+    try:
+        yield
+    finally:
+        _SHARD = old
 
 
 def shard_indices(n: int, rank: int, world: int) -> np.ndarray:
@@ -90,6 +135,25 @@ def all_reduce_max(values: Sequence[float]) -> list[float]:
     return _reduce(
         values, torch.distributed.ReduceOp.MAX if torch.distributed.is_available() else None
     )
+
+
+def all_reduce_tensor(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """``t`` reduced element-wise over the ranks (``op``: ``"sum"`` or ``"max"``), as a new tensor.
+
+    Stays on ``t``'s device (no host round trip; nccl needs a CUDA tensor, gloo takes CPU and CUDA
+    tensors). Without a multi-process group it returns a copy of ``t``.
+
+    >>> all_reduce_tensor(torch.tensor([1.0, 2.0])).tolist()
+    [1.0, 2.0]
+    """
+    if op not in ("sum", "max"):
+        raise ValueError(f"op must be 'sum' or 'max', got {op!r}")
+    out = t.detach().clone()
+    if not _active() or torch.distributed.get_world_size() == 1:
+        return out
+    red = torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX
+    torch.distributed.all_reduce(out, op=red)
+    return out
 
 
 def barrier() -> None:

@@ -292,16 +292,20 @@ def _component_record(attack) -> dict[str, Any]:
             row[k] = int(summed[i * len(_COMPONENT_KEYS) + j])
         row["wall_time_s"] = walls[i]
         comps.append(row)
-    warns = []
+    return {"components": comps, "attack_warnings": component_warnings(comps)}
+
+
+def component_warnings(comps: list[dict]) -> list[str]:
+    """The ensemble's reliability warning from its per-component counts (empty when there is none)."""
     rs = next((c for c in comps if c["name"] == "random-search"), None)
     gradient = any(c["name"] in ("apgd-ce", "apgd-t") for c in comps)
-    if rs is not None and gradient and rs["n_fooled"] > 0:
-        warns.append(
-            f"{getattr(attack, 'threat', '')}: the gradient-free random search fooled {rs['n_fooled']} "
-            "example(s) on which every gradient component failed: the model's gradients may be masked "
-            "(gradient attacks alone would overestimate its robustness)"
-        )
-    return {"components": comps, "attack_warnings": warns}
+    if rs is None or not gradient or rs["n_fooled"] == 0:
+        return []
+    return [
+        f"the gradient-free random search fooled {rs['n_fooled']} example(s) on which every gradient "
+        "component failed: the model's gradients may be masked (gradient attacks alone would "
+        "overestimate its robustness)"
+    ]
 
 
 def _batches(idx: np.ndarray, batch_size: int):

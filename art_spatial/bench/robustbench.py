@@ -109,6 +109,34 @@ def load_robustbench_model(
     return model.eval()
 
 
+def robustbench_architecture(
+    name: str, dataset: str = "cifar10", threat_model: str = "Linf"
+) -> torch.nn.Module:
+    """The architecture of a RobustBench model-zoo entry, freshly initialised (no weights read).
+
+    For training a zoo architecture from scratch (``art-spatial train --model NAME``).
+
+    Raises:
+        ValueError: unknown dataset / threat model / name.
+        ImportError: RobustBench is not installed.
+    """
+    zoo = import_robustbench("model_zoo")
+    enums = import_robustbench("model_zoo.enums")
+    try:
+        ds, tm = enums.BenchmarkDataset(dataset), enums.ThreatModel(threat_model)
+    except ValueError:
+        raise ValueError(
+            f"dataset {dataset!r} or threat_model {threat_model!r} is not a RobustBench one"
+        ) from None
+    models = zoo.model_dicts[ds].get(tm, {})
+    if name not in models:
+        raise ValueError(
+            f"name {name!r} is not in RobustBench's {ds.value}/{tm.value} model zoo "
+            f"({len(models)} models, e.g. {sorted(models)[:5]})"
+        )
+    return models[name]["model"]()
+
+
 def load_cifar10_robustbench(data_dir, n_examples: int | None = None):
     """CIFAR-10 test points through RobustBench's ``load_cifar10`` (``N x 3 x 32 x 32`` in [0, 1], labels).
 

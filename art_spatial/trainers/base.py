@@ -121,11 +121,24 @@ def override_attrs(obj: Any, **attrs):
 
 @dataclass
 class BatchContext:
-    """Where the loop is: ``epoch`` (0-based), ``batch`` (0-based inside the epoch), the trainer ``seed``."""
+    """Where the loop is: ``epoch`` (0-based), ``batch`` (0-based inside the epoch), the trainer ``seed``.
+
+    Under distributed training (:mod:`torch.distributed`, several ranks) a rank holds only part of the
+    global batch: ``n_global`` is the size of the global batch and ``positions`` (int64 tensor) the
+    positions of this rank's examples in it. Both are None in a single process. A per-example random
+    draw made for the whole global batch and cut with :meth:`local` is the same on any number of ranks.
+    """
 
     epoch: int
     batch: int
     seed: int
+    n_global: int | None = None
+    positions: torch.Tensor | None = None
+
+    def local(self, draw: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of ``draw``, a per-example draw of the whole global batch (first dimension
+        ``n_global``); ``draw`` itself in a single process."""
+        return draw if self.positions is None else draw[self.positions.to(draw.device)]
 
     def seed_for(self, tag: int) -> int:
         """Deterministic seed of this (seed, epoch, batch) for the random source number ``tag``."""
@@ -190,7 +203,23 @@ class AdversarialTrainerBase(Trainer):
         epoch_callback: ``callback(trainer, epoch) -> dict`` called after every epoch (model in eval
             mode, before the checkpoint); the returned numbers join that epoch's ``history`` record, e.g.
             clean and robust accuracy of a monitor set for convergence curves. Its time is recorded as
-            ``time_callback_s`` and not counted in ``time_epoch_s``.
+            ``time_callback_s`` and not counted in ``time_epoch_s``. Under distributed training it runs
+            on every rank (it may itself use collectives, e.g. a sharded ``evaluate``).
+        distributed: data-parallel training under ``torch.distributed`` (see ``docs/distributed.md``):
+            None (default) = when a default process group with more than one process is initialized
+            at ``fit`` time (e.g. launched with ``torchrun``); True = require one; False = never. Then
+            the model is wrapped in ``DistributedDataParallel``, every rank attacks and trains on its
+            share of each global batch of ``batch_size`` examples, every statistic a trainer derives
+            from a batch is reduced across ranks (all ranks take the same decisions), and rank 0
+            alone writes checkpoints. With the same global batch the run equals a one-process run up
+            to float rounding (models without BatchNorm; BatchNorm statistics are per rank unless the
+            model uses ``torch.nn.SyncBatchNorm``).
+        amp_dtype: mixed precision, ``None`` (float32, default), ``"bfloat16"`` or ``"float16"``: the
+            model's forward (attacks and update) runs under ``torch.autocast``; the images, attack
+            parameters, steps, projections, logits and losses stay float32 (:mod:`art_spatial.amp`).
+            float16 adds a ``torch.amp.GradScaler`` (checkpointed).
+        channels_last: convert the model and the batches to ``torch.channels_last`` memory format
+            (faster convolutions on recent GPUs and CPUs); the values are unchanged.
 
     Attributes:
         history: list of per-epoch dicts: ``epoch``, ``loss`` (minimized objective), ``loss_<name>`` per
@@ -210,6 +239,9 @@ class AdversarialTrainerBase(Trainer):
         label_smoothing: float = 0.0,
         eps_warmup: int = 0,
         epoch_callback=None,
+        distributed: bool | None = None,
+        amp_dtype: str | None = None,
+        channels_last: bool = False,
     ):
         super().__init__(classifier)
         for attr in ("model", "_optimizer"):
@@ -241,6 +273,17 @@ class AdversarialTrainerBase(Trainer):
             )
         self.eps_warmup = int(eps_warmup)
         self.epoch_callback = epoch_callback
+        if distributed is not None:
+            check_bool("distributed", distributed)
+        self.distributed = distributed
+        from ..amp import resolve_amp_dtype
+
+        self.amp_dtype = resolve_amp_dtype(amp_dtype)
+        check_bool("channels_last", channels_last)
+        self.channels_last = bool(channels_last)
+        self._scaler = None
+        self._rank, self._world = 0, 1
+        self._ddp = None
         self._nb_batches = 1
         self.history: list[dict[str, Any]] = []
         self._timers: dict[str, float] = {}
@@ -274,7 +317,10 @@ class AdversarialTrainerBase(Trainer):
     def _as_batch(self, x_np) -> torch.Tensor:
         """A float32 ``N x C x H x W`` tensor on the device from data in the classifier's layout."""
         xb = torch.as_tensor(np.asarray(x_np, dtype=np.float32), device=self.device)
-        return xb if self.channels_first else xb.permute(0, 3, 1, 2).contiguous()
+        xb = xb if self.channels_first else xb.permute(0, 3, 1, 2).contiguous()
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb
 
     # ---------------------------------------------------------------------------------- forward/attack
     def logits(self, x: torch.Tensor, fit: bool = False) -> torch.Tensor:
@@ -288,7 +334,16 @@ class AdversarialTrainerBase(Trainer):
         if not self.channels_first:
             x = x.permute(0, 2, 3, 1)
         xp, _ = clf._apply_preprocessing(x, y=None, fit=fit, no_grad=False)
-        return clf._model(xp)[-1]
+        # the update's forward goes through DistributedDataParallel (gradient all-reduce) when training
+        # distributed; attacks and evaluation use the bare model
+        net = self._ddp if (fit and self._ddp is not None) else clf._model
+        if self.amp_dtype is None:
+            return net(xp)[-1]
+        from ..amp import autocast
+
+        with autocast(xp.device, self.amp_dtype):
+            out = net(xp)[-1]
+        return out.float()
 
     def ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example training cross-entropy (``N``), label-smoothed by ``label_smoothing``."""
@@ -379,13 +434,56 @@ class AdversarialTrainerBase(Trainer):
             raise ValueError(f"{name} must not be empty")
         return x
 
-    def _array_batches(self, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int):
+    def _array_batches(
+        self, x: np.ndarray, y: np.ndarray, batch_size: int, epoch: int, rank: int = 0, world: int = 1
+    ):
         perm = np.random.default_rng(
             np.random.SeedSequence([self.seed, epoch, 0x5EED])
         ).permutation(x.shape[0])
         for start in range(0, x.shape[0], batch_size):
             idx = perm[start : start + batch_size]
-            yield x[idx], y[idx]
+            if world == 1:
+                yield x[idx], y[idx]
+            else:  # every rank draws the same global batch and keeps positions rank, rank + world, ...
+                pos = np.arange(rank, idx.shape[0], world)
+                yield x[idx[pos]], y[idx[pos]], int(idx.shape[0]), torch.as_tensor(pos)
+
+    # ---------------------------------------------------------------------------------- distributed
+    def _dist_info(self) -> tuple:
+        """``(rank, world)`` this trainer trains with (``(0, 1)`` unless distributed)."""
+        if self.distributed is False:
+            return 0, 1
+        active = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not active:
+            if self.distributed:
+                raise ValueError(
+                    "distributed=True needs an initialized torch.distributed process group (launch "
+                    "with torchrun and call torch.distributed.init_process_group, or "
+                    "art_spatial.bench.distributed.init_from_env())"
+                )
+            return 0, 1
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over the ranks of a distributed run (on ``t``'s device); ``t`` itself otherwise.
+
+        For trainers' per-batch statistics, e.g. Pareto AT's loss vector, GAIRAT's weight sum.
+        """
+        if self._world == 1:
+            return t
+        from ..bench.distributed import all_reduce_tensor
+
+        return all_reduce_tensor(t, "sum")
+
+    def _wrap_ddp(self):
+        from torch.nn.parallel import DistributedDataParallel
+
+        dev = self.device
+        ids = None
+        if dev.type == "cuda":
+            ids = [dev.index if dev.index is not None else torch.cuda.current_device()]
+        # the ART wrapper module holds the model: same parameters, rank 0's copy broadcast on wrapping
+        return DistributedDataParallel(self._classifier._model, device_ids=ids)
 
     # ---------------------------------------------------------------------------------------- public
     def fit(
@@ -405,7 +503,8 @@ class AdversarialTrainerBase(Trainer):
             y: labels, one-hot ``N x classes`` or indices ``N``.
             validation_data: optional ``(x_val, y_val)``; natural validation accuracy per epoch in
                 ``history`` (``val_clean_acc``).
-            batch_size: examples per step.
+            batch_size: examples per step (under distributed training: the global batch, shared by the
+                ranks; every batch must give each rank at least one example).
             nb_epochs: total number of epochs (with ``resume``, the run continues up to this epoch).
             scheduler: any torch LR scheduler on the classifier's optimizer, stepped once per epoch
                 (``ReduceLROnPlateau`` receives the epoch's training loss).
@@ -416,8 +515,16 @@ class AdversarialTrainerBase(Trainer):
         labels = self._labels(y, x.shape[0])
         check_int("batch_size", batch_size, minimum=1)
         nb_batches = int(math.ceil(x.shape[0] / batch_size))
+        rank, world = self._dist_info()
+        last = x.shape[0] - (nb_batches - 1) * batch_size
+        if world > 1 and (batch_size < world or last < world):
+            raise ValueError(
+                f"batch_size {batch_size} with {x.shape[0]} examples gives a batch of "
+                f"{min(batch_size, last)} examples, fewer than the {world} processes: every rank needs "
+                "at least one example of every batch (batch_size is the global batch of all ranks)"
+            )
         self._train(
-            lambda epoch: self._array_batches(x, labels, batch_size, epoch),
+            lambda epoch: self._array_batches(x, labels, batch_size, epoch, rank, world),
             nb_batches,
             nb_epochs,
             validation_data,
@@ -455,8 +562,6 @@ class AdversarialTrainerBase(Trainer):
     def _train(
         self, batches_of, nb_batches: int, nb_epochs: int, validation_data, scheduler, **kwargs
     ) -> None:
-        from tqdm.auto import tqdm
-
         check_int("nb_epochs", nb_epochs, minimum=1)
         unknown = set(kwargs) - {"resume", "checkpoint_dir"}
         if unknown:
@@ -478,6 +583,10 @@ class AdversarialTrainerBase(Trainer):
 
         if ckpt_dir is not None:  # fail now, not when the first epoch's checkpoint is written
             _check_checkpoint_path(ckpt_dir / CHECKPOINT_NAME)
+        rank, world = self._dist_info()
+        self._scaler = None
+        if self.amp_dtype == torch.float16:
+            self._scaler = torch.amp.GradScaler(self.device.type)
         start = 0
         if resume:
             if ckpt_dir is None:
@@ -485,13 +594,35 @@ class AdversarialTrainerBase(Trainer):
             start = self._load_checkpoint(ckpt_dir / CHECKPOINT_NAME, scheduler)
         else:
             self.history = []
+        self._rank, self._world = rank, world
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        try:
+            if world > 1:
+                self._ddp = self._wrap_ddp()
+            self._train_epochs(
+                batches_of, nb_batches, nb_epochs, start, validation_data, scheduler, ckpt_dir
+            )
+        finally:
+            self._ddp = None
+            self._rank, self._world = 0, 1
+
+    def _train_epochs(
+        self, batches_of, nb_batches, nb_epochs, start, validation_data, scheduler, ckpt_dir
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        rank, world = self._rank, self._world
+        if world > 1:
+            from ..bench import distributed as D
         device = self.device
         model = self.model
         self._nb_batches = int(nb_batches)
+        show = self.verbose and rank == 0
         for epoch in tqdm(
             range(start, nb_epochs),
             desc=type(self).__name__,
-            disable=not self.verbose,
+            disable=not show,
             initial=start,
             total=nb_epochs,
         ):
@@ -509,21 +640,43 @@ class AdversarialTrainerBase(Trainer):
                 batches_of(epoch),
                 total=nb_batches,
                 desc=f"epoch {epoch + 1}/{nb_epochs}",
-                disable=not self.verbose,
+                disable=not show,
                 leave=False,
             )
-            for b, (xb_np, yb_np) in enumerate(bar):
-                ctx = BatchContext(epoch=epoch, batch=b, seed=self.seed)
+            for b, item in enumerate(bar):
+                xb_np, yb_np = item[0], item[1]
                 xb = self._as_batch(xb_np)
                 yb = torch.as_tensor(yb_np, device=device).long()
                 m = xb.shape[0]
+                if world == 1:
+                    ctx = BatchContext(epoch=epoch, batch=b, seed=self.seed)
+                elif len(item) == 4:  # a share of a global batch (fit)
+                    ctx = BatchContext(epoch, b, self.seed, n_global=item[2], positions=item[3])
+                else:  # a generator's local batch (fit_generator): the global batch is their union
+                    size = torch.tensor([float(m)], device=device)  # nccl reduces CUDA tensors only
+                    n_glob = int(D.all_reduce_tensor(size, "sum")[0])
+                    ctx = BatchContext(epoch, b, self.seed, n_global=n_glob, positions=None)
                 obj = self._batch_objective(xb, yb, ctx)
                 where = f"epoch {epoch + 1}/{nb_epochs}, batch {b + 1}/{nb_batches}"
-                self._check_loss_finite(obj.loss, where, note)
+                if world == 1:
+                    self._check_loss_finite(obj.loss, where, note)
+                    grad_loss = obj.loss
+                else:
+                    # the global batch's loss, the same on every rank (all stop together if non-finite)
+                    total = D.all_reduce_tensor(obj.loss.detach().double().reshape(1) * m, "sum")
+                    self._check_loss_finite(total / ctx.n_global, where, note)
+                    # DDP averages the ranks' gradients: weight each rank's mean by its share m / M so
+                    # the step is the gradient of the global batch's mean
+                    grad_loss = obj.loss * (m * world / ctx.n_global)
                 t0 = time.perf_counter()
                 self.optimizer.zero_grad(set_to_none=True)
-                obj.loss.backward()
-                self.optimizer.step()
+                if self._scaler is None:
+                    grad_loss.backward()
+                    self.optimizer.step()
+                else:  # float16: scaled loss; steps with non-finite gradients are skipped
+                    self._scaler.scale(grad_loss).backward()
+                    self._scaler.step(self.optimizer)
+                    self._scaler.update()
                 self._check_weights_finite(obj.loss, where, note)
                 self._timers["update"] += time.perf_counter() - t0
                 self._after_step(obj, ctx)
@@ -542,6 +695,20 @@ class AdversarialTrainerBase(Trainer):
                     c_rob += int(obj.correct_robust.sum())
                     n_rob += m
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}", refresh=False)
+            if world > 1:  # the epoch's sums over every rank's examples (one collective)
+                ks, kt, km = sorted(sums), sorted(stats), sorted(means)
+                head = [n_seen, loss_sum, c_clean, n_clean, c_rob, n_rob]
+                vec = D.all_reduce_sum(
+                    head + [sums[k] for k in ks] + [stats[k] for k in kt] + [means[k] for k in km]
+                )
+                n_seen, c_clean, n_clean, c_rob, n_rob = (
+                    int(round(vec[i])) for i in (0, 2, 3, 4, 5)
+                )
+                loss_sum = vec[1]
+                rest = vec[len(head) :]
+                sums = dict(zip(ks, rest[: len(ks)], strict=True))
+                stats = dict(zip(kt, rest[len(ks) : len(ks) + len(kt)], strict=True))
+                means = dict(zip(km, rest[len(ks) + len(kt) :], strict=True))
             model.eval()
             lr = float(self.optimizer.param_groups[0]["lr"])
             rec: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1)}
@@ -574,18 +741,22 @@ class AdversarialTrainerBase(Trainer):
                 rec.update(dict(extra or {}))
                 rec["time_callback_s"] = time.perf_counter() - t_cb
             self.history.append(rec)
-            logger.info(
-                "%s epoch %d/%d: loss %.4f, clean acc %.3f, robust acc %.3f, %.1f s",
-                type(self).__name__,
-                epoch + 1,
-                nb_epochs,
-                rec["loss"],
-                rec["clean_acc"],
-                rec["robust_acc"],
-                rec["time_epoch_s"],
-            )
+            if rank == 0:
+                logger.info(
+                    "%s epoch %d/%d: loss %.4f, clean acc %.3f, robust acc %.3f, %.1f s",
+                    type(self).__name__,
+                    epoch + 1,
+                    nb_epochs,
+                    rec["loss"],
+                    rec["clean_acc"],
+                    rec["robust_acc"],
+                    rec["time_epoch_s"],
+                )
             if ckpt_dir is not None:
-                self._save_checkpoint(ckpt_dir / CHECKPOINT_NAME, epoch + 1, scheduler)
+                if rank == 0:
+                    self._save_checkpoint(ckpt_dir / CHECKPOINT_NAME, epoch + 1, scheduler)
+                if world > 1:  # no rank runs ahead of a checkpoint that is not yet on disk
+                    D.barrier()
         model.eval()
 
     @staticmethod
@@ -642,6 +813,7 @@ class AdversarialTrainerBase(Trainer):
             "scheduler": None if scheduler is None else scheduler.state_dict(),
             "history": self.history,
             "trainer_state": self._state(),
+            "scaler": None if self._scaler is None else self._scaler.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),
@@ -692,6 +864,8 @@ class AdversarialTrainerBase(Trainer):
             scheduler.load_state_dict(state["scheduler"])
         self.history = list(state["history"])
         self._load_state(state["trainer_state"])
+        if self._scaler is not None and state.get("scaler") is not None:
+            self._scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from .. import warp as W
 from ..attacks.base import check_int, check_number
-from .base import AdversarialTrainerBase, BatchObjective, _check_attack
+from .base import AdversarialTrainerBase, BatchContext, BatchObjective, _check_attack
 
 logger = logging.getLogger(__name__)
 
@@ -286,17 +286,23 @@ class CurriculumAdversarialTrainer(AdversarialTrainerBase):
             x, grid, mode=interpolation, padding_mode=padding_mode, align_corners=W.ALIGN_CORNERS
         )
 
-    def rotate(self, x: torch.Tensor, theta: float, generator: torch.Generator) -> torch.Tensor:
+    def rotate(
+        self, x: torch.Tensor, theta: float, generator: torch.Generator, ctx: BatchContext | None = None
+    ) -> torch.Tensor:
         """Rotate every image by its own angle ~ U[−θ, θ] degrees (drawn from ``generator``), with the
-        trainer's ``interpolation`` and ``padding_mode``."""
-        u = torch.rand(x.shape[0], generator=generator)
+        trainer's ``interpolation`` and ``padding_mode``. With a distributed ``ctx`` the angles are
+        drawn for the whole global batch and this rank's rows kept."""
+        n = x.shape[0] if ctx is None or ctx.n_global is None else ctx.n_global
+        u = torch.rand(n, generator=generator)
+        if ctx is not None:
+            u = ctx.local(u)
         angle = ((2 * u - 1) * theta).to(x.device, x.dtype)
         with torch.no_grad():
             return self.rotate_by(x, angle, self.interpolation, self.padding_mode)
 
     def _batch_objective(self, x, y, ctx) -> BatchObjective:
         _, theta, eps = self.stages[self._stage]
-        x_rot = self.rotate(x, theta, ctx.generator(7)) if theta > 0 else x
+        x_rot = self.rotate(x, theta, ctx.generator(7), ctx) if theta > 0 else x
         over = {} if self.eps_attr is None else {self.eps_attr: eps}
         res = self.run_attack(self.attack, x_rot, y, ctx, tag=0, **over)
         logits = self.train_logits(res.x_adv)

@@ -178,10 +178,15 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
     def gairat_weights(kappa: torch.Tensor, max_iter: int, lam: float) -> torch.Tensor:
         """GAIRAT weights ``w = (tanh(λ + 5(h − κ)/h) + 1)/2``, ``h = ⌊K/2⌋`` (``max(h, 1)`` when K < 2),
         normalized to sum to ``N`` (float, ``N``)."""
+        w = GeometryAwareAdversarialTrainer._raw_weights(kappa, max_iter, lam)
+        return (w * w.shape[0] / w.sum()).to(torch.float32)
+
+    @staticmethod
+    def _raw_weights(kappa: torch.Tensor, max_iter: int, lam: float) -> torch.Tensor:
+        """The unnormalized weights ``(tanh(λ + 5(h − κ)/h) + 1)/2`` (float64)."""
         h = max(int(max_iter) // 2, 1)
         k = kappa.to(torch.float64)
-        w = (torch.tanh(lam + 5.0 * (h - k) / h) + 1.0) / 2.0
-        return (w * k.shape[0] / w.sum()).to(torch.float32)
+        return (torch.tanh(lam + 5.0 * (h - k) / h) + 1.0) / 2.0
 
     def _on_epoch_start(self, epoch, nb_epochs):
         burn_in = self.effective_burn_in(nb_epochs)
@@ -206,13 +211,22 @@ class GeometryAwareAdversarialTrainer(PGDAdversarialTrainer):
     def _example_weights(self, result, ctx):
         if not self._weighted:
             return None
-        w = self.gairat_weights(result.kappa, int(self.attack.max_iter), self.lam).to(
-            result.x_adv.device
-        )
+        if ctx.n_global is None:
+            w = self.gairat_weights(result.kappa, int(self.attack.max_iter), self.lam).to(
+                result.x_adv.device
+            )
+        else:  # distributed: normalized over the global batch (the weights of all ranks sum to M)
+            raw = self._raw_weights(result.kappa, int(self.attack.max_iter), self.lam)
+            total = self.all_reduce_sum(raw.sum().reshape(1))
+            w = (raw * ctx.n_global / total).to(torch.float32).to(result.x_adv.device)
         self._wmax = max(self._wmax, float(w.max()))
         return w
 
     def _epoch_record(self, epoch, nb_batches):
+        if self._world > 1:
+            from ..bench.distributed import all_reduce_max
+
+            self._wmax = all_reduce_max([self._wmax])[0]
         return {
             "weighted": self._weighted,
             "burn_in": self._burn_in_used,

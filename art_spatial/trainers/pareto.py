@@ -285,7 +285,11 @@ class ParetoAdversarialTrainer(AdversarialTrainerBase):
         a = torch.as_tensor(self.alpha, dtype=L.dtype, device=L.device)
         self._alpha_sum += self.alpha
         self._n_batches += 1
-        self._last_L = L.detach().cpu().double().numpy()
+        if ctx.n_global is None:
+            self._last_L = L.detach().cpu().double().numpy()
+        else:  # distributed: the global batch's means, identical on every rank (hence the same α)
+            Lg = self.all_reduce_sum(L.detach().double() * x.shape[0]) / ctx.n_global
+            self._last_L = Lg.cpu().numpy()
         return BatchObjective(
             loss=(a * L).sum(),
             losses={n: L[i].detach() for i, n in enumerate(self.loss_names)},

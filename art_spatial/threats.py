@@ -97,6 +97,18 @@ class ThreatModel:
         """Projection onto the budget."""
         raise NotImplementedError
 
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The unit steepest-ascent direction of the block's geometry (``step`` with α = 1 moves by it).
+
+        Used by the adaptive step policy (:class:`art_spatial.attacks.engine.APGDStep`), which scales it
+        by ``η · radius`` per example instead of the fixed ``eps_step``.
+        """
+        raise NotImplementedError
+
+    def radius(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The budget ε as a tensor broadcastable to ``p`` (per coordinate for a box)."""
+        raise NotImplementedError
+
     def size(self, p: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """Realised size of each example's parameter, in the budget's norm (shape ``N``)."""
         raise NotImplementedError
@@ -136,6 +148,12 @@ class LinfBox(ThreatModel):
         e = _as_tensor(self.eps, p)
         return torch.maximum(torch.minimum(p, e), -e)
 
+    def direction(self, grad):
+        return grad.sign()
+
+    def radius(self, p):
+        return _as_tensor(self.eps, p)
+
     def size(self, p):
         return p.abs().flatten(1).amax(dim=1)
 
@@ -170,6 +188,13 @@ class L2InfFlowBall(ThreatModel):
         d = torch.where(n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad))
         d = d * self.eps_step
         return p + d if ascend else p - d
+
+    def direction(self, grad):
+        n = grad.norm(dim=-1, keepdim=True)
+        return torch.where(n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad))
+
+    def radius(self, p):
+        return _as_tensor(self.eps, p)
 
     def project(self, p):
         n = p.norm(dim=-1, keepdim=True)

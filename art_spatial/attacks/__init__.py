@@ -5,7 +5,7 @@
 """
 
 from .base import AttackResult, estimator_logits_fn, model_eval
-from .engine import AttackSpec, EngineOutput, run_attack
+from .engine import APGDStep, AttackSpec, EngineOutput, run_attack
 from .pixel import EarlyStoppedPGD, PixelAttack
 from .spatial import AffineAttack, FlowAttack, IntegratedSpatialAttack
 
@@ -18,3 +18,7 @@ from .grid import GridSpatialAttack  # noqa: E402
 from .joint import JointSpatialPixelAttack  # noqa: E402
 
 __all__ += ["JointSpatialPixelAttack", "GridSpatialAttack"]
+
+from .ensemble import SpatialAutoAttack  # noqa: E402
+
+__all__ += ["SpatialAutoAttack", "APGDStep"]

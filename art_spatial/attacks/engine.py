@@ -33,6 +33,14 @@ exactly). The result then depends on the batch composition — a batch-level att
 ``SpatialTransformation``. Early stop drops examples from the batch one by one, which would change the
 shared parameter's batch mid-attack, so it is refused with a shared block.
 
+Step policy. By default every block steps by its threat model's fixed ``eps_step`` (the papers' PGD)
+and the last iterate is returned. ``step_policy=APGDStep()`` makes the same loop APGD (Croce & Hein,
+"Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks",
+arXiv:2003.01690, Alg. 1): a per-example step ``η·ε`` along the block's unit direction with momentum,
+halved at checkpoints when the loss stalls, the example moving back to its best iterate; and
+``keep_best=True`` (implied) returns each example's best iterate (misclassified first, then the highest
+objective) at no extra pass. Losses for it: :data:`LOSSES` (cross-entropy, DLR, targeted DLR).
+
 Example:
     >>> import torch
     >>> from art_spatial.threats import LinfBox
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -61,7 +70,8 @@ from ..threats import ThreatModel
 logger = logging.getLogger(__name__)
 
 __all__ = ["AttackSpec", "EngineOutput", "run_attack", "example_seeds", "per_example_uniform",
-           "per_example_targets"]
+           "per_example_targets", "APGDStep", "apgd_checkpoints", "dlr_loss", "dlr_targeted_loss",
+           "LOSSES"]
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 Params = dict[str, torch.Tensor]
@@ -127,6 +137,8 @@ class EngineOutput:
         final_correct: ``N`` bool correctness of the returned iterate, or None if ``final_eval=False``.
         final_loss: ``N`` float cross-entropy w.r.t. the true labels of the returned iterate, or None.
         n_forward, n_backward: example-level model passes spent (a batch of 128 = 128).
+        final_score: ``N`` float, the attack objective (``loss_fn``, negated when targeted: larger =
+            more adversarial) of the returned iterate; only with ``keep_best`` (else None).
     """
 
     x_adv: torch.Tensor
@@ -138,6 +150,7 @@ class EngineOutput:
     final_loss: torch.Tensor | None
     n_forward: int
     n_backward: int
+    final_score: torch.Tensor | None = None
 
 
 def example_seeds(x: torch.Tensor, seed: int) -> np.ndarray:
@@ -182,6 +195,201 @@ def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y, reduction="none")
 
 
+def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Untargeted DLR loss (Croce & Hein 2020, arXiv:2003.01690, Eq. 5), to be *ascended*.
+
+    ``DLR(z, y) = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)`` with ``z_π1 ≥ z_π2 ≥ …`` the sorted logits;
+    invariant to shifting and rescaling the logits. ``logits``: ``N x classes`` (≥ 3); returns ``N``.
+
+    >>> dlr_loss(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), torch.tensor([0]))  # -(3 - 2) / (3 - 1)
+    tensor([-0.5000])
+    """
+    if logits.shape[1] < 3:
+        raise ValueError(f"the DLR loss needs at least 3 classes, got logits of shape {tuple(logits.shape)}")
+    srt = logits.sort(dim=1, descending=True).values
+    zy = logits.gather(1, y.view(-1, 1)).squeeze(1)
+    other = logits.scatter(1, y.view(-1, 1), -float("inf")).amax(1)
+    return -(zy - other) / (srt[:, 0] - srt[:, 2] + 1e-12)
+
+
+def dlr_targeted_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Targeted DLR loss (Croce & Hein 2020, arXiv:2003.01690, Eq. 6), to be *ascended*.
+
+    ``DLR-T(z, y, t) = −(z_y − z_t) / (z_π1 − (z_π3 + z_π4) / 2)``. ``labels`` is ``N x 2``: column 0
+    the true class ``y``, column 1 the target ``t`` (so the engine's per-example label gathers carry
+    both). ``logits``: ``N x classes`` (≥ 4); returns ``N``.
+
+    >>> dlr_targeted_loss(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), torch.tensor([[0, 2]]))  # -(3-2)/(3-0.5)
+    tensor([-0.4000])
+    """
+    if logits.shape[1] < 4:
+        raise ValueError("the targeted DLR loss needs at least 4 classes, got logits of shape "
+                         f"{tuple(logits.shape)}")
+    if labels.dim() != 2 or labels.shape[1] != 2:
+        raise ValueError(f"labels of the targeted DLR loss must be N x 2 (true, target), got "
+                         f"{tuple(labels.shape)}")
+    srt = logits.sort(dim=1, descending=True).values
+    zy = logits.gather(1, labels[:, :1]).squeeze(1)
+    zt = logits.gather(1, labels[:, 1:]).squeeze(1)
+    return -(zy - zt) / (srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3]) + 1e-12)
+
+
+#: named per-example losses ``(logits, labels) -> N`` (ascended by an untargeted run)
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "ce": _ce, "dlr": dlr_loss, "dlr-targeted": dlr_targeted_loss}
+
+
+def apgd_checkpoints(max_iter: int, p1: float = 0.22, decay: float = 0.03,
+                     min_gap: float = 0.06) -> list[int]:
+    """APGD's checkpoints ``w_j = ⌈p_j K⌉`` (Croce & Hein 2020, arXiv:2003.01690, §3.1).
+
+    ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``; only the
+    checkpoints in ``1 .. K−1`` are returned (the iterations at which the step can be halved).
+
+    >>> apgd_checkpoints(100)
+    [22, 41, 57, 70, 80, 87, 93, 99]
+    """
+    out, prev, cur = [], 0.0, p1
+    while True:
+        w = int(math.ceil(cur * max_iter - 1e-9))
+        if w >= max_iter:
+            break
+        if w >= 1 and (not out or w > out[-1]):
+            out.append(w)
+        prev, cur = cur, cur + max(cur - prev - decay, min_gap)
+    return out
+
+
+@dataclass(frozen=True)
+class APGDStep:
+    """Adaptive step policy of :func:`run_attack`: APGD (Croce & Hein 2020, arXiv:2003.01690, Alg. 1).
+
+    Per example, the step size is ``η`` times the block's radius ε (per coordinate for a box) along the
+    block's unit direction (:meth:`ThreatModel.direction`: the sign for a box, the per-pixel unit vector
+    for the ℓ2,∞ flow ball), with momentum:
+
+        z      = Π(w⁽ᵏ⁾ + η · ε · dir(∇ J(w⁽ᵏ⁾)))
+        w⁽ᵏ⁺¹⁾ = Π(w⁽ᵏ⁾ + a (z − w⁽ᵏ⁾) + (1 − a)(w⁽ᵏ⁾ − w⁽ᵏ⁻¹⁾))        (a = 1 at the first step)
+
+    At every checkpoint ``w_j`` (:func:`apgd_checkpoints`) an example's ``η`` is halved when
+    (1) the loss increased in fewer than ``ρ·(w_j − w_{j−1})`` of the steps since the last checkpoint,
+    or (2) ``η`` was not halved at the last checkpoint and the best loss has not improved since; the
+    example then moves to its best iterate (its next step starts there, without momentum; this costs
+    it the one forward/backward that re-evaluates the best point, instead of storing its gradient, so
+    the policy works for every phase schedule). The best iterate (misclassified first, then the
+    highest loss) is what the run returns.
+
+    Attributes:
+        eta0: initial step as a multiple of the radius (APGD: 2, i.e. 2ε).
+        momentum: ``a`` (APGD: 0.75).
+        rho: the fraction of loss increases below which the step is halved (APGD: 0.75).
+
+    Example:
+        >>> import torch
+        >>> from art_spatial.threats import LinfBox
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+        >>> spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
+        ...                   render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
+        >>> out = run_attack(model, torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), spec,
+        ...                  max_iter=10, step_policy=APGDStep())
+        >>> bool(out.params["pixel"].abs().max() <= 0.1 + 1e-6), out.final_score.shape
+        (True, torch.Size([4]))
+    """
+
+    eta0: float = 2.0
+    momentum: float = 0.75
+    rho: float = 0.75
+
+    def __post_init__(self):
+        for name in ("eta0", "momentum", "rho"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"APGDStep {name} must be a positive finite number, got {v!r}")
+        if self.momentum > 1 or self.rho > 1:
+            raise ValueError(f"APGDStep momentum and rho must be <= 1, got {self.momentum!r}, {self.rho!r}")
+
+
+class _Best:
+    """Per-example best iterate: misclassified first, then the highest attack objective."""
+
+    def __init__(self, params: Params, n: int, device, dtype):
+        self.params = {k: v.detach().clone() for k, v in params.items()}
+        self.fooled = torch.zeros(n, dtype=torch.bool, device=device)
+        self.score = torch.full((n,), -float("inf"), device=device, dtype=dtype)
+        self.ce = torch.zeros(n, device=device, dtype=dtype)
+
+    def update(self, gidx, params: Params, ok, score, ce) -> None:
+        g = torch.arange(self.fooled.shape[0], device=ok.device) if gidx is None else gidx
+        f = ~ok
+        bf, bs = self.fooled[g], self.score[g]
+        better = (f & ~bf) | ((f == bf) & (score > bs))
+        if not bool(better.any()):
+            return
+        gb = g[better]
+        self.fooled[gb] = f[better]
+        self.score[gb] = score[better].to(self.score.dtype)
+        self.ce[gb] = ce[better].to(self.ce.dtype)
+        for k, v in params.items():
+            self.params[k][gb] = v.detach()[better]
+
+
+class _APGDState:
+    """Per-example state of :class:`APGDStep` (global example indices; early stop gathers subsets)."""
+
+    def __init__(self, policy: APGDStep, params: Params, max_iter: int, n: int, device, dtype):
+        self.policy = policy
+        self.ckpts = set(apgd_checkpoints(max_iter))
+        self.last_ckpt = 0
+        self.eta = torch.full((n,), float(policy.eta0), device=device, dtype=dtype)
+        self.prev = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.has_prev = {k: torch.zeros(n, dtype=torch.bool, device=device) for k in params}
+        self.last = torch.full((n,), -float("inf"), device=device, dtype=dtype)
+        self.n_incr = torch.zeros(n, dtype=torch.long, device=device)
+        self.max_score = torch.full((n,), -float("inf"), device=device, dtype=dtype)
+        self.max_at_ckpt = torch.full((n,), -float("inf"), device=device, dtype=dtype)
+        self.reduced = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def observe(self, t: int, g: torch.Tensor, score: torch.Tensor) -> torch.Tensor | None:
+        """Record the objective of iterate ``t``; returns the (subset) mask of examples to reset."""
+        score = score.to(self.last.dtype)
+        if t > 0:
+            self.n_incr[g] += (score > self.last[g]).long()
+        self.last[g] = score
+        self.max_score[g] = torch.maximum(self.max_score[g], score)
+        if t == 0:
+            self.max_at_ckpt[g] = self.max_score[g]
+            return None
+        if t not in self.ckpts:
+            return None
+        gap = t - self.last_ckpt
+        self.last_ckpt = t
+        cond1 = self.n_incr[g].to(score.dtype) < self.policy.rho * gap
+        cond2 = ~self.reduced[g] & (self.max_at_ckpt[g] >= self.max_score[g])
+        red = cond1 | cond2
+        self.eta[g[red]] = self.eta[g[red]] * 0.5
+        self.reduced[g] = red
+        self.max_at_ckpt[g] = self.max_score[g]
+        self.n_incr[g] = 0
+        return red
+
+    def step(self, b: str, tm: ThreatModel, p: torch.Tensor, grad: torch.Tensor, g: torch.Tensor):
+        view = (-1,) + (1,) * (p.dim() - 1)
+        eta = self.eta[g].view(view).to(p.dtype)
+        z = tm.project(p + eta * tm.radius(p) * tm.direction(grad))
+        a = float(self.policy.momentum)
+        mom = tm.project(p + a * (z - p) + (1.0 - a) * (p - self.prev[b][g]))
+        new = torch.where(self.has_prev[b][g].view(view), mom, z)
+        self.prev[b][g] = p
+        self.has_prev[b][g] = True
+        return new
+
+    def reset(self, g: torch.Tensor, best: _Best, params: Params) -> None:
+        """Move examples ``g`` to their best iterate, without momentum."""
+        for k in params:
+            params[k][g] = best.params[k][g]
+            self.has_prev[k][g] = False
+
+
 def run_attack(
     model: LogitsFn,
     x: torch.Tensor,
@@ -199,6 +407,8 @@ def run_attack(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     init_params: Params | None = None,
     generators: list | None = None,
+    step_policy: APGDStep | None = None,
+    keep_best: bool = False,
 ) -> EngineOutput:
     """Projected steepest ascent over the blocks of ``spec`` (see the module docstring).
 
@@ -220,12 +430,28 @@ def run_attack(
         init_params: start from these parameters instead of zero/random (e.g. a cascade's second stage);
             a batch-shared block's rows must be identical.
         generators: per-example ``torch.Generator`` list to draw from (default: from ``seed``).
+        step_policy: None (default) = the fixed steps of every block's threat model (``eps_step``), the
+            papers' PGD; an :class:`APGDStep` = APGD's adaptive step size with momentum and checkpoints
+            (implies ``keep_best``); refused with a batch-shared block.
+        keep_best: return each example's best iterate of 0..K (misclassified first, then the highest
+            objective ``loss_fn``, negated when targeted) instead of the last one; its correctness, CE
+            and objective are known from the forwards already made (no extra pass; the final forward is
+            always made). ``final_score`` holds the objective.
     """
     if max_iter < 0:
         raise ValueError(f"max_iter must be non-negative, got {max_iter}")
     if early_stop_tau is not None and early_stop_tau < 0:
         raise ValueError(f"early_stop_tau must be None or non-negative, got {early_stop_tau}")
     shared = tuple(name for name, tm in spec.blocks.items() if getattr(tm, "shared", False))
+    if step_policy is not None and not isinstance(step_policy, APGDStep):
+        raise ValueError(f"step_policy must be None or an APGDStep, got {type(step_policy).__name__}")
+    if step_policy is not None and shared:
+        raise ValueError(f"step_policy must be None with a batch-shared block ({', '.join(shared)}): the "
+                         "adaptive step is per example")
+    keep_best = bool(keep_best) or step_policy is not None
+    if keep_best and shared:
+        raise ValueError(f"keep_best must be False with a batch-shared block ({', '.join(shared)}): a "
+                         "per-example best iterate would split the one shared parameter")
     if shared and early_stop_tau is not None:
         raise ValueError(f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
                          "early stop would change the batch the shared parameter is fitted on mid-attack")
@@ -281,6 +507,8 @@ def run_attack(
     active = None  # None = everybody (fast path, no gathers)
     n_fwd = n_bwd = 0
     sign = -1.0 if targeted else 1.0
+    best = _Best(params, n, device, dtype) if keep_best else None
+    pstate = _APGDState(step_policy, params, max_iter, n, device, dtype) if step_policy is not None else None
 
     for t in range(max_iter):
         if active is not None and active.numel() == 0:
@@ -297,8 +525,19 @@ def run_attack(
             m = xs.shape[0]
             n_fwd += m
             moving = None
+            reset = None
+            gidx = None
+            if best is not None:
+                gidx = torch.arange(n, device=device) if active is None else active
             if k_phase == 0:
                 ok = is_correct(logits.detach(), active)
+                if best is not None:
+                    with torch.no_grad():
+                        score = sign * losses.detach()
+                        ce = _ce(logits.detach(), ref[gidx])
+                    best.update(gidx, sub, ok, score, ce)
+                    if pstate is not None:
+                        reset = pstate.observe(t, gidx, score)
                 if correct_hist is not None:
                     if active is None:
                         correct_hist[:, t] = ok
@@ -329,7 +568,10 @@ def run_attack(
                     tm = spec.blocks[b]
                     if b in shared:  # one parameter: the gradient of the summed loss, on every row
                         g = g.sum(0, keepdim=True).expand_as(g)
-                    new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
+                    if pstate is None:
+                        new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
+                    else:
+                        new[b] = pstate.step(b, tm, sub[b].detach(), g, gidx)
                 if moving is not None:
                     for b in blocks:
                         new[b] = torch.where(moving.view((-1,) + (1,) * (new[b].dim() - 1)), new[b],
@@ -343,6 +585,11 @@ def run_attack(
                         params[b] = new[b]
                     else:
                         params[b] = params[b].index_copy(0, active, new[b])
+                if reset is not None:
+                    if moving is not None:
+                        reset = reset & moving
+                    if bool(reset.any()):
+                        pstate.reset(gidx[reset], best, params)
             if moving is not None:
                 idx = torch.arange(n, device=device) if active is None else active
                 active = idx[moving]
@@ -353,8 +600,8 @@ def run_attack(
 
     with torch.no_grad():
         x_adv = spec.render_final(x, params)
-        final_correct = final_loss = None
-        if final_eval or record:
+        final_correct = final_loss = final_score = None
+        if final_eval or record or best is not None:
             logits = model(x_adv)
             n_fwd += n
             final_correct = is_correct(logits, None)
@@ -362,6 +609,12 @@ def run_attack(
             if correct_hist is not None:
                 still = stop_step >= max_iter
                 correct_hist[still, max_iter] = final_correct[still]
+        if best is not None:
+            if n:
+                best.update(None, params, final_correct, sign * loss_fn(logits, y), final_loss)
+            params = best.params
+            x_adv = spec.render_final(x, params)
+            final_correct, final_loss, final_score = ~best.fooled, best.ce, best.score
     return EngineOutput(x_adv=x_adv, params={k: v.detach() for k, v in params.items()}, kappa=kappa,
                         stop_step=stop_step, correct=correct_hist, final_correct=final_correct,
-                        final_loss=final_loss, n_forward=n_fwd, n_backward=n_bwd)
+                        final_loss=final_loss, n_forward=n_fwd, n_backward=n_bwd, final_score=final_score)

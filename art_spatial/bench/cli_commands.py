@@ -76,7 +76,19 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
     p.add_argument(
         "--data-dir", type=Path, help="folder containing cifar-10-batches-py (for --data cifar10)"
     )
-    p.add_argument("--suite", default="pareto-mnist", help="registered suite name or a JSON file")
+    p.add_argument(
+        "--suite",
+        default="pareto-mnist",
+        help="registered suite name or a JSON file (spatial-aa-mnist / spatial-aa-cifar10: the "
+        "parameter-free ensemble, docs/spatial_aa.md)",
+    )
+    p.add_argument(
+        "--reliable-suite",
+        default=None,
+        metavar="SUITE",
+        help="also run this spatial-aa suite (e.g. spatial-aa-mnist) on the same points; its scores go "
+        "into model_info.json beside the --suite ones (report_aa.json, state_aa.json)",
+    )
     p.add_argument(
         "--reference",
         default=None,
@@ -313,6 +325,26 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
                 "or choose another --out"
             )
     suite = get_suite(args.suite)
+    reliable_suite = None
+    if getattr(args, "reliable_suite", None):
+        from .suites import suite_evaluation
+
+        if shard is not None:
+            raise ValueError(
+                "--reliable-suite cannot be combined with --shard: shard the spatial-aa suite as its own "
+                "evaluation (--suite spatial-aa-mnist --shard i/n, then art-spatial merge)"
+            )
+        reliable_suite = get_suite(args.reliable_suite)
+        if suite_evaluation(reliable_suite) != "spatial-aa":
+            raise ValueError(
+                f"--reliable-suite must be a spatial-aa suite (spatial-aa-mnist, spatial-aa-cifar10 or a "
+                f"JSON suite of 'spatial-aa' attacks), got {args.reliable_suite!r}"
+            )
+        state_aa = out / "state_aa.json"
+        if state_aa.exists() and not args.resume and not overwrite:
+            raise ValueError(
+                f"{str(state_aa)!r} exists: pass --resume to continue it or --overwrite to start over"
+            )
     model, label, arch = load_model_from_args(args)
     if getattr(args, "amp", None):
         from ..amp import AutocastModule
@@ -324,6 +356,8 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
         if overwrite and state.is_file():
             state.unlink()
             logger.info("--overwrite: deleted %s", state)
+        if overwrite and reliable_suite is not None and (out / "state_aa.json").is_file():
+            (out / "state_aa.json").unlink()
     D.barrier()
     name = args.name or label
     if rank == 0:
@@ -367,8 +401,26 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
             "combine all shards with 'art-spatial merge'"
         )
         return 0
+    aa_report = None
+    if reliable_suite is not None:
+        aa_report = evaluate(
+            model,
+            x,
+            y,
+            reliable_suite,
+            n_examples=args.n_examples,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            state_path=out / "state_aa.json",
+            attack_misclassified=args.attack_misclassified,
+            verbose=not args.quiet and rank == 0,
+            model_name=name,
+            score_convention=report.score_convention,
+        )
     if rank == 0:
         report.save(out / "report.json")
+        if aa_report is not None:
+            aa_report.save(out / "report_aa.json")
         to_model_info(
             report,
             name=name,
@@ -378,6 +430,7 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
             link=args.link,
             dataset=args.data if args.data != "mnist5k" else "mnist",
             path=out / "model_info.json",
+            reliable=aa_report,
         )
         if report.profiles:
             from .plots import plot_profiles
@@ -388,7 +441,11 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
             f"attack passes: {report.n_forward} forward, {report.n_backward} backward; "
             f"wall time {report.wall_time_s:.1f} s"
         )
-        print(f"written: {out / 'report.json'}, {out / 'model_info.json'}")
+        written = [out / "report.json", out / "model_info.json"]
+        if aa_report is not None:
+            print(aa_report.summary_table())
+            written.insert(1, out / "report_aa.json")
+        print("written: " + ", ".join(str(p) for p in written))
     D.barrier()
     if world > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -274,6 +274,40 @@ def _save_state(path: str | None, state: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------- run
+_COMPONENT_KEYS = ("n_attacked", "n_fooled", "n_forward", "n_backward")
+
+
+def _component_record(attack) -> dict[str, Any]:
+    """The ensemble's per-component counts (summed over ranks) and its warnings; ``{}`` for other attacks."""
+    stats = getattr(attack, "component_stats", None)
+    if stats is None:
+        return {}
+    names = [c["name"] for c in stats]
+    summed = D.all_reduce_sum([float(c[k]) for c in stats for k in _COMPONENT_KEYS])
+    walls = D.all_reduce_max([float(c["wall_time_s"]) for c in stats]) if stats else []
+    comps = []
+    for i, name in enumerate(names):
+        row = {"name": name}
+        for j, k in enumerate(_COMPONENT_KEYS):
+            row[k] = int(summed[i * len(_COMPONENT_KEYS) + j])
+        row["wall_time_s"] = walls[i]
+        comps.append(row)
+    return {"components": comps, "attack_warnings": component_warnings(comps)}
+
+
+def component_warnings(comps: list[dict]) -> list[str]:
+    """The ensemble's reliability warning from its per-component counts (empty when there is none)."""
+    rs = next((c for c in comps if c["name"] == "random-search"), None)
+    gradient = any(c["name"] in ("apgd-ce", "apgd-t") for c in comps)
+    if rs is None or not gradient or rs["n_fooled"] == 0:
+        return []
+    return [
+        f"the gradient-free random search fooled {rs['n_fooled']} example(s) on which every gradient "
+        "component failed: the model's gradients may be masked (gradient attacks alone would "
+        "overestimate its robustness)"
+    ]
+
+
 def _batches(idx: np.ndarray, batch_size: int):
     for s in range(0, len(idx), batch_size):
         yield idx[s : s + batch_size]
@@ -303,6 +337,8 @@ def _run_attack_entry(
     n_att = nf = nb = 0
     t0 = time.perf_counter()
     todo = local_idx if attack_misclassified else local_idx[clean_ok[local_idx]]
+    if hasattr(attack, "reset_stats"):  # the ensemble's per-component counts
+        attack.reset_stats()
     for bidx in _batches(todo, batch_size):
         ib = torch.as_tensor(bidx, device=x.device)
         xb, yb = x[ib], y[ib]
@@ -351,7 +387,9 @@ def _run_attack_entry(
     per_example = np.asarray(D.all_reduce_sum(list(per_example.T.reshape(-1)))).reshape(m, n_all)
     s = merged[2 * m : 2 * m + len(_SIZE_KEYS)]
     n_att, nf, nb = (int(v) for v in merged[2 * m + len(_SIZE_KEYS) :])
+    extra = _component_record(attack)
     return {
+        **extra,
         "robust": [int(v) for v in robust],
         "robust_on_correct": [int(v) for v in robust_c],
         "n_attacked": n_att,
@@ -678,6 +716,7 @@ def evaluate(
                 "wall_time_s": rec["wall_time_s"],
                 "n_forward": rec["n_forward"],
                 "n_backward": rec["n_backward"],
+                **({"components": rec["components"]} if "components" in rec else {}),
             }
         )
     report = RobustnessReport(
@@ -689,7 +728,12 @@ def evaluate(
         attacks=attack_reports,
         score_convention=convention,
         profiles={k: dict(v) for k, v in state["profiles"].items()},
-        warnings=list(state["warnings"]),
+        warnings=list(state["warnings"])
+        + [
+            f"attack {e.name!r}: {w}"
+            for e in suite_obj.attacks
+            for w in state["attacks"][e.name].get("attack_warnings", [])
+        ],
         wall_time_s=time.perf_counter() - t_start,
         model_name=model_name,
         meta={

@@ -11,6 +11,13 @@ are all-points), the same scores on all points beside them (``*_all_points``), t
 reference and per-attack accuracies (``attacks``: all points, ``attacks_on_correct``: correct-only).
 The JSON schema ships as ``model_info.schema.json``.
 
+``evaluation`` says which evaluation the headline scores come from: ``"paper-protocol"`` (the papers'
+fixed-step attacks, e.g. ``pareto-mnist``) or ``"spatial-aa"`` (the parameter-free ensemble of
+``spatial-aa-mnist`` / ``spatial-aa-cifar10``, docs/spatial_aa.md). Given the ensemble's report of the
+same model (``reliable=``), an entry also carries its category scores under the entry's convention
+(``spatial_aa_*_score``), shown in the tables beside the paper-protocol columns; an entry whose own
+report is a spatial-aa one fills them from it.
+
 Tables are ranked by the universal score (entries without one last); the score headers name the
 convention, e.g. ``Universal (correct-only)``. Entries of different conventions are not comparable:
 they are ranked separately (a warning is logged) and the Convention column tells them apart.
@@ -68,7 +75,11 @@ COLUMNS = [
     ("Sensitivity", "sensitivity_score"),
     ("Local spatial", "local_spatial_score"),
     ("Global spatial", "global_spatial_score"),
+    ("Sensitivity, spatial-AA", "spatial_aa_sensitivity_score"),
+    ("Local spatial, spatial-AA", "spatial_aa_local_spatial_score"),
+    ("Global spatial, spatial-AA", "spatial_aa_global_spatial_score"),
     ("Universal (all points)", "universal_score_all_points"),
+    ("Evaluation", "evaluation"),
     ("Convention", "score_convention"),
     ("Suite", "suite"),
     ("Reference", "reference"),
@@ -79,6 +90,9 @@ CONVENTION_FIELDS = (
     "sensitivity_score",
     "local_spatial_score",
     "global_spatial_score",
+    "spatial_aa_sensitivity_score",
+    "spatial_aa_local_spatial_score",
+    "spatial_aa_global_spatial_score",
 )
 FORMATS = ("md", "html", "csv")
 
@@ -136,6 +150,7 @@ def to_model_info(
     reported: float | None = None,
     footnote: str | None = None,
     path: str | os.PathLike | None = None,
+    reliable: RobustnessReport | None = None,
 ) -> dict[str, Any]:
     """A RobustBench ``model_info``-style leaderboard entry for ``report`` (validated; written if ``path``).
 
@@ -148,11 +163,23 @@ def to_model_info(
             ``score_convention``).
         footnote: free text.
         path: write the entry there as JSON (atomically).
+        reliable: the same model's report on a ``spatial-aa-*`` suite (the parameter-free ensemble);
+            its category scores (under ``report``'s convention) and per-attack accuracies fill the
+            ``spatial_aa_*`` fields.
     """
     from .. import __version__
+    from .suites import suite_evaluation
 
     if not isinstance(report, RobustnessReport):
         raise ValueError(f"report must be a RobustnessReport, got {type(report).__name__}")
+    if reliable is not None:
+        if not isinstance(reliable, RobustnessReport):
+            raise ValueError(f"reliable must be None or a RobustnessReport, got {type(reliable).__name__}")
+        if suite_evaluation(reliable.suite_config) != "spatial-aa":
+            raise ValueError(f"reliable must be a report of a spatial-aa suite (the ensemble), got suite "
+                             f"{reliable.suite!r}")
+    evaluation = suite_evaluation(report.suite_config)
+    aa = reliable if reliable is not None else (report if evaluation == "spatial-aa" else None)
     info = {
         "link": link,
         "name": name,
@@ -186,8 +213,18 @@ def to_model_info(
             a["name"]: {s["label"]: _fmt(s["accuracy_on_correct"]) for s in a["strengths"]}
             for a in report.attacks
         },
+        "evaluation": evaluation,
         "art_spatial_version": __version__,
     }
+    if aa is not None:
+        conv = report.score_convention
+        scores = aa._by_convention("category_scores", conv)
+        info["spatial_aa_suite"] = aa.suite
+        info["spatial_aa_n_examples"] = int(aa.n_examples)
+        for c, f in _CATEGORY_FIELDS.items():
+            info[f"spatial_aa_{f}"] = _fmt(scores.get(c))
+        key = "accuracy_on_correct" if conv == "correct-only" else "accuracy"
+        info["spatial_aa_attacks"] = {a["name"]: _fmt(a["strengths"][-1][key]) for a in aa.attacks}
     validate_model_info(info)
     if path is not None:
         atomic_write_json(path, info)

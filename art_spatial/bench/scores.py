@@ -700,6 +700,14 @@ class RobustnessReport:
                 f"{v:g}:{r:.2f}" for v, r in zip(p["values"], p["rates"], strict=False)
             )
             lines.append(f"profile {name}: {vals}")
+        for a in self.attacks:  # the ensemble's per-component counts (spatial-aa suites)
+            if a.get("components"):
+                parts = [
+                    f"{c['name']} {c['n_fooled']}/{c['n_attacked']} fooled, "
+                    f"{c['n_forward']} fwd + {c['n_backward']} bwd"
+                    for c in a["components"]
+                ]
+                lines.append(f"components of {a['name']}: " + "; ".join(parts))
         for w in self.warnings:
             lines.append(f"WARNING: {w}")
         return "\n".join(line.rstrip() for line in lines)

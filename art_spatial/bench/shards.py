@@ -23,6 +23,7 @@ import logging
 import os
 from typing import Any
 
+from .evaluate import component_warnings
 from .scores import RobustnessReport, strengths_from_record
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,18 @@ def _merge_attack(recs: list[dict]) -> dict[str, Any]:
             examples.append(
                 "".join("1" if any(row[j] == "1" for row in rows) else "0" for j in range(len(rows[0])))
             )
+    extra = {}
+    if all("components" in r for r in recs):  # the ensemble's per-component counts (spatial-aa)
+        comps = []
+        for i, c in enumerate(recs[0]["components"]):
+            row = {"name": c["name"]}
+            for k in ("n_attacked", "n_fooled", "n_forward", "n_backward"):
+                row[k] = sum(r["components"][i][k] for r in recs)
+            row["wall_time_s"] = max(r["components"][i]["wall_time_s"] for r in recs)
+            comps.append(row)
+        extra = {"components": comps, "attack_warnings": component_warnings(comps)}
     return {
+        **extra,
         "robust": [sum(r["robust"][i] for r in recs) for i in range(m)],
         "robust_on_correct": [sum(r["robust_on_correct"][i] for r in recs) for i in range(m)],
         "n_attacked": n_att,
@@ -162,6 +174,12 @@ def merge_partials(partials: list[dict]) -> RobustnessReport:
         for k in ("perturbation", "n_attacked", "robust_examples", "wall_time_s", "n_forward",
                   "n_backward"):
             entry[k] = rec[k]
+        if "components" in rec:
+            entry["components"] = rec["components"]
+            prefix = f"attack {entry['name']!r}: "
+            rep["warnings"] = [w for w in rep["warnings"] if not w.startswith(prefix)] + [
+                prefix + w for w in rec["attack_warnings"]
+            ]
     rep["profiles"] = {k: _merge_profile([s["profiles"][k] for s in states]) for k in rep["profiles"]}
     rep["wall_time_s"] = max(p["report"]["wall_time_s"] for p in partials)
     rep["meta"] = {**rep["meta"], "world_size": 1, "shards": n, "merged_from_shards": True}

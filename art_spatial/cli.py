@@ -553,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    pkg_logger = logging.getLogger("art_spatial")
+    old_level = pkg_logger.level  # restored afterwards: main() may run inside a Python session
     _configure_logging(args)
     try:
         return int(args.func(args) or 0)
@@ -565,6 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ERROR_EXIT_CODE
+    finally:
+        pkg_logger.setLevel(old_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

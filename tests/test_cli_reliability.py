@@ -206,3 +206,17 @@ def test_cli_empty_leaderboard_folder_is_an_error(tmp_path, capsys):
     assert "holds no leaderboard entries (model_info *.json files with a threat_model field" in line
     assert main(["leaderboard", "render", str(tmp_path / "missing")]) == 2
     assert "FileNotFoundError: leaderboard folder not found" in _one_line_error(capsys, "leaderboard")
+
+
+def test_cli_main_restores_the_package_log_level(tmp_path):
+    """`main(["--quiet", ...])` inside a Python session must not silence the package's warnings for the
+    rest of the session (it did: a later test's caplog saw no record)."""
+    import logging
+
+    from art_spatial.cli import main
+
+    logger = logging.getLogger("art_spatial")
+    before = logger.level
+    missing = tmp_path / "no-such-recipe.json"
+    assert main(["train", "--quiet", "--recipe-file", str(missing), "--out", str(tmp_path / "run")]) == 2
+    assert logger.level == before

@@ -113,7 +113,9 @@ def _render_object(modname: str, name: str, obj, lines: list[str]) -> None:
     else:
         lines.append(f"### `{qual}`")
         lines.append("")
-        text = re.sub(r" at 0x[0-9a-f]+", "", repr(obj))  # no memory addresses: the file must be stable
+        # no memory addresses, no absolute paths of this checkout: the file must not depend on where or
+        # when it is generated
+        text = re.sub(r" at 0x[0-9a-f]+", "", repr(obj)).replace(str(ROOT) + "/", "")
         if len(text) > 300:
             text = text[:300] + " ..."
         lines.append(f"Constant: `{text}`")

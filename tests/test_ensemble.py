@@ -264,9 +264,29 @@ def test_ensemble_early_stop_changes_no_verdict(smallcnn_classifier, batch):
     assert runs[True].last_result.n_backward <= runs[False].last_result.n_backward
 
 
-def test_ensemble_deterministic_across_seeds_and_batch_sizes(smallcnn_classifier, batch):
+class _OneByOne(torch.nn.Module):
+    """The wrapped model applied to one example per call: its output cannot depend on the batch size.
+
+    PyTorch's CPU kernels pick another code path for very small batches (logits of 1-3 rows differ by
+    ~1e-5 from the same rows in a large batch, docs/conventions.md "Randomness"); the ensemble's active
+    set shrinks to such sizes as examples are fooled, and its continuous APGD steps pass the difference
+    on. Whether that happens depends on the trained weights (the cached fixture model differs with the
+    thread count that trained it), so the package's own batch invariance is tested through this wrapper.
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return torch.cat([self.net(x[i : i + 1]) for i in range(x.shape[0])])
+
+
+def test_ensemble_deterministic_across_seeds_and_batch_sizes(trained_smallcnn, batch):
     x, y = batch
     x0 = x.copy()
+    smallcnn_classifier = make_classifier(_OneByOne(copy.deepcopy(trained_smallcnn)).eval(),
+                                          input_shape=(1, 28, 28), nb_classes=10)
     ref = None
     kw = dict(THREATS[2][1])
     for bs in (12, 5, 1):

@@ -40,8 +40,10 @@ def clip_bounds(clip_values) -> tuple[float, float] | None:
 
 def _range_hint(lo: float, hi: float, mn: float, mx: float) -> str:
     if lo == 0.0 and mn < 0.0:
-        return (" (negative values: is x already normalized? mean/std normalization belongs in the "
-                "model or the estimator's preprocessing=(mean, std), not in x)")
+        return (
+            " (negative values: is x already normalized? mean/std normalization belongs in the "
+            "model or the estimator's preprocessing=(mean, std), not in x)"
+        )
     if hi <= 1.0 and hi + 0.5 * (hi - lo) < mx <= 255.0:
         return " (this looks like 0-255 data: divide by 255)"
     return ""
@@ -56,8 +58,10 @@ def _check_layout(name: str, shape: tuple, input_shape, channels_first: bool) ->
     if input_shape is None:
         # no estimator (AdverTorch façade, attack_tensor): refuse what is almost surely channels-last
         if channels_first and shape[3] in (1, 3) and shape[1] > 4:
-            raise ValueError(f"{name} has shape {shape}: it looks channels-last (N x H x W x C); the attacks "
-                             "take N x C x H x W images: transpose it, e.g. x.permute(0, 3, 1, 2)")
+            raise ValueError(
+                f"{name} has shape {shape}: it looks channels-last (N x H x W x C); the attacks "
+                "take N x C x H x W images: transpose it, e.g. x.permute(0, 3, 1, 2)"
+            )
         return
     expected = tuple(int(s) for s in input_shape)
     if tuple(shape[1:]) == expected:
@@ -66,15 +70,24 @@ def _check_layout(name: str, shape: tuple, input_shape, channels_first: bool) ->
     msg = f"{name} has shape {shape} but the estimator expects N x {_dims(expected)} ({where})"
     if len(expected) == 3:
         if channels_first and tuple(shape[1:]) == (expected[1], expected[2], expected[0]):
-            msg += ("; x looks channels-last: transpose it with x.transpose(0, 3, 1, 2) (or wrap the "
-                    "model in an estimator with channels_first=False)")
+            msg += (
+                "; x looks channels-last: transpose it with x.transpose(0, 3, 1, 2) (or wrap the "
+                "model in an estimator with channels_first=False)"
+            )
         elif not channels_first and tuple(shape[1:]) == (expected[2], expected[0], expected[1]):
             msg += "; x looks channels-first: transpose it with x.transpose(0, 2, 3, 1)"
     raise ValueError(msg)
 
 
-def check_images(x: Any, *, name: str = "x", input_shape=None, channels_first: bool = True,
-                 clip_values=None, tol: float = 1e-5) -> None:
+def check_images(
+    x: Any,
+    *,
+    name: str = "x",
+    input_shape=None,
+    channels_first: bool = True,
+    clip_values=None,
+    tol: float = 1e-5,
+) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``x`` is a float batch of images, of the estimator's
     shape, finite and inside ``clip_values``.
 
@@ -100,8 +113,10 @@ def check_images(x: Any, *, name: str = "x", input_shape=None, channels_first: b
     floating = x.is_floating_point() if is_tensor else np.issubdtype(x.dtype, np.floating)
     if not floating:
         scale = f"[{bounds[0]:g}, {bounds[1]:g}]" if bounds is not None else "the estimator's range"
-        raise ValueError(f"{name} has dtype {x.dtype}; images must be floats scaled to clip_values {scale}, "
-                         "e.g. x.astype('float32') / 255 for 8-bit images")
+        raise ValueError(
+            f"{name} has dtype {x.dtype}; images must be floats scaled to clip_values {scale}, "
+            "e.g. x.astype('float32') / 255 for 8-bit images"
+        )
     layout = "N x C x H x W" if channels_first else "N x H x W x C"
     if len(shape) != 4:
         raise ValueError(f"{name} must be a batch of images {layout}, got shape {shape}")
@@ -113,17 +128,21 @@ def check_images(x: Any, *, name: str = "x", input_shape=None, channels_first: b
         bad = (~torch.isfinite(x)).cpu().numpy() if is_tensor else ~np.isfinite(x)
         first = _first_index(bad)
         value = float(x[first])
-        raise ValueError(f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or Inf), the first "
-                         f"{value} at index {first}; images must be finite")
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or Inf), the first "
+            f"{value} at index {first}; images must be finite"
+        )
     if bounds is None:
         return
     lo, hi = bounds
     mn, mx = (float(x.min()), float(x.max()))
     slack = tol * (hi - lo) if math.isfinite(hi - lo) else 0.0
     if mn < lo - slack or mx > hi + slack:
-        raise ValueError(f"{name} has values in [{mn:.6g}, {mx:.6g}], outside clip_values [{lo:g}, {hi:g}]"
-                         f"{_range_hint(lo, hi, mn, mx)}; scale the images to clip_values (nothing is "
-                         "clipped silently)")
+        raise ValueError(
+            f"{name} has values in [{mn:.6g}, {mx:.6g}], outside clip_values [{lo:g}, {hi:g}]"
+            f"{_range_hint(lo, hi, mn, mx)}; scale the images to clip_values (nothing is "
+            "clipped silently)"
+        )
 
 
 def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "y") -> np.ndarray:
@@ -146,20 +165,27 @@ def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.dtype == np.bool_:
-        raise ValueError(f"{name} has dtype bool; expected integer class indices (N) or one-hot labels "
-                         "(N x classes)")
+        raise ValueError(
+            f"{name} has dtype bool; expected integer class indices (N) or one-hot labels "
+            "(N x classes)"
+        )
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
-        raise ValueError(f"{name} has dtype {y.dtype}; expected integer class indices (N) or one-hot "
-                         "labels (N x classes)")
+        raise ValueError(
+            f"{name} has dtype {y.dtype}; expected integer class indices (N) or one-hot "
+            "labels (N x classes)"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.reshape(-1)
     if y.ndim == 2:
         if y.shape[0] != n:
-            raise ValueError(f"{name} must have one label per example: {y.shape[0]} label rows for {n} "
-                             "images")
+            raise ValueError(
+                f"{name} must have one label per example: {y.shape[0]} label rows for {n} images"
+            )
         if nb_classes is not None and y.shape[1] != nb_classes:
-            raise ValueError(f"{name} has shape {y.shape}: one-hot labels need nb_classes = {nb_classes} "
-                             f"columns (or pass class indices of shape ({n},))")
+            raise ValueError(
+                f"{name} has shape {y.shape}: one-hot labels need nb_classes = {nb_classes} "
+                f"columns (or pass class indices of shape ({n},))"
+            )
         if not np.isfinite(y).all():
             raise ValueError(f"{name} (one-hot) contains non-finite values")
         if n == 0:
@@ -168,35 +194,50 @@ def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "
         ties = (y == top).sum(axis=1) != 1
         if ties.any():
             i = int(np.argmax(ties))
-            raise ValueError(f"{name} (one-hot) row {i} has no single largest entry ({y[i].tolist()}); "
-                             "each row must mark one class")
+            raise ValueError(
+                f"{name} (one-hot) row {i} has no single largest entry ({y[i].tolist()}); "
+                "each row must mark one class"
+            )
         return y.argmax(axis=1).astype(np.int64)
     if y.ndim != 1:
-        raise ValueError(f"{name} must be class indices of shape ({n},) or one-hot labels ({n}, classes), "
-                         f"got shape {y.shape}")
+        raise ValueError(
+            f"{name} must be class indices of shape ({n},) or one-hot labels ({n}, classes), "
+            f"got shape {y.shape}"
+        )
     if y.shape[0] != n:
         k = y.shape[0] // n if n else 0
-        hint = (f" (flattened one-hot labels? pass them as an N x {k} array)"
-                if n and k > 1 and y.shape[0] == k * n and (nb_classes is None or k == nb_classes) else "")
-        raise ValueError(f"{name} must have one label per example: {y.shape[0]} labels for {n} images{hint}")
+        hint = (
+            f" (flattened one-hot labels? pass them as an N x {k} array)"
+            if n and k > 1 and y.shape[0] == k * n and (nb_classes is None or k == nb_classes)
+            else ""
+        )
+        raise ValueError(
+            f"{name} must have one label per example: {y.shape[0]} labels for {n} images{hint}"
+        )
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     if np.issubdtype(y.dtype, np.floating):
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"{name} must hold integer class indices, got {float(y[i]):g} at index {i} "
-                             f"(float labels are never truncated)")
+            raise ValueError(
+                f"{name} must hold integer class indices, got {float(y[i]):g} at index {i} "
+                f"(float labels are never truncated)"
+            )
     y = y.astype(np.int64)
     upper = math.inf if nb_classes is None else int(nb_classes)
     bad = (y < 0) | (y >= upper)
     if bad.any():
         i = int(np.argmax(bad))
         if nb_classes is None:
-            raise ValueError(f"{name} has negative labels: {y[i]} at index {i}; labels are class indices "
-                             "0 .. classes - 1")
-        raise ValueError(f"{name} has labels outside [0, {nb_classes}): {y[i]} at index {i} "
-                         f"(nb_classes = {nb_classes}); labels are class indices 0 .. {nb_classes - 1}")
+            raise ValueError(
+                f"{name} has negative labels: {y[i]} at index {i}; labels are class indices "
+                "0 .. classes - 1"
+            )
+        raise ValueError(
+            f"{name} has labels outside [0, {nb_classes}): {y[i]} at index {i} "
+            f"(nb_classes = {nb_classes}); labels are class indices 0 .. {nb_classes - 1}"
+        )
     return y
 
 
@@ -214,8 +255,10 @@ def guard_logits(model, labels: torch.Tensor, *, name: str = "y"):
             state["checked"] = True
             k = int(out.shape[-1])
             if top >= k:
-                raise ValueError(f"{name} has labels outside [0, {k}): {top} (the model outputs {k} "
-                                 f"logits); labels are class indices 0 .. {k - 1}")
+                raise ValueError(
+                    f"{name} has labels outside [0, {k}): {top} (the model outputs {k} "
+                    f"logits); labels are class indices 0 .. {k - 1}"
+                )
         return out
 
     return guarded

@@ -52,7 +52,8 @@ class CropFlip:
             raise ValueError(f"x must be a batch N x C x H x W, got shape {tuple(x.shape)}")
         if draws.shape != (x.shape[0], self.n_draws):
             raise ValueError(
-                f"draws must have shape ({x.shape[0]}, {self.n_draws}), got {tuple(draws.shape)}")
+                f"draws must have shape ({x.shape[0]}, {self.n_draws}), got {tuple(draws.shape)}"
+            )
         n, _, h, w = x.shape
         p = self.padding
         draws = draws.to(x.device)
@@ -63,7 +64,9 @@ class CropFlip:
             rows = off[:, 1, None] + torch.arange(h, device=x.device)  # N x H
             cols = off[:, 0, None] + torch.arange(w, device=x.device)  # N x W
             idx = torch.arange(n, device=x.device)[:, None, None]
-            out = padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+            out = padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(
+                0, 3, 1, 2
+            )
         if self.flip:
             flip = (draws[:, 2] >= 0.5)[:, None, None, None]
             out = torch.where(flip, out.flip(-1), out)

@@ -271,7 +271,9 @@ def _add_show_parser(subparsers) -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("runs/show/gallery.png"), help="output PNG path"
     )
     parser.add_argument("--max-iter", type=_positive_int, default=20, help="attack iterations")
-    parser.add_argument("--epochs", type=_positive_int, default=1, help="training epochs without --model")
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=1, help="training epochs without --model"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, model and attacks")
     _add_verbosity(parser)
     parser.set_defaults(func=_run_show)
@@ -287,13 +289,22 @@ def _run_show(args: argparse.Namespace) -> int:
     from art_spatial.data import load_mnist5k
 
     if args.model is None:
-        print(f"no --model given: training a natural SmallCNN for {args.epochs} epoch(s) on MNIST-5k")
-    model = load_or_train_smallcnn(args.model, epochs=args.epochs, seed=args.seed,
-                                   verbose=not args.quiet)
+        print(
+            f"no --model given: training a natural SmallCNN for {args.epochs} epoch(s) on MNIST-5k"
+        )
+    model = load_or_train_smallcnn(
+        args.model, epochs=args.epochs, seed=args.seed, verbose=not args.quiet
+    )
     x, y = load_mnist5k("test", seed=args.seed)
     idx = np.random.default_rng(args.seed).choice(len(x), size=min(args.n, len(x)), replace=False)
-    path, summary = adversarial_gallery(model, torch.as_tensor(x[idx]), torch.as_tensor(y[idx]),
-                                        args.out, max_iter=args.max_iter, seed=args.seed)
+    path, summary = adversarial_gallery(
+        model,
+        torch.as_tensor(x[idx]),
+        torch.as_tensor(y[idx]),
+        args.out,
+        max_iter=args.max_iter,
+        seed=args.seed,
+    )
     clean = float(np.mean(summary["clean_correct"]))
     print(f"clean: {100 * clean:.0f}% correct on {summary['n']} digits")
     for name, info in summary["attacks"].items():
@@ -363,50 +374,104 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--recipe", default="pareto-mnist", choices=sorted(RECIPES),
-                     help="recipe preset (default pareto-mnist)")
-    src.add_argument("--recipe-file", type=Path, default=None,
-                     help="a recipe JSON (e.g. <out>/recipe.json of an earlier run)")
-    parser.add_argument("--method", choices=sorted(METHODS), default=None,
-                        help="trainer (default: the recipe's); the recipe's attack budgets are kept")
-    parser.add_argument("--dataset", choices=("mnist5k", "cifar10"), default=None,
-                        help="dataset (default: the recipe's); another dataset starts from its "
-                        "Pareto AT recipe (pareto-mnist / pareto-cifar10) with --method")
-    parser.add_argument("--model", default=None,
-                        help="smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture "
-                        "only, trained from scratch); default: the recipe's")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder containing cifar-10-batches-py (for cifar10)")
-    parser.add_argument("--epochs", type=_positive_int, default=None,
-                        help="epochs (the recipe's milestones are rescaled unless --milestones)")
+    src.add_argument(
+        "--recipe",
+        default="pareto-mnist",
+        choices=sorted(RECIPES),
+        help="recipe preset (default pareto-mnist)",
+    )
+    src.add_argument(
+        "--recipe-file",
+        type=Path,
+        default=None,
+        help="a recipe JSON (e.g. <out>/recipe.json of an earlier run)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=sorted(METHODS),
+        default=None,
+        help="trainer (default: the recipe's); the recipe's attack budgets are kept",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=("mnist5k", "cifar10"),
+        default=None,
+        help="dataset (default: the recipe's); another dataset starts from its "
+        "Pareto AT recipe (pareto-mnist / pareto-cifar10) with --method",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture "
+        "only, trained from scratch); default: the recipe's",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder containing cifar-10-batches-py (for cifar10)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="epochs (the recipe's milestones are rescaled unless --milestones)",
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size")
     parser.add_argument("--lr", type=float, default=None, help="initial learning rate")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer")
     parser.add_argument("--weight-decay", type=float, default=None, help="weight decay")
-    parser.add_argument("--milestones", type=_milestones_arg, default=None,
-                        help="learning-rate drops, comma-separated epochs, or 'none'")
+    parser.add_argument(
+        "--milestones",
+        type=_milestones_arg,
+        default=None,
+        help="learning-rate drops, comma-separated epochs, or 'none'",
+    )
     parser.add_argument("--gamma", type=float, default=None, help="factor of each drop")
     parser.add_argument("--eps-warmup", type=int, default=None, help="ε warm-up epochs (0 = off)")
-    parser.add_argument("--attack-iters", type=_positive_int, default=None,
-                        help="iterations of every training attack (default: the recipe's)")
+    parser.add_argument(
+        "--attack-iters",
+        type=_positive_int,
+        default=None,
+        help="iterations of every training attack (default: the recipe's)",
+    )
     # not "--r": under torchrun an abbreviation of its own options (--rdzv-*, --role, ...) is an error
     parser.add_argument("--pareto-r", type=float, default=None, help="Pareto AT target r")
-    parser.add_argument("--pareto-r-mode", choices=("absolute", "relative"), default=None,
-                        help="Pareto AT r mode (docs/conventions.md)")
-    parser.add_argument("--n-train", type=_positive_int, default=None,
-                        help="train on the first N training examples")
+    parser.add_argument(
+        "--pareto-r-mode",
+        choices=("absolute", "relative"),
+        default=None,
+        help="Pareto AT r mode (docs/conventions.md)",
+    )
+    parser.add_argument(
+        "--n-train", type=_positive_int, default=None, help="train on the first N training examples"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="device (default: cuda when available)")
-    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None,
-                        help="mixed precision of the forward passes (attack parameters stay float32)")
-    parser.add_argument("--channels-last", action="store_true", default=None,
-                        help="channels_last memory format")
-    parser.add_argument("--augment", choices=("none", "crop-flip"), default=None,
-                        help="training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="device (default: cuda when available)",
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("bfloat16", "float16"),
+        default=None,
+        help="mixed precision of the forward passes (attack parameters stay float32)",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", default=None, help="channels_last memory format"
+    )
+    parser.add_argument(
+        "--augment",
+        choices=("none", "crop-flip"),
+        default=None,
+        help="training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     _add_verbosity(parser)
     parser.set_defaults(func=_run_train)
     return parser
@@ -421,16 +486,31 @@ def _recipe_from_args(args: argparse.Namespace):
         trainer["r"] = args.pareto_r
     if args.pareto_r_mode is not None:
         trainer["r_mode"] = args.pareto_r_mode
-    over = dict(method=args.method, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
-                milestones=args.milestones, gamma=args.gamma, eps_warmup=args.eps_warmup,
-                n_train=args.n_train, seed=args.seed, trainer=trainer or None, amp=args.amp,
-                channels_last=args.channels_last, augment=args.augment)
+    over = dict(
+        method=args.method,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        milestones=args.milestones,
+        gamma=args.gamma,
+        eps_warmup=args.eps_warmup,
+        n_train=args.n_train,
+        seed=args.seed,
+        trainer=trainer or None,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        augment=args.augment,
+    )
     if args.recipe_file is not None:
         try:
             data = json.loads(Path(args.recipe_file).read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"--recipe-file {str(args.recipe_file)!r}: cannot read it ({exc})") from None
+            raise ValueError(
+                f"--recipe-file {str(args.recipe_file)!r}: cannot read it ({exc})"
+            ) from None
         recipe = Recipe.from_dict(data)
         if args.method is not None and args.method != recipe.method:
             raise ValueError("--method cannot change the method of a --recipe-file; edit the file")
@@ -462,8 +542,14 @@ def _run_train(args: argparse.Namespace) -> int:
             f"art-spatial train: {recipe.name} ({recipe.method}, {recipe.model}, {recipe.dataset}), "
             f"{recipe.epochs} epochs, batch {recipe.batch_size}, {world} process(es) -> {args.out}"
         )
-    result = run_training(recipe, args.out, data_dir=args.data_dir, resume=args.resume,
-                          verbose=not args.quiet, device=args.device)
+    result = run_training(
+        recipe,
+        args.out,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        verbose=not args.quiet,
+        device=args.device,
+    )
     if main_rank and result["history"]:
         last = result["history"][-1]
         print(

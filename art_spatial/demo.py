@@ -162,10 +162,28 @@ class DemoConfig:
     #: path) and ``full`` (the benchmark's recipe, hours on one core per seed)
     PRESETS = {
         "default": {},
-        "quick": dict(n_train=2000, n_test=150, natural_epochs=3, adv_epochs=3, pgd_iter=2,
-                      spatial_iter=2, multi_iter=1, eps_warmup=1, lr_drops=(0.67,)),
-        "full": dict(n_test=1000, natural_epochs=10, adv_epochs=10, eps_warmup=3, lr_drops=(0.6, 0.85),
-                     pgd_iter=5, spatial_iter=5, multi_iter=5, monitor_n=200),
+        "quick": dict(
+            n_train=2000,
+            n_test=150,
+            natural_epochs=3,
+            adv_epochs=3,
+            pgd_iter=2,
+            spatial_iter=2,
+            multi_iter=1,
+            eps_warmup=1,
+            lr_drops=(0.67,),
+        ),
+        "full": dict(
+            n_test=1000,
+            natural_epochs=10,
+            adv_epochs=10,
+            eps_warmup=3,
+            lr_drops=(0.6, 0.85),
+            pgd_iter=5,
+            spatial_iter=5,
+            multi_iter=5,
+            monitor_n=200,
+        ),
     }
 
     def __post_init__(self):
@@ -177,8 +195,18 @@ class DemoConfig:
             raise ValueError(f"`methods` must be a subset of {METHODS}, got unknown {unknown}")
         if "Natural" not in self.methods:
             self.methods = ("Natural",) + self.methods
-        for name in ("n_train", "n_test", "natural_epochs", "adv_epochs", "batch_size", "pgd_iter",
-                     "spatial_iter", "multi_iter", "pareto_window", "eval_batch_size"):
+        for name in (
+            "n_train",
+            "n_test",
+            "natural_epochs",
+            "adv_epochs",
+            "batch_size",
+            "pgd_iter",
+            "spatial_iter",
+            "multi_iter",
+            "pareto_window",
+            "eval_batch_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
@@ -187,29 +215,43 @@ class DemoConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
         if self.n_train > 4000:
-            raise ValueError(f"`n_train` must be at most 4000 (MNIST-5k train split), got {self.n_train}")
+            raise ValueError(
+                f"`n_train` must be at most 4000 (MNIST-5k train split), got {self.n_train}"
+            )
         if self.n_test > 1000:
-            raise ValueError(f"`n_test` must be at most 1000 (MNIST-5k test split), got {self.n_test}")
+            raise ValueError(
+                f"`n_test` must be at most 1000 (MNIST-5k test split), got {self.n_test}"
+            )
         if self.monitor_n > 1000:
-            raise ValueError(f"`monitor_n` must be at most 1000 (MNIST-5k test split), got {self.monitor_n}")
+            raise ValueError(
+                f"`monitor_n` must be at most 1000 (MNIST-5k test split), got {self.monitor_n}"
+            )
         for name in ("lr", "adv_lr"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)!r}")
         if not 0 < float(self.lr_gamma) <= 1:
             raise ValueError(f"`lr_gamma` must be in (0, 1], got {self.lr_gamma!r}")
-        if any(not 0 < f < 1 for f in self.lr_drops) or list(self.lr_drops) != sorted(self.lr_drops):
-            raise ValueError(f"`lr_drops` must be increasing fractions in (0, 1), got {self.lr_drops!r}")
+        if any(not 0 < f < 1 for f in self.lr_drops) or list(self.lr_drops) != sorted(
+            self.lr_drops
+        ):
+            raise ValueError(
+                f"`lr_drops` must be increasing fractions in (0, 1), got {self.lr_drops!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
         if self.pareto_r_mode not in ("absolute", "relative"):
-            raise ValueError(f"`pareto_r_mode` must be 'absolute' or 'relative', got {self.pareto_r_mode!r}")
+            raise ValueError(
+                f"`pareto_r_mode` must be 'absolute' or 'relative', got {self.pareto_r_mode!r}"
+            )
         for r in (self.pareto_r,) + self.pareto_rs:
             if self.pareto_r_mode == "absolute" and not float(r) > 0:
                 raise ValueError(
-                    f"`pareto_r` values must be positive with pareto_r_mode='absolute', got {r!r}")
+                    f"`pareto_r` values must be positive with pareto_r_mode='absolute', got {r!r}"
+                )
             if self.pareto_r_mode == "relative" and not 0 <= float(r) <= 1:
                 raise ValueError(
-                    f"`pareto_r` values must be in [0, 1] with pareto_r_mode='relative', got {r!r}")
+                    f"`pareto_r` values must be in [0, 1] with pareto_r_mode='relative', got {r!r}"
+                )
 
     @classmethod
     def preset(cls, name: str, **overrides) -> DemoConfig:
@@ -227,7 +269,9 @@ class DemoConfig:
 
     def milestones(self, epochs: int) -> list[int]:
         """``MultiStepLR`` milestones of a run of ``epochs`` epochs (distinct, inside the run)."""
-        return sorted({m for m in (int(round(f * epochs)) for f in self.lr_drops) if 0 < m < epochs})
+        return sorted(
+            {m for m in (int(round(f * epochs)) for f in self.lr_drops) if 0 < m < epochs}
+        )
 
     def pareto_label(self, r: float) -> str:
         """Name of the Pareto AT model trained with target ``r``: ``"Pareto AT"`` for the Table-1 model,
@@ -243,15 +287,28 @@ class DemoConfig:
         if "Pareto AT" in self.methods:
             for r in self.pareto_rs:
                 if float(r) != float(self.pareto_r):
-                    out.append((self.pareto_label(r), "Pareto AT", dataclasses.replace(self, pareto_r=r)))
+                    out.append(
+                        (self.pareto_label(r), "Pareto AT", dataclasses.replace(self, pareto_r=r))
+                    )
         return out
 
     def training_key(self, method: str) -> str:
         """Hash of everything that determines ``method``'s trained weights (for resuming)."""
-        keys = ["n_train", "natural_epochs", "batch_size", "lr", "seed", "lr_drops", "lr_gamma", "monitor_n"]
+        keys = [
+            "n_train",
+            "natural_epochs",
+            "batch_size",
+            "lr",
+            "seed",
+            "lr_drops",
+            "lr_gamma",
+            "monitor_n",
+        ]
         if method != "Natural":
             keys += ["adv_epochs", "finetune", "adv_lr", "eps_warmup"]
-            keys += {"PGD AT": ["pgd_iter"], "Spatial AT": ["spatial_iter"]}.get(method, ["multi_iter"])
+            keys += {"PGD AT": ["pgd_iter"], "Spatial AT": ["spatial_iter"]}.get(
+                method, ["multi_iter"]
+            )
             if method == "Pareto AT":
                 keys += ["pareto_r", "pareto_r_mode", "pareto_window"]
         payload = json.dumps([method] + [(k, getattr(self, k)) for k in keys], sort_keys=True)
@@ -274,22 +331,36 @@ class DemoResult:
 def _pgd(classifier, iters: int):
     from .attacks import PixelAttack
 
-    return PixelAttack(classifier, eps=0.3, eps_step=round(2.5 * 0.3 / iters, 6), max_iter=iters,
-                       random_init=True, verbose=False)
+    return PixelAttack(
+        classifier,
+        eps=0.3,
+        eps_step=round(2.5 * 0.3 / iters, 6),
+        max_iter=iters,
+        random_init=True,
+        verbose=False,
+    )
 
 
 def _flow(classifier, iters: int):
     from .attacks import FlowAttack
 
-    return FlowAttack(classifier, eps=0.3, eps_step=round(0.2 / iters, 6), max_iter=iters,
-                      norm="inf", units="normalized", verbose=False)
+    return FlowAttack(
+        classifier,
+        eps=0.3,
+        eps_step=round(0.2 / iters, 6),
+        max_iter=iters,
+        norm="inf",
+        units="normalized",
+        verbose=False,
+    )
 
 
 def _affine(classifier, iters: int):
     from .attacks import AffineAttack
 
-    return AffineAttack(classifier, eps=0.3, eps_step=0.1, max_iter=iters, parametrization="affine",
-                        verbose=False)
+    return AffineAttack(
+        classifier, eps=0.3, eps_step=0.1, max_iter=iters, parametrization="affine", verbose=False
+    )
 
 
 def training_attacks(classifier, method: str, config: DemoConfig) -> list:
@@ -306,22 +377,42 @@ def training_attacks(classifier, method: str, config: DemoConfig) -> list:
         return [_pgd(classifier, config.pgd_iter)]
     if method == "Spatial AT":
         k = config.spatial_iter
-        return [IntegratedSpatialAttack(classifier, eps_flow=0.3, eps_affine=0.3,
-                                        eps_step_flow=round(0.2 / k, 6), eps_step_affine=0.1,
-                                        max_iter=k, verbose=False)]
+        return [
+            IntegratedSpatialAttack(
+                classifier,
+                eps_flow=0.3,
+                eps_affine=0.3,
+                eps_step_flow=round(0.2 / k, 6),
+                eps_step_affine=0.1,
+                max_iter=k,
+                verbose=False,
+            )
+        ]
     if method in ("Ave AT", "Max AT", "Pareto AT"):
         k = config.multi_iter
         return [_pgd(classifier, k), _flow(classifier, k), _affine(classifier, k)]
     raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
 
 
-def build_trainer(classifier, method: str, config: DemoConfig, *, verbose: bool = False,
-                  checkpoint_dir=None, epoch_callback=None):
+def build_trainer(
+    classifier,
+    method: str,
+    config: DemoConfig,
+    *,
+    verbose: bool = False,
+    checkpoint_dir=None,
+    epoch_callback=None,
+):
     """The ART trainer of ``method`` around ``classifier`` (``"Natural"``: the natural trainer)."""
     from . import trainers as T
 
-    common = dict(seed=config.seed, verbose=verbose, checkpoint_dir=checkpoint_dir,
-                  resume=checkpoint_dir is not None, epoch_callback=epoch_callback)
+    common = dict(
+        seed=config.seed,
+        verbose=verbose,
+        checkpoint_dir=checkpoint_dir,
+        resume=checkpoint_dir is not None,
+        epoch_callback=epoch_callback,
+    )
     if method == "Natural":
         return T.NaturalTrainer(classifier, **common)
     attacks = training_attacks(classifier, method, config)
@@ -336,8 +427,15 @@ def build_trainer(classifier, method: str, config: DemoConfig, *, verbose: bool 
     if method == "Max AT":
         return T.MaxAdversarialTrainer(classifier, attacks, names=names, **common)
     if method == "Pareto AT":
-        return T.ParetoAdversarialTrainer(classifier, attacks, r=config.pareto_r, r_mode=config.pareto_r_mode,
-                                          window=config.pareto_window, names=names, **common)
+        return T.ParetoAdversarialTrainer(
+            classifier,
+            attacks,
+            r=config.pareto_r,
+            r_mode=config.pareto_r_mode,
+            window=config.pareto_window,
+            names=names,
+            **common,
+        )
     raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
 
 
@@ -359,8 +457,11 @@ def monitor_callback(x: np.ndarray, y: np.ndarray, seed: int = 0):
         out = {}
         with torch.no_grad():
             out["mon_clean"] = float((logits(xt).argmax(1) == yt).float().mean())
-        for name, attack in (("mon_pgd", _pgd(clf, 10)), ("mon_flow", _flow(clf, 5)),
-                             ("mon_affine", _affine(clf, 5))):
+        for name, attack in (
+            ("mon_pgd", _pgd(clf, 10)),
+            ("mon_flow", _flow(clf, 5)),
+            ("mon_affine", _affine(clf, 5)),
+        ):
             attack.seed = seed
             res = attack.attack_tensor(logits, xt, yt, clip_values=trainer.clip_values)
             out[name] = float(1.0 - torch.as_tensor(res.success).float().mean())
@@ -401,9 +502,18 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def train_model(method: str, config: DemoConfig, x: np.ndarray, y: np.ndarray, out: Path, *,
-                natural_state: dict | None = None, verbose: bool = False,
-                name: str | None = None, monitor: tuple | None = None) -> tuple[Any, dict]:
+def train_model(
+    method: str,
+    config: DemoConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    out: Path,
+    *,
+    natural_state: dict | None = None,
+    verbose: bool = False,
+    name: str | None = None,
+    monitor: tuple | None = None,
+) -> tuple[Any, dict]:
     """Train (or reuse) the SmallCNN of ``method``; returns ``(model in eval mode, info dict)``.
 
     The weights go to ``out/models/<slug>.pt`` with a sidecar ``<slug>.json`` (training key, recipe,
@@ -448,12 +558,16 @@ def train_model(method: str, config: DemoConfig, x: np.ndarray, y: np.ndarray, o
     scheduler = None
     if config.milestones(epochs):
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma)
-    callback = None if monitor is None else monitor_callback(monitor[0], monitor[1], seed=config.seed)
+            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma
+        )
+    callback = (
+        None if monitor is None else monitor_callback(monitor[0], monitor[1], seed=config.seed)
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     ckpt = out / "checkpoints" / f"{name}-{key}"
-    trainer = build_trainer(classifier, method, config, verbose=verbose, checkpoint_dir=ckpt,
-                            epoch_callback=callback)
+    trainer = build_trainer(
+        classifier, method, config, verbose=verbose, checkpoint_dir=ckpt, epoch_callback=callback
+    )
     trainer.fit(x, y, nb_epochs=epochs, batch_size=config.batch_size, scheduler=scheduler)
     history = trainer.history
     shutil.rmtree(ckpt, ignore_errors=True)  # the final weights below supersede the checkpoint
@@ -463,16 +577,33 @@ def train_model(method: str, config: DemoConfig, x: np.ndarray, y: np.ndarray, o
     tmp = weights.with_name(f".{weights.name}.tmp")
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, weights)
-    info = {"method": method, "training_key": key, "config": config.to_dict(), "train_seconds": seconds,
-            "train_cpu_seconds": cpu_seconds, "torch_threads": torch.get_num_threads(), "history": history,
-            "reused": False}
+    info = {
+        "method": method,
+        "training_key": key,
+        "config": config.to_dict(),
+        "train_seconds": seconds,
+        "train_cpu_seconds": cpu_seconds,
+        "torch_threads": torch.get_num_threads(),
+        "history": history,
+        "reused": False,
+    }
     _write_json(sidecar, info)
     return model, info
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate_model(method: str, model, config: DemoConfig, x: np.ndarray, y: np.ndarray,
-                   out: Path, *, reference=None, verbose: bool = False, name: str | None = None):
+def evaluate_model(
+    method: str,
+    model,
+    config: DemoConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    out: Path,
+    *,
+    reference=None,
+    verbose: bool = False,
+    name: str | None = None,
+):
     """Evaluate (or reuse) ``method``'s model with ``config.suite`` on ``x, y``.
 
     Returns ``(report, reused)``: the :class:`~art_spatial.bench.RobustnessReport` and whether it was
@@ -489,8 +620,9 @@ def evaluate_model(method: str, model, config: DemoConfig, x: np.ndarray, y: np.
     out = Path(out)
     name = name or slug(method)
     path = out / "reports" / f"{name}.json"
-    key = hashlib.sha1(json.dumps([config.training_key(method), config.suite, config.n_test, config.seed])
-                       .encode()).hexdigest()[:12]
+    key = hashlib.sha1(
+        json.dumps([config.training_key(method), config.suite, config.n_test, config.seed]).encode()
+    ).hexdigest()[:12]
     if path.exists():
         report = RobustnessReport.load(path)
         if report.meta.get("demo_key") == key:
@@ -501,8 +633,18 @@ def evaluate_model(method: str, model, config: DemoConfig, x: np.ndarray, y: np.
             return report, True
     path.parent.mkdir(parents=True, exist_ok=True)
     state = out / "reports" / f"{name}.{key}.state.json"
-    report = evaluate(model, x, y, config.suite, reference=reference, batch_size=config.eval_batch_size,
-                      seed=config.seed, state_path=str(state), verbose=verbose, model_name=method)
+    report = evaluate(
+        model,
+        x,
+        y,
+        config.suite,
+        reference=reference,
+        batch_size=config.eval_batch_size,
+        seed=config.seed,
+        state_path=str(state),
+        verbose=verbose,
+        model_name=method,
+    )
     report.meta["demo_key"] = key
     report.save(path)
     if state.exists():
@@ -512,18 +654,25 @@ def evaluate_model(method: str, model, config: DemoConfig, x: np.ndarray, y: np.
 
 # ---------------------------------------------------------------------------------------------- table
 def _conventions(reports: dict) -> str:
-    return "/".join(sorted({getattr(r, "score_convention", "all-points") for r in reports.values()}))
+    return "/".join(
+        sorted({getattr(r, "score_convention", "all-points") for r in reports.values()})
+    )
 
 
 def table1_rows(reports: dict) -> list[list[str]]:
     """Rows of the Table-1-style table: header then sensitivity / local / global / universal / clean."""
     methods = list(reports)
     rows = [["Robustness score (%)"] + methods]
-    labels = {"sensitivity": "Sensitivity (PGD)", "local": "Local spatial (flow)",
-              "global": "Global spatial (affine)"}
+    labels = {
+        "sensitivity": "Sensitivity (PGD)",
+        "local": "Local spatial (flow)",
+        "global": "Global spatial (affine)",
+    }
     for cat in _CATEGORIES:
-        rows.append([labels[cat]] + [f"{reports[m].category_scores.get(cat, float('nan')):.2f}"
-                                     for m in methods])
+        rows.append(
+            [labels[cat]]
+            + [f"{reports[m].category_scores.get(cat, float('nan')):.2f}" for m in methods]
+        )
     conv = _conventions(reports)
     universal = [reports[m].universal for m in methods]
     rows.append([f"Universal ({conv})"] + ["-" if u is None else f"{u:.2f}" for u in universal])
@@ -545,15 +694,22 @@ def format_table1(reports: dict, markdown: bool = False) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+        lines.append(
+            "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+        )
         if j == 0:
             lines.append("-" * len(lines[-1]))
     return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------ main job
-def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/demo", *,
-             verbose: bool = True, on_stage: Callable[[str], None] | None = None) -> DemoResult:
+def run_demo(
+    config: DemoConfig | None = None,
+    out: str | os.PathLike = "runs/demo",
+    *,
+    verbose: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> DemoResult:
     """Train, evaluate and tabulate every method of ``config`` (see the module docstring).
 
     Args:
@@ -593,15 +749,33 @@ def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/de
     reference = None
     for label, method, cfg in config.jobs():
         say(f"[{label}] training on {len(x_train)} digits")
-        model, info = train_model(method, cfg, x_train, y_train, out, natural_state=natural_state,
-                                  verbose=verbose, name=slug(label), monitor=monitor)
+        model, info = train_model(
+            method,
+            cfg,
+            x_train,
+            y_train,
+            out,
+            natural_state=natural_state,
+            verbose=verbose,
+            name=slug(label),
+            monitor=monitor,
+        )
         histories[label] = info.get("history") or []
         if method == "Natural":
             natural_state = copy.deepcopy(model.state_dict())
         say(f"[{label}] evaluating ({config.suite}, {len(x_test)} test digits)")
         t0, c0 = time.perf_counter(), time.process_time()
-        report, reused = evaluate_model(method, model, cfg, x_test, y_test, out,
-                                        reference=reference, verbose=verbose, name=slug(label))
+        report, reused = evaluate_model(
+            method,
+            model,
+            cfg,
+            x_test,
+            y_test,
+            out,
+            reference=reference,
+            verbose=verbose,
+            name=slug(label),
+        )
         if method == "Natural":
             reference = report
             report = report.with_reference(report)
@@ -617,9 +791,13 @@ def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/de
             "reused_report": reused,
         }
         universal = "-" if report.universal is None else f"{report.universal:.2f}"
-        say(f"[{method}] clean {report.clean_accuracy:.2f}%, scores "
-            + ", ".join(f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES)
-            + f", universal {universal}")
+        say(
+            f"[{method}] clean {report.clean_accuracy:.2f}%, scores "
+            + ", ".join(
+                f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES
+            )
+            + f", universal {universal}"
+        )
 
     files: dict[str, str] = {}
     front_reports = reports
@@ -629,29 +807,45 @@ def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/de
         f"# Table-1 analog on MNIST-5k ({len(x_test)} test digits, suite {config.suite})\n\n"
         f"Category scores are mean accuracies (%) under the score convention {_conventions(reports)} "
         "(correct-only = on the test points each model classifies correctly without attack, the paper's; "
-        "all-points = RobustBench's). Reference: the Natural model of this run.\n\n" + table_md)
+        "all-points = RobustBench's). Reference: the Natural model of this run.\n\n" + table_md
+    )
     files["table1"] = str(out / "table1.md")
     board = out / "leaderboard"
     for method, report in reports.items():
-        to_model_info(report, name=f"SmallCNN {method} (demo)", architecture="SmallCNN",
-                      authors="art-spatial demo", venue="art-spatial",
-                      footnote=f"art-spatial demo recipe: {json.dumps(config.to_dict(), sort_keys=True)}",
-                      path=board / f"{slug(method)}.json")
+        to_model_info(
+            report,
+            name=f"SmallCNN {method} (demo)",
+            architecture="SmallCNN",
+            authors="art-spatial demo",
+            venue="art-spatial",
+            footnote=f"art-spatial demo recipe: {json.dumps(config.to_dict(), sort_keys=True)}",
+            path=board / f"{slug(method)}.json",
+        )
     (out / "leaderboard.md").write_text(render_leaderboard(board, fmt="md"))
     files["leaderboard"] = str(out / "leaderboard.md")
     if len(front_reports) > 1:
         files["pareto_front"] = plot_pareto_front(
-            front_reports, reference, out / "pareto_front.png",
-            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(x_test)} digits)")
+            front_reports,
+            reference,
+            out / "pareto_front.png",
+            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(x_test)} digits)",
+        )
     summary = {
         "config": config.to_dict(),
         "table1": table1_rows(reports),
         "reports": {m: f"reports/{slug(m)}.json" for m in reports},
-        "scores": {m: {"clean_accuracy": r.clean_accuracy, **r.category_scores, "universal": r.universal}
-                   for m, r in front_reports.items()},
-        "pareto": {m: {k: [h.get(k) for h in histories.get(m, [])]
-                       for k in ("alpha_last", "r_effective", "r_infeasible", "qp_fallbacks")}
-                   for m in front_reports if m.startswith("Pareto AT")},
+        "scores": {
+            m: {"clean_accuracy": r.clean_accuracy, **r.category_scores, "universal": r.universal}
+            for m, r in front_reports.items()
+        },
+        "pareto": {
+            m: {
+                k: [h.get(k) for h in histories.get(m, [])]
+                for k in ("alpha_last", "r_effective", "r_infeasible", "qp_fallbacks")
+            }
+            for m in front_reports
+            if m.startswith("Pareto AT")
+        },
         "timings": timings,
         "total_wall_s": time.perf_counter() - wall0,
         "total_cpu_s": time.process_time() - cpu0,
@@ -660,8 +854,14 @@ def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/de
     }
     _write_json(out / "summary.json", summary)
     files["summary"] = str(out / "summary.json")
-    return DemoResult(config=config, reports=reports, table=format_table1(reports), out=out, files=files,
-                      timings=timings)
+    return DemoResult(
+        config=config,
+        reports=reports,
+        table=format_table1(reports),
+        out=out,
+        files=files,
+        timings=timings,
+    )
 
 
 def _methods_arg(text: str | Sequence[str]) -> tuple:

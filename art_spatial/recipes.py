@@ -97,8 +97,9 @@ _CIFAR_ATTACKS = {
     "affine": {"eps": 1.0, "eps_step": 0.05, "max_iter": 5},
 }
 _PGD10_CIFAR = {"pgd": {"eps": 8 / 255, "eps_step": 2 / 255, "max_iter": 10}}
-_CIFAR_SGD = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=2e-4, batch_size=128,
-                  augment="crop-flip")
+_CIFAR_SGD = dict(
+    optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=2e-4, batch_size=128, augment="crop-flip"
+)
 
 
 @dataclass
@@ -203,7 +204,9 @@ class Recipe:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown recipe fields {sorted(unknown)} (known: {sorted(known)})")
-        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        required = [
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        ]
         missing = [k for k in required if k not in d]
         if missing:
             raise ValueError(f"the recipe lacks the fields {missing}")
@@ -234,17 +237,31 @@ class Recipe:
 
 def _pareto_mnist() -> dict:
     return dict(
-        method="pareto", dataset="mnist5k", model="smallcnn", epochs=100, batch_size=128,
-        optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, milestones=[55, 75, 90],
-        attacks=_MNIST_ATTACKS, trainer={"r": 2.2, "r_mode": "absolute", "window": 20},
+        method="pareto",
+        dataset="mnist5k",
+        model="smallcnn",
+        epochs=100,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
+        milestones=[55, 75, 90],
+        attacks=_MNIST_ATTACKS,
+        trainer={"r": 2.2, "r_mode": "absolute", "window": 20},
         source="Pareto AT (arXiv:2111.01996) Appendix E; optimizer of TRADES (arXiv:1901.08573) MNIST",
     )
 
 
 def _pareto_cifar10() -> dict:
     return dict(
-        method="pareto", dataset="cifar10", model="preactresnet18", epochs=76, milestones=[75],
-        attacks=_CIFAR_ATTACKS, trainer={"r": 4.0, "r_mode": "absolute", "window": 20},
+        method="pareto",
+        dataset="cifar10",
+        model="preactresnet18",
+        epochs=76,
+        milestones=[75],
+        attacks=_CIFAR_ATTACKS,
+        trainer={"r": 4.0, "r_mode": "absolute", "window": 20},
         source="Pareto AT (arXiv:2111.01996) Appendix E; optimizer of TRADES (arXiv:1901.08573) CIFAR-10",
         **_CIFAR_SGD,
     )
@@ -252,8 +269,13 @@ def _pareto_cifar10() -> dict:
 
 def _joint_cifar10() -> dict:
     return dict(
-        method="joint", dataset="cifar10", model="preactresnet18", epochs=76, milestones=[75],
-        attacks={}, trainer={"label_smoothing": 0.5, "eps_pixel": 8 / 255, "eps_flow": 0.3},
+        method="joint",
+        dataset="cifar10",
+        model="preactresnet18",
+        epochs=76,
+        milestones=[75],
+        attacks={},
+        trainer={"label_smoothing": 0.5, "eps_pixel": 8 / 255, "eps_flow": 0.3},
         source="one-step Joint AT (arXiv:1907.10737) §4.2, Alg. 3; schedule of pareto-cifar10",
         **_CIFAR_SGD,
     )
@@ -261,8 +283,12 @@ def _joint_cifar10() -> dict:
 
 def _cusp_cifar10() -> dict:
     return dict(
-        method="cusp", dataset="cifar10", model="preactresnet18", epochs=120,
-        milestones=[75, 90, 100], attacks={"pgd": {"eps_step": 2 / 255, "max_iter": 10}},
+        method="cusp",
+        dataset="cifar10",
+        model="preactresnet18",
+        epochs=120,
+        milestones=[75, 90, 100],
+        attacks={"pgd": {"eps_step": 2 / 255, "max_iter": 10}},
         trainer={"thetas": [120.0, 150.0, 180.0], "epsilons": [2 / 255, 4 / 255, 8 / 255]},
         source="CuSP (arXiv:2002.11318) §5 and appendix (TRADES schedule 75-90-100)",
         **_CIFAR_SGD,
@@ -271,9 +297,13 @@ def _cusp_cifar10() -> dict:
 
 def _fat_cifar10() -> dict:
     return dict(
-        method="fat", dataset="cifar10", model="preactresnet18", epochs=120, milestones=[60, 90],
-        attacks=_PGD10_CIFAR, trainer={"tau_schedule": {"0": 0, "50": 1, "90": 2},
-                                       "schedule_epochs": 120},
+        method="fat",
+        dataset="cifar10",
+        model="preactresnet18",
+        epochs=120,
+        milestones=[60, 90],
+        attacks=_PGD10_CIFAR,
+        trainer={"tau_schedule": {"0": 0, "50": 1, "90": 2}, "schedule_epochs": 120},
         source="FAT (arXiv:2002.11242): PGD-10-tau, tau 0/1/2 at epochs 0/50/90 of 120",
         **_CIFAR_SGD,
     )
@@ -281,8 +311,13 @@ def _fat_cifar10() -> dict:
 
 def _gairat_cifar10() -> dict:
     return dict(
-        method="gairat", dataset="cifar10", model="preactresnet18", epochs=120, milestones=[60, 90],
-        attacks=_PGD10_CIFAR, trainer={"lam": -1.0, "burn_in": None},
+        method="gairat",
+        dataset="cifar10",
+        model="preactresnet18",
+        epochs=120,
+        milestones=[60, 90],
+        attacks=_PGD10_CIFAR,
+        trainer={"lam": -1.0, "burn_in": None},
         source="GAIRAT (arXiv:2010.01736): PGD-10, lambda -1, weights from half of training",
         **_CIFAR_SGD,
     )
@@ -355,14 +390,33 @@ def _attack(kind: str, clf, p: dict):
     from .attacks import AffineAttack, FlowAttack, PixelAttack
 
     if kind == "pgd":
-        return PixelAttack(clf, eps=p["eps"], eps_step=p["eps_step"], max_iter=p["max_iter"],
-                           random_init=True, verbose=False)
+        return PixelAttack(
+            clf,
+            eps=p["eps"],
+            eps_step=p["eps_step"],
+            max_iter=p["max_iter"],
+            random_init=True,
+            verbose=False,
+        )
     if kind == "flow":
-        return FlowAttack(clf, eps=p["eps"], eps_step=p["eps_step"], max_iter=p["max_iter"],
-                          norm="inf", units="normalized", verbose=False)
+        return FlowAttack(
+            clf,
+            eps=p["eps"],
+            eps_step=p["eps_step"],
+            max_iter=p["max_iter"],
+            norm="inf",
+            units="normalized",
+            verbose=False,
+        )
     if kind == "affine":
-        return AffineAttack(clf, eps=p["eps"], eps_step=p["eps_step"], max_iter=p["max_iter"],
-                            parametrization="affine", verbose=False)
+        return AffineAttack(
+            clf,
+            eps=p["eps"],
+            eps_step=p["eps_step"],
+            max_iter=p["max_iter"],
+            parametrization="affine",
+            verbose=False,
+        )
     raise ValueError(kind)
 
 
@@ -386,20 +440,33 @@ def build_trainer(recipe: Recipe, classifier, **common):
     m, tp, a = recipe.method, dict(recipe.trainer), recipe.attacks
     from .augment import get_augmentation
 
-    common = {"seed": recipe.seed, "eps_warmup": recipe.eps_warmup, "amp_dtype": recipe.amp,
-              "channels_last": recipe.channels_last, "augment": get_augmentation(recipe.augment), **common}
+    common = {
+        "seed": recipe.seed,
+        "eps_warmup": recipe.eps_warmup,
+        "amp_dtype": recipe.amp,
+        "channels_last": recipe.channels_last,
+        "augment": get_augmentation(recipe.augment),
+        **common,
+    }
     if m == "natural":
         common.pop("eps_warmup")
         return T.NaturalTrainer(classifier, **common)
     if m == "pgd":
-        return T.PGDAdversarialTrainer(classifier, _attack("pgd", classifier, _need(recipe, "pgd")["pgd"]),
-                                       **common)
+        return T.PGDAdversarialTrainer(
+            classifier, _attack("pgd", classifier, _need(recipe, "pgd")["pgd"]), **common
+        )
     if m == "spatial":
         _need(recipe, "flow", "affine")
         f, r = a["flow"], a["affine"]
         atk = IntegratedSpatialAttack(
-            classifier, eps_flow=f["eps"], eps_affine=r["eps"], eps_step_flow=f["eps_step"],
-            eps_step_affine=r["eps_step"], max_iter=max(f["max_iter"], r["max_iter"]), verbose=False)
+            classifier,
+            eps_flow=f["eps"],
+            eps_affine=r["eps"],
+            eps_step_flow=f["eps_step"],
+            eps_step_affine=r["eps_step"],
+            max_iter=max(f["max_iter"], r["max_iter"]),
+            verbose=False,
+        )
         return T.SpatialAdversarialTrainer(classifier, atk, **common)
     if m in ("ave", "max", "pareto"):
         _need(recipe, "pgd", "flow", "affine")
@@ -409,30 +476,55 @@ def build_trainer(recipe: Recipe, classifier, **common):
             return T.AverageAdversarialTrainer(classifier, atks, names=names, **common)
         if m == "max":
             return T.MaxAdversarialTrainer(classifier, atks, names=names, **common)
-        return T.ParetoAdversarialTrainer(classifier, atks, r=tp.get("r", 0.5),
-                                          r_mode=tp.get("r_mode", "relative"),
-                                          window=tp.get("window", 20), names=names, **common)
+        return T.ParetoAdversarialTrainer(
+            classifier,
+            atks,
+            r=tp.get("r", 0.5),
+            r_mode=tp.get("r_mode", "relative"),
+            window=tp.get("window", 20),
+            names=names,
+            **common,
+        )
     if m == "joint":
         ls = tp.pop("label_smoothing", 0.5)
-        return T.JointAdversarialTrainer.one_step(classifier, attack_kwargs=tp, label_smoothing=ls,
-                                                  **common)
+        return T.JointAdversarialTrainer.one_step(
+            classifier, attack_kwargs=tp, label_smoothing=ls, **common
+        )
     if m == "cusp":
         p = a.get("pgd", {})
         thetas = tp.get("thetas", [120.0, 150.0, 180.0])
         eps = tp.get("epsilons", [2 / 255, 4 / 255, 8 / 255])
         n = min(len(thetas), len(recipe.milestones) + 1)
         stages = T.CurriculumAdversarialTrainer.stages_from_milestones(
-            recipe.milestones, thetas[:n], eps[:n])
-        return T.CurriculumAdversarialTrainer(classifier, stages, eps_step=p.get("eps_step", 2 / 255),
-                                              max_iter=p.get("max_iter", 10), **common)
-    pgd = PixelAttack(classifier, eps=_need(recipe, "pgd")["pgd"]["eps"], eps_step=a["pgd"]["eps_step"],
-                      max_iter=a["pgd"]["max_iter"], random_init=True, verbose=False)
+            recipe.milestones, thetas[:n], eps[:n]
+        )
+        return T.CurriculumAdversarialTrainer(
+            classifier,
+            stages,
+            eps_step=p.get("eps_step", 2 / 255),
+            max_iter=p.get("max_iter", 10),
+            **common,
+        )
+    pgd = PixelAttack(
+        classifier,
+        eps=_need(recipe, "pgd")["pgd"]["eps"],
+        eps_step=a["pgd"]["eps_step"],
+        max_iter=a["pgd"]["max_iter"],
+        random_init=True,
+        verbose=False,
+    )
     if m == "fat":
         sched = {int(k): int(v) for k, v in tp.get("tau_schedule", {"0": 0}).items()}
-        return T.FriendlyAdversarialTrainer(classifier, pgd, tau_schedule=sched,
-                                            schedule_epochs=tp.get("schedule_epochs", 120), **common)
-    return T.GeometryAwareAdversarialTrainer(classifier, pgd, lam=tp.get("lam"),
-                                             burn_in=tp.get("burn_in"), **common)
+        return T.FriendlyAdversarialTrainer(
+            classifier,
+            pgd,
+            tau_schedule=sched,
+            schedule_epochs=tp.get("schedule_epochs", 120),
+            **common,
+        )
+    return T.GeometryAwareAdversarialTrainer(
+        classifier, pgd, lam=tp.get("lam"), burn_in=tp.get("burn_in"), **common
+    )
 
 
 def load_training_data(recipe: Recipe, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
@@ -444,7 +536,9 @@ def load_training_data(recipe: Recipe, data_dir=None) -> tuple[np.ndarray, np.nd
         x, y = load_mnist5k("train", seed=0)
     else:
         if data_dir is None:
-            raise ValueError("dataset cifar10 needs data_dir (the folder holding cifar-10-batches-py)")
+            raise ValueError(
+                "dataset cifar10 needs data_dir (the folder holding cifar-10-batches-py)"
+            )
         from .data import load_cifar10
 
         x, y = load_cifar10(data_dir, split="train", n_examples=recipe.n_train)
@@ -497,8 +591,15 @@ def plot_history(history: list, path: Path, title: str = "") -> Path:
     return path
 
 
-def run_training(recipe: Recipe, out, *, data_dir=None, resume: bool = False, verbose: bool = True,
-                 device: str | None = None) -> dict[str, Any]:
+def run_training(
+    recipe: Recipe,
+    out,
+    *,
+    data_dir=None,
+    resume: bool = False,
+    verbose: bool = True,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Train ``recipe`` into the folder ``out``; the same call under ``torchrun`` trains data-parallel.
 
     Writes ``recipe.json`` (before training), ``checkpoints/last.pt`` (every epoch), then
@@ -553,29 +654,56 @@ def run_training(recipe: Recipe, out, *, data_dir=None, resume: bool = False, ve
     model = build_model_for(recipe)
     if world > 1 and device == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    clf = make_classifier(model, lr=recipe.lr, optimizer=recipe.optimizer, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay,
-                          device_type="gpu" if device == "cuda" else "cpu")
+    clf = make_classifier(
+        model,
+        lr=recipe.lr,
+        optimizer=recipe.optimizer,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        device_type="gpu" if device == "cuda" else "cpu",
+    )
     scheduler = None
     if recipe.milestones:
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(clf.optimizer, milestones=recipe.milestones,
-                                                         gamma=recipe.gamma)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            clf.optimizer, milestones=recipe.milestones, gamma=recipe.gamma
+        )
     if rank == 0:
         _write_json(recipe_path, recipe.to_dict())
     D.barrier()
     trainer = build_trainer(recipe, clf, verbose=verbose and rank == 0, checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
-    trainer.fit(x, y, batch_size=recipe.batch_size, nb_epochs=recipe.epochs, scheduler=scheduler,
-                resume=resume)
+    trainer.fit(
+        x,
+        y,
+        batch_size=recipe.batch_size,
+        nb_epochs=recipe.epochs,
+        scheduler=scheduler,
+        resume=resume,
+    )
     seconds = time.perf_counter() - t0
     if rank == 0:
         tmp = out / f".model.pt.{os.getpid()}.tmp"
         torch.save(clf.model.state_dict(), tmp)
         os.replace(tmp, out / "model.pt")
-        _write_json(out / "history.json", {"recipe": recipe.to_dict(), "world_size": world,
-                                           "device": device, "history": trainer.history})
-        plot_history(trainer.history, out / "curves.png",
-                     title=f"{recipe.name}: {recipe.method} on {recipe.dataset} ({recipe.model})")
+        _write_json(
+            out / "history.json",
+            {
+                "recipe": recipe.to_dict(),
+                "world_size": world,
+                "device": device,
+                "history": trainer.history,
+            },
+        )
+        plot_history(
+            trainer.history,
+            out / "curves.png",
+            title=f"{recipe.name}: {recipe.method} on {recipe.dataset} ({recipe.model})",
+        )
     D.barrier()
-    return {"out": str(out), "history": trainer.history, "seconds": seconds, "world_size": world,
-            "device": device}
+    return {
+        "out": str(out),
+        "history": trainer.history,
+        "seconds": seconds,
+        "world_size": world,
+        "device": device,
+    }

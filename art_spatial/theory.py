@@ -190,7 +190,9 @@ class CyclicCodeDistribution:
         else:
             c = np.asarray(codeword)
             if c.shape != (self.d,) or not np.all(np.isin(c, (-1, 1))):
-                raise ValueError(f"codeword must be {self.d} values in {{-1, 1}}, got shape {c.shape}")
+                raise ValueError(
+                    f"codeword must be {self.d} values in {{-1, 1}}, got shape {c.shape}"
+                )
             self.codeword_kind = "given"
         self.codeword = c.astype(np.float64)
         self.codeword.setflags(write=False)
@@ -216,8 +218,10 @@ class CyclicCodeDistribution:
         """``δ = min_j #{t : (r_j c)_t ≠ c_t} / d`` over the non-trivial shifts (nan when ``m = d``)."""
         if self.n_shifts == 1:
             return float("nan")
-        return min(float(np.mean(self.shifted_codeword(j) != self.codeword))
-                   for j in range(1, self.n_shifts))
+        return min(
+            float(np.mean(self.shifted_codeword(j) != self.codeword))
+            for j in range(1, self.n_shifts)
+        )
 
     def shifted_codeword(self, j: int) -> np.ndarray:
         """``r_j(c)``: the codeword of the shifted distribution ``r_j(X)`` (``(r_j c)_t = c_{t+mj}``)."""
@@ -311,8 +315,10 @@ class CyclicCodeDistribution:
         return a
 
     def __repr__(self) -> str:
-        return (f"CyclicCodeDistribution(d={self.d}, m={self.m}, p={self.p}, "
-                f"codeword={self.codeword_kind!r})")
+        return (
+            f"CyclicCodeDistribution(d={self.d}, m={self.m}, p={self.p}, "
+            f"codeword={self.codeword_kind!r})"
+        )
 
 
 def _logsumexp(a: np.ndarray) -> np.ndarray:
@@ -339,8 +345,14 @@ def theorem3_bound(adversarial_accuracy_untransformed: float, p: float, m: int, 
     return min(1.0, frac * min(1.0, eta0 * p / (1.0 - p)) + (1.0 - frac))
 
 
-def check_theorem2(dist: CyclicCodeDistribution, classifier: Classifier, n: int = 100_000, rng=None,
-                   chunk: int = 20_000, z: float = 4.0) -> dict:
+def check_theorem2(
+    dist: CyclicCodeDistribution,
+    classifier: Classifier,
+    n: int = 100_000,
+    rng=None,
+    chunk: int = 20_000,
+    z: float = 4.0,
+) -> dict:
     """Monte-Carlo check of Theorem 2 (and of the Theorem 3 bound) for one classifier.
 
     Draws ``n`` pairs, a shift ``J`` uniform on ``{1, …, d/m}`` per pair, and estimates
@@ -397,13 +409,19 @@ def check_theorem2(dist: CyclicCodeDistribution, classifier: Classifier, n: int 
     b_clean = theorem2_bound(a_0, dist.p)  # standard accuracy step of Theorem 3's proof
     tol_clean = z * (se(acc["clean"]) + ratio * se(a_0))
     out = {
-        "d": dist.d, "m": dist.m, "p": dist.p, "n": n, "n_shifts": dist.n_shifts,
-        "relative_distance": dist.relative_distance, "epsilon": dist.epsilon,
+        "d": dist.d,
+        "m": dist.m,
+        "p": dist.p,
+        "n": n,
+        "n_shifts": dist.n_shifts,
+        "relative_distance": dist.relative_distance,
+        "epsilon": dist.epsilon,
         "clean_accuracy": acc["clean"],
         "spatial_accuracy": s,
         "adversarial_accuracy": a_r,
         "adversarial_accuracy_untransformed": a_0,
-        "se_spatial": se(s), "se_adversarial": se(a_r),
+        "se_spatial": se(s),
+        "se_adversarial": se(a_r),
         "theorem2_bound": b2,
         "theorem2_holds": bool(s <= b2 + tol_r),
         "margin": b2 - s,
@@ -415,6 +433,13 @@ def check_theorem2(dist: CyclicCodeDistribution, classifier: Classifier, n: int 
         "clean_vs_adversarial_bound": b_clean,
         "clean_vs_adversarial_holds": bool(acc["clean"] <= b_clean + tol_clean),
     }
-    logger.info("theorem 2 check d=%d m=%d p=%.3f: spatial %.4f <= bound %.4f (%s)", dist.d, dist.m,
-                dist.p, s, b2, out["theorem2_holds"])
+    logger.info(
+        "theorem 2 check d=%d m=%d p=%.3f: spatial %.4f <= bound %.4f (%s)",
+        dist.d,
+        dist.m,
+        dist.p,
+        s,
+        b2,
+        out["theorem2_holds"],
+    )
     return out

@@ -80,7 +80,9 @@ class ThreatModel:
         """Per-example parameter shape for an image of shape (C, H, W)."""
         return PARAM_SHAPES[self.shape](c, h, w)
 
-    def zeros(self, n: int, c: int, h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    def zeros(
+        self, n: int, c: int, h: int, w: int, device=None, dtype=torch.float32
+    ) -> torch.Tensor:
         """The identity parameters for a batch of ``n`` images."""
         return torch.zeros((n,) + self.param_shape(c, h, w), device=device, dtype=dtype)
 
@@ -88,8 +90,9 @@ class ThreatModel:
         """Map uniform noise in [0, 1) of the parameter shape to a random start inside the budget."""
         raise NotImplementedError
 
-    def step(self, p: torch.Tensor, grad: torch.Tensor,
-             ascend: bool = True) -> torch.Tensor:  # pragma: no cover
+    def step(
+        self, p: torch.Tensor, grad: torch.Tensor, ascend: bool = True
+    ) -> torch.Tensor:  # pragma: no cover
         """One steepest-ascent (or descent) step of the block's geometry; not yet projected."""
         raise NotImplementedError
 
@@ -185,13 +188,17 @@ class L2InfFlowBall(ThreatModel):
         n = grad.norm(dim=-1, keepdim=True)
         # divide by the exact length (not a clamped one): tiny gradients of a confident model must
         # still give unit steps; pixels with an exactly zero gradient do not move
-        d = torch.where(n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad))
+        d = torch.where(
+            n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad)
+        )
         d = d * self.eps_step
         return p + d if ascend else p - d
 
     def direction(self, grad):
         n = grad.norm(dim=-1, keepdim=True)
-        return torch.where(n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad))
+        return torch.where(
+            n > 0, grad / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(grad)
+        )
 
     def radius(self, p):
         return _as_tensor(self.eps, p)

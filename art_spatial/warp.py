@@ -98,7 +98,9 @@ def normalized_to_pixels(flow: torch.Tensor, height: int, width: int) -> torch.T
 def affine_matrix(increment: torch.Tensor) -> torch.Tensor:
     """``A = [[1, 0, 0], [0, 1, 0]] + w_RT`` (Pareto AT, Eq. 5); ``increment`` is ``N x 2 x 3``."""
     if increment.dim() != 3 or increment.shape[1:] != (2, 3):
-        raise ValueError(f"affine increment must have shape (N, 2, 3), got {tuple(increment.shape)}")
+        raise ValueError(
+            f"affine increment must have shape (N, 2, 3), got {tuple(increment.shape)}"
+        )
     eye = torch.eye(2, 3, device=increment.device, dtype=increment.dtype)
     return eye.unsqueeze(0) + increment
 
@@ -115,7 +117,9 @@ def rt_to_affine(rt: torch.Tensor, height: int, width: int) -> torch.Tensor:
     [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]
     """
     if rt.dim() != 2 or rt.shape[1] != 3:
-        raise ValueError(f"rotation-translation parameters must have shape (N, 3), got {tuple(rt.shape)}")
+        raise ValueError(
+            f"rotation-translation parameters must have shape (N, 3), got {tuple(rt.shape)}"
+        )
     theta = rt[:, 0] * (math.pi / 180.0)
     cos, sin = torch.cos(theta), torch.sin(theta)
     s = pixel_scale(height, width, rt.device, rt.dtype)
@@ -205,7 +209,9 @@ def make_grid(
 def sample(x: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
     """Bilinear resampling of ``x`` (N x C x H x W) at ``grid`` (N x H x W x 2), align_corners=True."""
     _check_padding(padding_mode)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=ALIGN_CORNERS)
+    return F.grid_sample(
+        x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=ALIGN_CORNERS
+    )
 
 
 def warp(
@@ -224,8 +230,14 @@ def warp(
     """
     if affine is not None and affine_is_increment:
         affine = affine_matrix(affine)
-    grid = make_grid(tuple(x.shape), affine=affine, flow=flow, flow_units=flow_units,
-                     device=x.device, dtype=x.dtype)
+    grid = make_grid(
+        tuple(x.shape),
+        affine=affine,
+        flow=flow,
+        flow_units=flow_units,
+        device=x.device,
+        dtype=x.dtype,
+    )
     return sample(x, grid, padding_mode)
 
 
@@ -246,7 +258,9 @@ def warp_rt(
     """
     h, w = x.shape[-2:]
     rt = torch.stack([angle, tx, ty], dim=-1).to(x)
-    return warp(x, affine=rt_to_affine(rt, h, w), padding_mode=padding_mode, affine_is_increment=False)
+    return warp(
+        x, affine=rt_to_affine(rt, h, w), padding_mode=padding_mode, affine_is_increment=False
+    )
 
 
 def displacement_pixels(grid: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,16 @@ if str(HERE.parent) not in sys.path:
 
 from benchmarks._meta import machine_metadata, write_json  # noqa: E402
 
-__all__ = ["base_parser", "cached_train", "mnist5k", "natural_model", "machine_metadata", "write_json",
-           "RESULTS", "CACHE"]
+__all__ = [
+    "base_parser",
+    "cached_train",
+    "mnist5k",
+    "natural_model",
+    "machine_metadata",
+    "write_json",
+    "RESULTS",
+    "CACHE",
+]
 
 RESULTS = HERE / "results"
 CACHE = RESULTS / "cache"
@@ -43,20 +51,38 @@ logger = logging.getLogger("benchmarks")
 def base_parser(description: str) -> argparse.ArgumentParser:
     """Arguments shared by the reproduction scripts."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="small sizes (minutes): fewer digits/epochs/models")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation, batches, attacks")
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes (minutes): fewer digits/epochs/models"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, initialisation, batches, attacks"
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON / PNG outputs")
     p.add_argument("--cache", type=Path, default=CACHE, help="folder of cached trained models")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny sizes to check the script runs (numbers meaningless; combine with --out)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes to check the script runs (numbers meaningless; combine with --out)",
+    )
     return p
 
 
 #: sizes of ``--smoke`` (applied on top of the --quick recipe)
-SMOKE = dict(n_train=128, n_test=16, natural_epochs=1, epochs=1, train_iter=1, eval_iter=2, pgd_eval_iter=2,
-             robustness_iter=2, ks=[0, 1], robustness_values=[0.0, 0.3], rotation_values=[0.0, 180.0])
+SMOKE = dict(
+    n_train=128,
+    n_test=16,
+    natural_epochs=1,
+    epochs=1,
+    train_iter=1,
+    eval_iter=2,
+    pgd_eval_iter=2,
+    robustness_iter=2,
+    ks=[0, 1],
+    robustness_values=[0.0, 0.3],
+    rotation_values=[0.0, 180.0],
+)
 
 
 def setup(args) -> None:
@@ -78,8 +104,14 @@ def _key(recipe: dict) -> str:
     return hashlib.sha1(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def cached_train(name: str, recipe: dict, train_fn: Callable[[torch.nn.Module, Path], dict | None],
-                 cache: Path = CACHE, init_state: dict | None = None, seed: int = 0):
+def cached_train(
+    name: str,
+    recipe: dict,
+    train_fn: Callable[[torch.nn.Module, Path], dict | None],
+    cache: Path = CACHE,
+    init_state: dict | None = None,
+    seed: int = 0,
+):
     """Train a SmallCNN with ``train_fn(model, checkpoint_dir)`` once per ``recipe``; ``(model, info)``.
 
     ``recipe`` must contain everything that determines the weights (it is hashed into the file name);
@@ -103,10 +135,17 @@ def cached_train(name: str, recipe: dict, train_fn: Callable[[torch.nn.Module, P
     ckpt = cache / f"{name}-{key}.ckpt"
     t0, c0 = time.perf_counter(), time.process_time()
     extra = train_fn(model, ckpt) or {}
-    info = {"name": name, "recipe": recipe, "train_seconds": time.perf_counter() - t0,
-            "train_cpu_seconds": time.process_time() - c0, **extra}
+    info = {
+        "name": name,
+        "recipe": recipe,
+        "train_seconds": time.perf_counter() - t0,
+        "train_cpu_seconds": time.process_time() - c0,
+        **extra,
+    }
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")  # concurrent scripts may share a model
+    tmp = weights.with_name(
+        f".{weights.name}.{os.getpid()}.tmp"
+    )  # concurrent scripts may share a model
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, weights)
     write_json(sidecar, _plain(info))
@@ -131,22 +170,40 @@ def _plain(obj):
     return obj
 
 
-def natural_model(x, y, epochs: int, seed: int = 0, cache: Path = CACHE, batch_size: int = 64,
-                  lr: float = 1e-3, verbose: bool = False):
+def natural_model(
+    x,
+    y,
+    epochs: int,
+    seed: int = 0,
+    cache: Path = CACHE,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    verbose: bool = False,
+):
     """The natural SmallCNN (Adam, ``epochs`` on ``x, y``), cached."""
     from art_spatial.models import train_natural
 
-    recipe = {"kind": "natural", "n_train": int(len(x)), "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "seed": seed}
+    recipe = {
+        "kind": "natural",
+        "n_train": int(len(x)),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+    }
 
     def fit(model, _ckpt):
-        train_natural(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, verbose=verbose)
+        train_natural(
+            model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, verbose=verbose
+        )
         return None
 
     return cached_train("natural", recipe, fit, cache=cache, seed=seed)
 
 
-def fit_trainer(trainer_factory: Callable, x, y, epochs: int, batch_size: int = 64, lr: float = 1e-3):
+def fit_trainer(
+    trainer_factory: Callable, x, y, epochs: int, batch_size: int = 64, lr: float = 1e-3
+):
     """A ``train_fn`` for :func:`cached_train` running an ART trainer built by
     ``trainer_factory(classifier, checkpoint_dir)``; returns ``{"history": ...}``."""
     from art_spatial.models import make_classifier
@@ -167,8 +224,15 @@ def scores_of(report) -> dict:
         "category_scores": dict(report.category_scores),
         "category_scores_on_correct": dict(report.category_scores_on_correct),
         "universal": report.universal,
-        "attacks": {a["name"]: {s["label"]: {"accuracy": s["accuracy"],
-                                             "accuracy_on_correct": s["accuracy_on_correct"]}
-                                for s in a["strengths"]} for a in report.attacks},
+        "attacks": {
+            a["name"]: {
+                s["label"]: {
+                    "accuracy": s["accuracy"],
+                    "accuracy_on_correct": s["accuracy_on_correct"],
+                }
+                for s in a["strengths"]
+            }
+            for a in report.attacks
+        },
         "eval_wall_s": report.wall_time_s,
     }

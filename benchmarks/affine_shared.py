@@ -55,12 +55,20 @@ from benchmarks._repro import (  # noqa: E402
 )
 
 FULL = dict(n_train=4000, n_test=1000, natural_epochs=5)
-QUICK = dict(n_train=4000, n_test=250, natural_epochs=5)  # same cached natural model, fewer test digits
+QUICK = dict(
+    n_train=4000, n_test=250, natural_epochs=5
+)  # same cached natural model, fewer test digits
 SCOPES = ("per-example", "batch")
 BATCH_SIZES = (64, 250)
 #: the paper's Table 1 (MNIST) global scores, %
-PAPER_GLOBAL = {"Natural": 16.70, "PGD AT": 12.77, "Spatial AT": 78.76, "Max AT": 51.47, "Ave AT": 88.76,
-                "Pareto AT": 90.40}
+PAPER_GLOBAL = {
+    "Natural": 16.70,
+    "PGD AT": 12.77,
+    "Spatial AT": 78.76,
+    "Max AT": 51.47,
+    "Ave AT": 88.76,
+    "Pareto AT": 90.40,
+}
 
 
 def global_entry() -> dict:
@@ -68,8 +76,13 @@ def global_entry() -> dict:
     from art_spatial.bench import get_suite
 
     entry = next(a for a in get_suite("pareto-mnist").attacks if a.category == "global")
-    return {"name": entry.name, "attack": entry.attack, "category": "global", "params": dict(entry.params),
-            "iterations": list(entry.iterations)}
+    return {
+        "name": entry.name,
+        "attack": entry.attack,
+        "category": "global",
+        "params": dict(entry.params),
+        "iterations": list(entry.iterations),
+    }
 
 
 def parse_models(items: list[str]) -> dict[str, Path]:
@@ -99,14 +112,20 @@ def measure(model, x, y, clean_ok, entry: dict, scope: str, batch_size: int, see
     from art_spatial.models import make_classifier
 
     its = entry["iterations"]
-    attack = AffineAttack(make_classifier(model), max_iter=max(its), seed=seed, verbose=False,
-                          affine_scope=scope, **entry["params"])
+    attack = AffineAttack(
+        make_classifier(model),
+        max_iter=max(its),
+        seed=seed,
+        verbose=False,
+        affine_scope=scope,
+        **entry["params"],
+    )
     todo = np.flatnonzero(clean_ok)
     robust = np.zeros(len(its), dtype=np.int64)
     rot, disp, n_batches = [], [], 0
     t0, c0 = time.perf_counter(), time.process_time()
     for s in range(0, len(todo), batch_size):
-        idx = torch.as_tensor(todo[s:s + batch_size])
+        idx = torch.as_tensor(todo[s : s + batch_size])
         res = attack.attack_tensor(model, x[idx], y[idx], record=True)
         robust += torch.stack([res.correct[:, k] for k in its], 1).sum(0).numpy()
         rot.append(res.rotation_deg.abs())
@@ -134,22 +153,41 @@ def harness_check(model, x, y, entry: dict, scope: str, batch_size: int, seed: i
     """The same configuration through the harness (the suite entry with ``affine_scope``)."""
     from art_spatial.bench import evaluate
 
-    suite = {"name": f"affine-{scope}", "dataset": "mnist",
-             "attacks": [{**entry, "params": {**entry["params"], "affine_scope": scope}}]}
+    suite = {
+        "name": f"affine-{scope}",
+        "dataset": "mnist",
+        "attacks": [{**entry, "params": {**entry["params"], "affine_scope": scope}}],
+    }
     report = evaluate(model, x, y, suite, batch_size=batch_size, seed=seed, checks=False)
     strengths = report.attacks[0]["strengths"]
-    return {"accuracy": {s["label"]: s["accuracy"] for s in strengths},
-            "accuracy_on_correct": {s["label"]: s["accuracy_on_correct"] for s in strengths}}
+    return {
+        "accuracy": {s["label"]: s["accuracy"] for s in strengths},
+        "accuracy_on_correct": {s["label"]: s["accuracy_on_correct"] for s in strengths},
+    }
 
 
 def main(argv=None) -> int:
     p = base_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="*", default=[], metavar="NAME=PATH",
-                   help="extra SmallCNN state_dicts (name=path.pt); the natural model is always measured")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES),
-                   help=f"attack batch sizes (default {list(BATCH_SIZES)})")
-    p.add_argument("--no-harness-check", action="store_true", help="skip the cross-check through the harness")
-    p.add_argument("--tag", default="", help="suffix of the output file name (e.g. a batch-size sweep)")
+    p.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        metavar="NAME=PATH",
+        help="extra SmallCNN state_dicts (name=path.pt); the natural model is always measured",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=list(BATCH_SIZES),
+        help=f"attack batch sizes (default {list(BATCH_SIZES)})",
+    )
+    p.add_argument(
+        "--no-harness-check", action="store_true", help="skip the cross-check through the harness"
+    )
+    p.add_argument(
+        "--tag", default="", help="suffix of the output file name (e.g. a batch-size sweep)"
+    )
     args = p.parse_args(argv)
     setup(args)
     from art_spatial.models import predict_logits
@@ -161,8 +199,9 @@ def main(argv=None) -> int:
     extra = parse_models(args.models)
     entry = global_entry()
     x_train, y_train, x_test, y_test = mnist5k(cfg["n_train"], cfg["n_test"], args.seed)
-    natural, nat_info = natural_model(x_train, y_train, cfg["natural_epochs"], seed=args.seed,
-                                      cache=args.cache)
+    natural, nat_info = natural_model(
+        x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache
+    )
     models = {"Natural": (natural, "natural_model (benchmarks/_repro.py), cached")}
     for name, path in extra.items():
         models[name] = (load_smallcnn(path), str(path))
@@ -172,56 +211,86 @@ def main(argv=None) -> int:
     for name, (model, source) in models.items():
         with torch.no_grad():
             clean_ok = (predict_logits(model, x).argmax(1) == y).numpy()
-        runs = [measure(model, x, y, clean_ok, entry, scope, bs, args.seed)
-                for scope in SCOPES for bs in args.batch_sizes]
-        rec = {"source": source, "clean_accuracy": 100.0 * float(clean_ok.mean()),
-               "n_clean_correct": int(clean_ok.sum()), "runs": runs}
+        runs = [
+            measure(model, x, y, clean_ok, entry, scope, bs, args.seed)
+            for scope in SCOPES
+            for bs in args.batch_sizes
+        ]
+        rec = {
+            "source": source,
+            "clean_accuracy": 100.0 * float(clean_ok.mean()),
+            "n_clean_correct": int(clean_ok.sum()),
+            "runs": runs,
+        }
         paper = PAPER_GLOBAL.get(name)
         if paper is not None:  # the paper scores the clean-correct points (its §3.1)
             rec["paper_global"] = paper
             keys = [f"{r['scope']}@{r['batch_size']}" for r in runs]
-            gap = {k: abs(r["global_score_on_correct"] - paper) for k, r in zip(keys, runs, strict=True)}
+            gap = {
+                k: abs(r["global_score_on_correct"] - paper)
+                for k, r in zip(keys, runs, strict=True)
+            }
             rec["closest_to_paper"] = min(gap, key=gap.get)
             rec["abs_gap_to_paper_on_correct"] = gap
-            rec["abs_gap_to_paper_all_points"] = {k: abs(r["global_score"] - paper)
-                                                  for k, r in zip(keys, runs, strict=True)}
+            rec["abs_gap_to_paper_all_points"] = {
+                k: abs(r["global_score"] - paper) for k, r in zip(keys, runs, strict=True)
+            }
         if not args.no_harness_check:
             bs = max(args.batch_sizes)
             checks = {}
             for scope in SCOPES:
                 h = harness_check(model, x, y, entry, scope, bs, args.seed)
                 mine = next(r for r in runs if r["scope"] == scope and r["batch_size"] == bs)
-                checks[scope] = {**h, "batch_size": bs, "agrees": all(
-                    abs(h["accuracy"][k] - mine["accuracy"][k]) < 1e-9 for k in mine["accuracy"])}
+                checks[scope] = {
+                    **h,
+                    "batch_size": bs,
+                    "agrees": all(
+                        abs(h["accuracy"][k] - mine["accuracy"][k]) < 1e-9 for k in mine["accuracy"]
+                    ),
+                }
             rec["harness_check"] = checks
         per_model[name] = rec
 
-    tag = ("_smoke" if args.smoke else "_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
+    tag = ("_smoke" if args.smoke else "_quick" if args.quick else "") + (
+        f"_{args.tag}" if args.tag else ""
+    )
     payload = {
         "benchmark": "affine_shared",
-        "command": " ".join(["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/affine_shared.py"]
-                            + (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(
+            ["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/affine_shared.py"]
+            + (argv if argv is not None else sys.argv[1:])
+        ),
         "machine": machine_metadata(),
-        "config": {**cfg, "seed": args.seed, "suite_entry": entry, "batch_sizes": args.batch_sizes,
-                   "scopes": list(SCOPES),
-                   "natural_model": {k: nat_info.get(k) for k in ("recipe", "reused")},
-                   "attacked_points": "clean-correct points in test order (misclassified count non-robust)",
-                   "note": "batch-shared results depend on the batch size and composition; per-example "
-                           "results do not"},
+        "config": {
+            **cfg,
+            "seed": args.seed,
+            "suite_entry": entry,
+            "batch_sizes": args.batch_sizes,
+            "scopes": list(SCOPES),
+            "natural_model": {k: nat_info.get(k) for k in ("recipe", "reused")},
+            "attacked_points": "clean-correct points in test order (misclassified count non-robust)",
+            "note": "batch-shared results depend on the batch size and composition; per-example "
+            "results do not",
+        },
         "paper_table1_mnist_global": PAPER_GLOBAL,
         "models": per_model,
         "wall_seconds": time.perf_counter() - t_start,
     }
     out = write_json(args.out / f"affine_shared{tag}.json", payload)
     print(f"wrote {out}")
-    print(f"{'model':<14}{'scope':<13}{'batch':>6}  " + "".join(f"{k:>8}" for k in runs[0]["accuracy"])
-          + f"{'global':>8}{'on-corr':>9}{'paper':>7}")
+    print(
+        f"{'model':<14}{'scope':<13}{'batch':>6}  "
+        + "".join(f"{k:>8}" for k in runs[0]["accuracy"])
+        + f"{'global':>8}{'on-corr':>9}{'paper':>7}"
+    )
     for name, rec in per_model.items():
         for r in rec["runs"]:
             accs = "".join(f"{v:8.2f}" for v in r["accuracy"].values())
             paper = rec.get("paper_global")
-            print(f"{name:<14}{r['scope']:<13}{r['batch_size']:>6}  {accs}{r['global_score']:8.2f}"
-                  f"{r['global_score_on_correct']:9.2f}{'' if paper is None else f'{paper:7.2f}'}")
+            print(
+                f"{name:<14}{r['scope']:<13}{r['batch_size']:>6}  {accs}{r['global_score']:8.2f}"
+                f"{r['global_score_on_correct']:9.2f}{'' if paper is None else f'{paper:7.2f}'}"
+            )
     return 0
 
 

@@ -55,15 +55,27 @@ def train_models(ft_epochs: int, n_train: int, seed: int) -> dict:
     models = {"natural": natural}
     pgd = copy.deepcopy(natural).train()
     clf = make_classifier(pgd, lr=5e-4)
-    PGDAdversarialTrainer(clf, PixelAttack(clf, eps=0.3, eps_step=0.05, max_iter=10, verbose=False),
-                          seed=seed, verbose=False).fit(x, y, batch_size=64, nb_epochs=ft_epochs)
+    PGDAdversarialTrainer(
+        clf,
+        PixelAttack(clf, eps=0.3, eps_step=0.05, max_iter=10, verbose=False),
+        seed=seed,
+        verbose=False,
+    ).fit(x, y, batch_size=64, nb_epochs=ft_epochs)
     models["PGD AT"] = clf.model.eval()
     sp = copy.deepcopy(natural).train()
     clf = make_classifier(sp, lr=5e-4)
-    attack = IntegratedSpatialAttack(clf, eps_flow=0.3, eps_affine=0.3, eps_step_flow=0.03,
-                                     eps_step_affine=0.1, max_iter=5, verbose=False)
-    SpatialAdversarialTrainer(clf, attack, seed=seed, verbose=False).fit(x, y, batch_size=64,
-                                                                          nb_epochs=ft_epochs)
+    attack = IntegratedSpatialAttack(
+        clf,
+        eps_flow=0.3,
+        eps_affine=0.3,
+        eps_step_flow=0.03,
+        eps_step_affine=0.1,
+        max_iter=5,
+        verbose=False,
+    )
+    SpatialAdversarialTrainer(clf, attack, seed=seed, verbose=False).fit(
+        x, y, batch_size=64, nb_epochs=ft_epochs
+    )
     models["spatial AT"] = clf.model.eval()
     return models
 
@@ -85,8 +97,12 @@ def main(argv=None) -> int:
     models = train_models(args.ft_epochs, n_train, args.seed)
     t_train = time.perf_counter() - start
     xt, yt = load_mnist5k("test", seed=args.seed)
-    out = {"n_train": n_train, "ft_epochs": args.ft_epochs, "seconds_training": round(t_train, 1),
-           "clean_accuracy": {k: accuracy(m, xt, yt) for k, m in models.items()}}
+    out = {
+        "n_train": n_train,
+        "ft_epochs": args.ft_epochs,
+        "seconds_training": round(t_train, 1),
+        "clean_accuracy": {k: accuracy(m, xt, yt) for k, m in models.items()},
+    }
     stem = args.out.with_suffix("")
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(len(xt), size=n_skew, replace=False)
@@ -98,19 +114,30 @@ def main(argv=None) -> int:
     out["saliency_skewness_median"] = {}
     for a, b in pairs:
         med, per = saliency_skewness(models[a], models[b], x, y, n=n_noise // 2, seed=args.seed)
-        out["saliency_skewness_median"][f"{a} vs {b}"] = {"median": med,
-                                                          "q25": float(np.nanpercentile(per, 25)),
-                                                          "q75": float(np.nanpercentile(per, 75))}
+        out["saliency_skewness_median"][f"{a} vs {b}"] = {
+            "median": med,
+            "q25": float(np.nanpercentile(per, 25)),
+            "q75": float(np.nanpercentile(per, 75)),
+        }
         print(f"skewness of S({b}) - S({a}): median {med:+.3f} over {len(per)} digits")
 
     # Fig. 2 (natural model)
     xl, yl = x[:16], y[:16]
-    before, after, res = landscape_before_after(models["natural"], xl, yl, steps=steps, seed=args.seed)
+    before, after, res = landscape_before_after(
+        models["natural"], xl, yl, steps=steps, seed=args.seed
+    )
     distant = loss_landscape(models["natural"], xl, yl, None, span=3.0, steps=steps, seed=args.seed)
-    plot_landscapes([("before, distant view (span 3)", distant), ("before, close view (span 1)", before),
-                     ("after the attack, around w*", after)], f"{stem}_landscape.png")
+    plot_landscapes(
+        [
+            ("before, distant view (span 3)", distant),
+            ("before, close view (span 1)", before),
+            ("after the attack, around w*", after),
+        ],
+        f"{stem}_landscape.png",
+    )
     out["landscape"] = {
-        "n": int(len(xl)), "steps": steps,
+        "n": int(len(xl)),
+        "steps": steps,
         "clean_loss_mean": float(before.center_loss.mean()),
         "loss_at_w_star_mean": float(after.center_loss.mean()),
         "attack_success_rate": float(res.success.float().mean()),
@@ -122,13 +149,16 @@ def main(argv=None) -> int:
     print("landscape:", out["landscape"])
 
     # Fig. 1
-    _, summary = adversarial_gallery(models["natural"], x[:6], y[:6], f"{stem}_gallery.png",
-                                     seed=args.seed)
+    _, summary = adversarial_gallery(
+        models["natural"], x[:6], y[:6], f"{stem}_gallery.png", seed=args.seed
+    )
     out["gallery_accuracy"] = {k: v["accuracy"] for k, v in summary["attacks"].items()}
     out["seconds"] = round(time.perf_counter() - start, 1)
     out["meta"] = machine_metadata()
     write_json(args.out, out)
-    print(f"clean accuracy: {out['clean_accuracy']}; wrote {args.out} and PNGs in {out['seconds']} s")
+    print(
+        f"clean accuracy: {out['clean_accuracy']}; wrote {args.out} and PNGs in {out['seconds']} s"
+    )
     return 0
 
 

@@ -48,12 +48,28 @@ from benchmarks._repro import (  # noqa: E402
 EPS = 0.3
 #: rotation sampling of the training augmentation and of the rotation-180 column (the paper's)
 INTERPOLATION = "nearest"
-FULL = dict(n_train=4000, n_test=1000, natural_epochs=5, epochs=3, train_iter=7, pgd_eval_iter=40,
-            rotation_values=[float(t) for t in range(0, 181, 15)],
-            robustness_values=[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], robustness_iter=40)
-QUICK = dict(n_train=1000, n_test=200, natural_epochs=3, epochs=3, train_iter=3, pgd_eval_iter=20,
-             rotation_values=[0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0],
-             robustness_values=[0.0, 0.1, 0.2, 0.3], robustness_iter=20)
+FULL = dict(
+    n_train=4000,
+    n_test=1000,
+    natural_epochs=5,
+    epochs=3,
+    train_iter=7,
+    pgd_eval_iter=40,
+    rotation_values=[float(t) for t in range(0, 181, 15)],
+    robustness_values=[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+    robustness_iter=40,
+)
+QUICK = dict(
+    n_train=1000,
+    n_test=200,
+    natural_epochs=3,
+    epochs=3,
+    train_iter=3,
+    pgd_eval_iter=20,
+    rotation_values=[0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0],
+    robustness_values=[0.0, 0.1, 0.2, 0.3],
+    robustness_iter=20,
+)
 
 
 def stages_of(name: str, epochs: int) -> list[tuple]:
@@ -105,20 +121,32 @@ def main(argv=None) -> int:
     if args.smoke:
         cfg.update({k: v for k, v in SMOKE.items() if k in cfg and k != "epochs"})  # stages need 3
     x_train, y_train, x_test, y_test = mnist5k(cfg["n_train"], cfg["n_test"], args.seed)
-    natural, _ = natural_model(x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache)
+    natural, _ = natural_model(
+        x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache
+    )
     nat_state = {k: v.clone() for k, v in natural.state_dict().items()}
     k = cfg["train_iter"]
     eval_suite = {
         "name": "cusp-mnist-table1",
         "dataset": "mnist",
         "description": "PGD accuracy + CuSP rotation invariance and robustness profiles (MNIST scale)",
-        "attacks": [{"name": "pgd", "attack": "pgd", "category": "sensitivity",
-                     "params": {"eps": EPS, "eps_step": 0.01, "random_init": True},
-                     "iterations": [cfg["pgd_eval_iter"]]}],
+        "attacks": [
+            {
+                "name": "pgd",
+                "attack": "pgd",
+                "category": "sensitivity",
+                "params": {"eps": EPS, "eps_step": 0.01, "random_init": True},
+                "iterations": [cfg["pgd_eval_iter"]],
+            }
+        ],
         "profiles": [
             {"name": "rotation", "kind": "rotation", "values": cfg["rotation_values"]},
-            {"name": "robustness", "kind": "robustness", "values": cfg["robustness_values"],
-             "params": {"eps_step": 0.01, "max_iter": cfg["robustness_iter"]}},
+            {
+                "name": "robustness",
+                "kind": "robustness",
+                "values": cfg["robustness_values"],
+                "params": {"eps_step": 0.01, "max_iter": cfg["robustness_iter"]},
+            },
         ],
     }
 
@@ -130,23 +158,58 @@ def main(argv=None) -> int:
             stages = stages_of(name, cfg["epochs"])
 
             def factory(clf, ckpt, stages=stages):
-                attack = PixelAttack(clf, eps=EPS, eps_step=2.5 * EPS / k, max_iter=k, random_init=True,
-                                     verbose=False)
-                return CurriculumAdversarialTrainer(clf, stages, attack, seed=args.seed,
-                                                    interpolation=INTERPOLATION,
-                                                    verbose=not args.quiet, checkpoint_dir=ckpt,
-                                                    resume=True)
+                attack = PixelAttack(
+                    clf,
+                    eps=EPS,
+                    eps_step=2.5 * EPS / k,
+                    max_iter=k,
+                    random_init=True,
+                    verbose=False,
+                )
+                return CurriculumAdversarialTrainer(
+                    clf,
+                    stages,
+                    attack,
+                    seed=args.seed,
+                    interpolation=INTERPOLATION,
+                    verbose=not args.quiet,
+                    checkpoint_dir=ckpt,
+                    resume=True,
+                )
 
-            recipe = {"kind": "cusp", "model": name, "stages": stages, "k": k, "epochs": cfg["epochs"],
-                      "n_train": cfg["n_train"], "natural_epochs": cfg["natural_epochs"], "seed": args.seed,
-                      "interpolation": INTERPOLATION}
-            slug = name.lower().replace(" ", "_").replace("(", "").replace(")", "").replace("->", "to")
-            model, info = cached_train(f"cusp_{slug}", recipe,
-                                       fit_trainer(factory, x_train, y_train, cfg["epochs"]),
-                                       cache=args.cache, init_state=nat_state, seed=args.seed)
+            recipe = {
+                "kind": "cusp",
+                "model": name,
+                "stages": stages,
+                "k": k,
+                "epochs": cfg["epochs"],
+                "n_train": cfg["n_train"],
+                "natural_epochs": cfg["natural_epochs"],
+                "seed": args.seed,
+                "interpolation": INTERPOLATION,
+            }
+            slug = (
+                name.lower().replace(" ", "_").replace("(", "").replace(")", "").replace("->", "to")
+            )
+            model, info = cached_train(
+                f"cusp_{slug}",
+                recipe,
+                fit_trainer(factory, x_train, y_train, cfg["epochs"]),
+                cache=args.cache,
+                init_state=nat_state,
+                seed=args.seed,
+            )
             info["stages"] = stages
-        report = evaluate(model, x_test, y_test, eval_suite, seed=args.seed, batch_size=250,
-                          verbose=not args.quiet, model_name=name)
+        report = evaluate(
+            model,
+            x_test,
+            y_test,
+            eval_suite,
+            seed=args.seed,
+            batch_size=250,
+            verbose=not args.quiet,
+            model_name=name,
+        )
         reports[name] = report
         s = scores_of(report)
         rows[name] = {
@@ -154,8 +217,12 @@ def main(argv=None) -> int:
             "rotation_180": rotation180_accuracy(model, x_test, y_test, args.seed),
             "pgd": next(iter(s["attacks"]["pgd"].values()))["accuracy"],
         }
-        per_model[name] = {"scores": s, "profiles": report.profiles, "stages": info.get("stages"),
-                           "train_seconds": info.get("train_seconds")}
+        per_model[name] = {
+            "scores": s,
+            "profiles": report.profiles,
+            "stages": info.get("stages"),
+            "train_seconds": info.get("train_seconds"),
+        }
 
     tag = "_smoke" if args.smoke else "_quick" if args.quick else ""
     args.out.mkdir(parents=True, exist_ok=True)
@@ -163,11 +230,19 @@ def main(argv=None) -> int:
     plot_profiles(reports, png, title=f"CuSP profiles on MNIST-5k ({cfg['n_test']} digits)")
     payload = {
         "benchmark": "cusp",
-        "command": " ".join(["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/cusp.py"]
-                            + (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(
+            ["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/cusp.py"]
+            + (argv if argv is not None else sys.argv[1:])
+        ),
         "machine": machine_metadata(),
-        "config": {**cfg, "eps": EPS, "seed": args.seed, "init": "fine-tuned from the natural model",
-                   "interpolation": INTERPOLATION, "suite": eval_suite},
+        "config": {
+            **cfg,
+            "eps": EPS,
+            "seed": args.seed,
+            "init": "fine-tuned from the natural model",
+            "interpolation": INTERPOLATION,
+            "suite": eval_suite,
+        },
         "columns": ["natural", "rotation_180", "pgd"],
         "table": rows,
         "per_model": per_model,

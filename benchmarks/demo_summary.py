@@ -33,8 +33,12 @@ def main(argv=None) -> int:
         "command": args.command,
         "machine": machine_metadata(),
         **summary,
-        "per_attack": {m: {a["name"]: {s["label"]: s["accuracy"] for s in a["strengths"]}
-                           for a in r["attacks"]} for m, r in reports.items()},
+        "per_attack": {
+            m: {
+                a["name"]: {s["label"]: s["accuracy"] for s in a["strengths"]} for a in r["attacks"]
+            }
+            for m, r in reports.items()
+        },
         "n_examples": {m: r["n_examples"] for m, r in reports.items()},
     }
     out = write_json(Path(__file__).resolve().parent / "results" / f"{args.name}.json", payload)

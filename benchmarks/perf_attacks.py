@@ -39,28 +39,37 @@ logger = logging.getLogger("perf_attacks")
 
 def spatial_table(section: dict) -> str:
     """Markdown tables of the ``spatial`` section (pasted into docs/results.md)."""
-    lines = ["| model @ size (batch) | fwd+bwd | Flow | Affine | RT | Integrated | Pixel | target |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model @ size (batch) | fwd+bwd | Flow | Affine | RT | Integrated | Pixel | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, e in section["per_iteration_cost"].items():
         cells = []
         for k in ("flow", "affine", "rt", "integrated", "pixel"):
             mark = "" if e["target_met"][k] else " (miss)"
             cells.append(f"{e[k]['ratio']:.2f}{mark}")
-        lines.append(f"| {key} ({e['batch']}) | {1000 * e['forward_backward_s']:.0f} ms | "
-                     + " | ".join(cells) + f" | <= {e['target']} |")
+        lines.append(
+            f"| {key} ({e['batch']}) | {1000 * e['forward_backward_s']:.0f} ms | "
+            + " | ".join(cells)
+            + f" | <= {e['target']} |"
+        )
     st = section["flow_vs_stadv"]
     gr = section["rt_vs_art_grid"]
-    lines += ["", "| comparison (n digits, clean acc) | ours: robust acc / time "
-              "| baseline: robust acc / time | time ratio | target met |", "|---|---|---|---|---|",
-              f"| FlowAttack vs stAdv (n={st['n']}, {st['clean_accuracy']:.2f}) | "
-              f"{st['flow']['robust_accuracy']:.2f} / {st['flow']['time_s']:.1f} s | "
-              f"{st['stadv']['robust_accuracy']:.2f} / {st['stadv']['time_s']:.1f} s "
-              f"({st['stadv']['all_zero_outputs']} all-zero outputs) | "
-              f"{st['time_ratio_flow_over_stadv']:.3f} | {st['target_met']} |",
-              f"| RT AffineAttack vs ART SpatialTransformation (n={gr['n']}, {gr['clean_accuracy']:.2f}) | "
-              f"{gr['rt']['robust_accuracy']:.2f} / {gr['rt']['time_s']:.1f} s | "
-              f"{gr['art_grid']['robust_accuracy']:.2f} / {gr['art_grid']['time_s']:.1f} s | "
-              f"{gr['time_ratio_rt_over_grid']:.3f} | {gr['target_met']} |"]
+    lines += [
+        "",
+        "| comparison (n digits, clean acc) | ours: robust acc / time "
+        "| baseline: robust acc / time | time ratio | target met |",
+        "|---|---|---|---|---|",
+        f"| FlowAttack vs stAdv (n={st['n']}, {st['clean_accuracy']:.2f}) | "
+        f"{st['flow']['robust_accuracy']:.2f} / {st['flow']['time_s']:.1f} s | "
+        f"{st['stadv']['robust_accuracy']:.2f} / {st['stadv']['time_s']:.1f} s "
+        f"({st['stadv']['all_zero_outputs']} all-zero outputs) | "
+        f"{st['time_ratio_flow_over_stadv']:.3f} | {st['target_met']} |",
+        f"| RT AffineAttack vs ART SpatialTransformation (n={gr['n']}, {gr['clean_accuracy']:.2f}) | "
+        f"{gr['rt']['robust_accuracy']:.2f} / {gr['rt']['time_s']:.1f} s | "
+        f"{gr['art_grid']['robust_accuracy']:.2f} / {gr['art_grid']['time_s']:.1f} s | "
+        f"{gr['time_ratio_rt_over_grid']:.3f} | {gr['target_met']} |",
+    ]
     return "\n".join(lines)
 
 
@@ -68,12 +77,20 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--sections", nargs="*", default=SECTIONS, help=f"subset of {SECTIONS}")
-    parser.add_argument("--table", type=Path, default=None,
-                        help="print the markdown tables of an existing JSON and exit")
+    parser.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="print the markdown tables of an existing JSON and exit",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help=f"JSON path (default {DEFAULT_OUTPUT.relative_to(HERE.parent)}; "
-                             "--quick defaults to results/perf_attacks_quick.json)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"JSON path (default {DEFAULT_OUTPUT.relative_to(HERE.parent)}; "
+        "--quick defaults to results/perf_attacks_quick.json)",
+    )
     args = parser.parse_args(argv)
     if args.table is not None:
         payload = json.loads(args.table.read_text())
@@ -90,10 +107,16 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    output = args.output or (HERE / "results" / ("perf_attacks_quick.json" if args.quick
-                                                  else "perf_attacks.json"))
-    payload = {"benchmark": "perf_attacks", "quick": args.quick, "meta": machine_metadata(),
-               "sections": {}, "skipped": {}}
+    output = args.output or (
+        HERE / "results" / ("perf_attacks_quick.json" if args.quick else "perf_attacks.json")
+    )
+    payload = {
+        "benchmark": "perf_attacks",
+        "quick": args.quick,
+        "meta": machine_metadata(),
+        "sections": {},
+        "skipped": {},
+    }
     for name in args.sections:
         path = HERE / "perf_sections" / f"{name}.py"
         if not path.exists():

@@ -52,7 +52,9 @@ def trend(values: list[float]) -> float:
 
 def main(argv=None) -> int:
     p = base_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--ks", type=int, nargs="+", default=None, help="PGD training iterations (0 = natural)")
+    p.add_argument(
+        "--ks", type=int, nargs="+", default=None, help="PGD training iterations (0 = natural)"
+    )
     args = p.parse_args(argv)
     setup(args)
     from art_spatial.attacks import PixelAttack
@@ -65,7 +67,9 @@ def main(argv=None) -> int:
         cfg.update({k: v for k, v in SMOKE.items() if k in cfg})
     ks = args.ks or cfg["ks"]
     x_train, y_train, x_test, y_test = mnist5k(cfg["n_train"], cfg["n_test"], args.seed)
-    natural, _ = natural_model(x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache)
+    natural, _ = natural_model(
+        x_train, y_train, cfg["natural_epochs"], seed=args.seed, cache=args.cache
+    )
     nat_state = {k: v.clone() for k, v in natural.state_dict().items()}
 
     results = {}
@@ -73,18 +77,48 @@ def main(argv=None) -> int:
         if k == 0:
             model, info = natural, {"train_seconds": 0.0}
         else:
-            def factory(clf, ckpt, k=k):
-                attack = PixelAttack(clf, eps=0.3, eps_step=0.01, max_iter=k, random_init=True, verbose=False)
-                return PGDAdversarialTrainer(clf, attack, seed=args.seed, verbose=not args.quiet,
-                                             checkpoint_dir=ckpt, resume=True)
 
-            recipe = {"kind": "pgd_at", "k": k, "eps": 0.3, "eps_step": 0.01, "epochs": cfg["epochs"],
-                      "n_train": cfg["n_train"], "natural_epochs": cfg["natural_epochs"], "seed": args.seed}
-            model, info = cached_train(f"fig3_pgd{k}", recipe,
-                                       fit_trainer(factory, x_train, y_train, cfg["epochs"]),
-                                       cache=args.cache, init_state=nat_state, seed=args.seed)
-        report = evaluate(model, x_test, y_test, "pareto-mnist", seed=args.seed, batch_size=250,
-                          verbose=not args.quiet, model_name=f"PGD AT K={k}")
+            def factory(clf, ckpt, k=k):
+                attack = PixelAttack(
+                    clf, eps=0.3, eps_step=0.01, max_iter=k, random_init=True, verbose=False
+                )
+                return PGDAdversarialTrainer(
+                    clf,
+                    attack,
+                    seed=args.seed,
+                    verbose=not args.quiet,
+                    checkpoint_dir=ckpt,
+                    resume=True,
+                )
+
+            recipe = {
+                "kind": "pgd_at",
+                "k": k,
+                "eps": 0.3,
+                "eps_step": 0.01,
+                "epochs": cfg["epochs"],
+                "n_train": cfg["n_train"],
+                "natural_epochs": cfg["natural_epochs"],
+                "seed": args.seed,
+            }
+            model, info = cached_train(
+                f"fig3_pgd{k}",
+                recipe,
+                fit_trainer(factory, x_train, y_train, cfg["epochs"]),
+                cache=args.cache,
+                init_state=nat_state,
+                seed=args.seed,
+            )
+        report = evaluate(
+            model,
+            x_test,
+            y_test,
+            "pareto-mnist",
+            seed=args.seed,
+            batch_size=250,
+            verbose=not args.quiet,
+            model_name=f"PGD AT K={k}",
+        )
         results[k] = {"scores": scores_of(report), "train_seconds": info.get("train_seconds")}
 
     def curve(attack: str, label: str) -> list[float]:
@@ -94,13 +128,19 @@ def main(argv=None) -> int:
     flow_curves = {lab: curve("flow", lab) for lab in labels}
     rt_curves = {lab: curve("rt", lab) for lab in list(results[ks[0]]["scores"]["attacks"]["rt"])}
     pgd_curve = [results[k]["scores"]["category_scores_on_correct"]["sensitivity"] for k in ks]
-    flow_mean = [float(np.mean([flow_curves[lab][i] for lab in flow_curves])) for i in range(len(ks))]
+    flow_mean = [
+        float(np.mean([flow_curves[lab][i] for lab in flow_curves])) for i in range(len(ks))
+    ]
     rt_mean = [float(np.mean([rt_curves[lab][i] for lab in rt_curves])) for i in range(len(ks))]
     verdict = {
         "pgd_robustness_rises_with_k": trend(pgd_curve) > 1e-6,
         "flow_robustness_rises_with_k (paper: yes)": trend(flow_mean) > 1e-6,
         "rt_robustness_falls_with_k (paper: yes)": trend(rt_mean) < -1e-6,
-        "slopes_per_rank": {"pgd": trend(pgd_curve), "flow": trend(flow_mean), "rt": trend(rt_mean)},
+        "slopes_per_rank": {
+            "pgd": trend(pgd_curve),
+            "flow": trend(flow_mean),
+            "rt": trend(rt_mean),
+        },
     }
 
     import matplotlib
@@ -114,11 +154,23 @@ def main(argv=None) -> int:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     xs = list(range(len(ks)))
     for i, (lab, ys) in enumerate(flow_curves.items()):
-        ax.plot(xs, ys, "o-", color="tab:red", alpha=0.4 + 0.6 * i / max(1, len(flow_curves) - 1),
-                label=f"flow {lab}")
+        ax.plot(
+            xs,
+            ys,
+            "o-",
+            color="tab:red",
+            alpha=0.4 + 0.6 * i / max(1, len(flow_curves) - 1),
+            label=f"flow {lab}",
+        )
     for i, (lab, ys) in enumerate(rt_curves.items()):
-        ax.plot(xs, ys, "s--", color="tab:blue", alpha=0.4 + 0.6 * i / max(1, len(rt_curves) - 1),
-                label=f"RT {lab}")
+        ax.plot(
+            xs,
+            ys,
+            "s--",
+            color="tab:blue",
+            alpha=0.4 + 0.6 * i / max(1, len(rt_curves) - 1),
+            label=f"RT {lab}",
+        )
     ax.plot(xs, pgd_curve, "k:", label="PGD score")
     ax.set_xticks(xs, [str(k) for k in ks])
     ax.set_xlabel("PGD iterations in adversarial training (0 = natural)")
@@ -132,11 +184,19 @@ def main(argv=None) -> int:
 
     payload = {
         "benchmark": "relationships",
-        "command": " ".join(["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/relationships.py"]
-                            + (argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(
+            ["OMP_NUM_THREADS=1", ".venv/bin/python", "benchmarks/relationships.py"]
+            + (argv if argv is not None else sys.argv[1:])
+        ),
         "machine": machine_metadata(),
-        "config": {**cfg, "ks": ks, "seed": args.seed, "train_attack": "PGD eps 0.3 step 0.01 random start",
-                   "init": "fine-tuned from the natural model", "suite": "pareto-mnist"},
+        "config": {
+            **cfg,
+            "ks": ks,
+            "seed": args.seed,
+            "train_attack": "PGD eps 0.3 step 0.01 random start",
+            "init": "fine-tuned from the natural model",
+            "suite": "pareto-mnist",
+        },
         "ks": ks,
         "flow_accuracy_on_correct": flow_curves,
         "rt_accuracy_on_correct": rt_curves,
@@ -149,8 +209,12 @@ def main(argv=None) -> int:
     }
     out = write_json(args.out / f"relationships{tag}.json", payload)
     print(f"wrote {out} and {png}")
-    for k, c, pg, fm, rm in zip(ks, payload["clean_accuracy"], pgd_curve, flow_mean, rt_mean, strict=True):
-        print(f"K={k:<3} clean {c:6.2f}  PGD|correct {pg:6.2f}  flow|correct {fm:6.2f}  RT|correct {rm:6.2f}")
+    for k, c, pg, fm, rm in zip(
+        ks, payload["clean_accuracy"], pgd_curve, flow_mean, rt_mean, strict=True
+    ):
+        print(
+            f"K={k:<3} clean {c:6.2f}  PGD|correct {pg:6.2f}  flow|correct {fm:6.2f}  RT|correct {rm:6.2f}"
+        )
     print({k: v for k, v in verdict.items() if k != "slopes_per_rank"})
     return 0
 

@@ -86,18 +86,32 @@ def make_jobs(config, seeds, sweep_seeds):
         cfg = dataclasses.replace(config, seed=s)
         for m in TABLE_METHODS:
             jobs.append((s, m, m, cfg))
-        jobs.append((s, f"Pareto AT (r={ABS_TABLE_R:g} abs)", "Pareto AT",
-                     dataclasses.replace(cfg, pareto_r=ABS_TABLE_R, pareto_r_mode="absolute")))
+        jobs.append(
+            (
+                s,
+                f"Pareto AT (r={ABS_TABLE_R:g} abs)",
+                "Pareto AT",
+                dataclasses.replace(cfg, pareto_r=ABS_TABLE_R, pareto_r_mode="absolute"),
+            )
+        )
         # Spatial AT with twice the epochs and the warm-up: the Table-1 Spatial AT column (the recipe's
         # 10 epochs end at 83 % clean accuracy, still rising; docs/results.md)
         jobs.append((s, spatial_long_label(cfg), "Spatial AT", spatial_long_config(cfg)))
     for s in sweep_seeds:
         cfg = dataclasses.replace(config, seed=s)
         for r in SWEEP_REL:
-            jobs.append((s, f"Pareto AT (r={r:g})", "Pareto AT", dataclasses.replace(cfg, pareto_r=r)))
+            jobs.append(
+                (s, f"Pareto AT (r={r:g})", "Pareto AT", dataclasses.replace(cfg, pareto_r=r))
+            )
         for r in SWEEP_ABS:
-            jobs.append((s, f"Pareto AT (r={r:g} abs)", "Pareto AT",
-                         dataclasses.replace(cfg, pareto_r=r, pareto_r_mode="absolute")))
+            jobs.append(
+                (
+                    s,
+                    f"Pareto AT (r={r:g} abs)",
+                    "Pareto AT",
+                    dataclasses.replace(cfg, pareto_r=r, pareto_r_mode="absolute"),
+                )
+            )
     return jobs
 
 
@@ -141,16 +155,21 @@ def run_job(job, work: Path, data, monitor, verbose: bool) -> bool:
     folder = work / f"seed{seed}"
     name = slug(label)
     done = folder / "reports" / f"{name}.json"
-    if done.exists() and json.loads(done.read_text()).get("meta", {}).get("job_key") == cfg.training_key(method):
+    if done.exists() and json.loads(done.read_text()).get("meta", {}).get(
+        "job_key"
+    ) == cfg.training_key(method):
         return False
     lock = folder / "locks" / f"{name}.lock"
     if not claim(lock):
         return False
     try:
         x_train, y_train, x_test, y_test = data[seed]
-        model, info = train_model(method, cfg, x_train, y_train, folder, verbose=verbose, name=name,
-                                  monitor=monitor[seed])
-        report, _ = evaluate_model(method, model, cfg, x_test, y_test, folder, verbose=verbose, name=name)
+        model, info = train_model(
+            method, cfg, x_train, y_train, folder, verbose=verbose, name=name, monitor=monitor[seed]
+        )
+        report, _ = evaluate_model(
+            method, model, cfg, x_test, y_test, folder, verbose=verbose, name=name
+        )
         report.meta["job_key"] = cfg.training_key(method)
         report.meta["train_seconds"] = info.get("train_seconds")
         report.meta["train_cpu_seconds"] = info.get("train_cpu_seconds")
@@ -167,9 +186,12 @@ def outcomes(report: dict) -> dict:
     cats = {}
     for a in report["attacks"]:
         if a.get("category"):
-            rows = np.array([[c == "1" for c in s] for s in a["robust_examples"]]).T  # n x strengths
-            cats[a["category"]] = np.concatenate([cats[a["category"]], rows], 1) if a["category"] in cats \
-                else rows
+            rows = np.array(
+                [[c == "1" for c in s] for s in a["robust_examples"]]
+            ).T  # n x strengths
+            cats[a["category"]] = (
+                np.concatenate([cats[a["category"]], rows], 1) if a["category"] in cats else rows
+            )
     return {"clean": clean, **cats}
 
 
@@ -202,7 +224,9 @@ def seed_values(outs: dict, labels, seeds, idx_of_seed, convention: str) -> dict
     return res
 
 
-def bootstrap(outs: dict, labels, seeds, n_points: int, convention: str, n_boot: int = 1000, rng_seed: int = 0):
+def bootstrap(
+    outs: dict, labels, seeds, n_points: int, convention: str, n_boot: int = 1000, rng_seed: int = 0
+):
     """Means over seeds and 95 % percentile intervals; resamples seeds and test points together.
 
     Returns ``(cells, draws)``: ``cells[label][key] = {mean, lo, hi, per_seed}`` and the bootstrap draws
@@ -253,11 +277,21 @@ def verdicts(cells: dict, draws: dict, paper: dict, key: str, label_of: dict) ->
             verdict = "held" if ours == paper_sign else "missed"
         else:
             ours, verdict = "~", "tie"
-        out.append({"pair": [a, b], "paper": paper_sign, "ours": ours, "verdict": verdict,
-                    "paper_values": [pa, pb], "our_means": [cells[la][key]["mean"], cells[lb][key]["mean"]],
-                    "diff_interval": [lo, hi],
-                    "intervals_overlap": not (cells[la][key]["lo"] > cells[lb][key]["hi"]
-                                              or cells[lb][key]["lo"] > cells[la][key]["hi"])})
+        out.append(
+            {
+                "pair": [a, b],
+                "paper": paper_sign,
+                "ours": ours,
+                "verdict": verdict,
+                "paper_values": [pa, pb],
+                "our_means": [cells[la][key]["mean"], cells[lb][key]["mean"]],
+                "diff_interval": [lo, hi],
+                "intervals_overlap": not (
+                    cells[la][key]["lo"] > cells[lb][key]["hi"]
+                    or cells[lb][key]["lo"] > cells[la][key]["hi"]
+                ),
+            }
+        )
     return out
 
 
@@ -286,8 +320,13 @@ def plot_curves(infos: dict, labels, path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [("loss", "training loss"), ("mon_clean", "clean acc (200 test digits)"),
-            ("mon_pgd", "PGD-10 acc"), ("mon_flow", "flow-5 acc"), ("mon_affine", "affine-5 acc")]
+    keys = [
+        ("loss", "training loss"),
+        ("mon_clean", "clean acc (200 test digits)"),
+        ("mon_pgd", "PGD-10 acc"),
+        ("mon_flow", "flow-5 acc"),
+        ("mon_affine", "affine-5 acc"),
+    ]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4))
     for lab in labels:
         runs = [infos[k]["history"] for k in infos if k[0] == lab]
@@ -315,18 +354,35 @@ def plot_front(cells: dict, path: Path) -> str:
 
     ref = cells["Natural"]["clean_accuracy"]["mean"]
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    pts = {lab: (ref - c["clean_accuracy"]["mean"], c["universal"]["mean"]) for lab, c in cells.items()}
+    pts = {
+        lab: (ref - c["clean_accuracy"]["mean"], c["universal"]["mean"]) for lab, c in cells.items()
+    }
     front = {list(pts)[i] for i in pareto_front([(u, s) for s, u in pts.values()])}
     for lab, (s, u) in pts.items():
         c = cells[lab]["universal"]
-        color = "tab:red" if lab.startswith("Pareto") and "abs" not in lab else \
-            "tab:orange" if lab.startswith("Pareto") else "tab:blue"
-        ax.errorbar([s], [u], yerr=[[u - c["lo"]], [c["hi"] - u]], fmt="o", color=color,
-                    mfc=color if lab in front else "white", capsize=2)
+        color = (
+            "tab:red"
+            if lab.startswith("Pareto") and "abs" not in lab
+            else "tab:orange"
+            if lab.startswith("Pareto")
+            else "tab:blue"
+        )
+        ax.errorbar(
+            [s],
+            [u],
+            yerr=[[u - c["lo"]], [c["hi"] - u]],
+            fmt="o",
+            color=color,
+            mfc=color if lab in front else "white",
+            capsize=2,
+        )
         ax.annotate(lab, (s, u), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xlabel("sacrificed clean accuracy vs Natural (points)")
     ax.set_ylabel("universal robustness score (correct-only)")
-    ax.set_title("MNIST-5k: red = Pareto AT relative r, orange = absolute r; filled = on the front", fontsize=8)
+    ax.set_title(
+        "MNIST-5k: red = Pareto AT relative r, orange = absolute r; filled = on the front",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -353,16 +409,24 @@ def report(args, config, jobs, work: Path, tag: str, t_start: float) -> int:
         conv[convention] = {
             "cells": cells,
             "table_labels": table,
-            "orderings": {k: verdicts(cells, draws, PAPER_MNIST_TABLE1, k, table) for k in CATS + ("universal",)},
-            "orderings_absolute_r": {k: verdicts(cells, draws, PAPER_MNIST_TABLE1, k, abs_table)
-                                     for k in CATS + ("universal",)},
-            "orderings_spatial_short": {k: verdicts(cells, draws, PAPER_MNIST_TABLE1, k, short_table)
-                                        for k in CATS + ("universal",)},
+            "orderings": {
+                k: verdicts(cells, draws, PAPER_MNIST_TABLE1, k, table)
+                for k in CATS + ("universal",)
+            },
+            "orderings_absolute_r": {
+                k: verdicts(cells, draws, PAPER_MNIST_TABLE1, k, abs_table)
+                for k in CATS + ("universal",)
+            },
+            "orderings_spatial_short": {
+                k: verdicts(cells, draws, PAPER_MNIST_TABLE1, k, short_table)
+                for k in CATS + ("universal",)
+            },
         }
         for key in ("orderings", "orderings_absolute_r", "orderings_spatial_short"):
             conv[convention][key + "_summary"] = {
                 k: {v: sum(o["verdict"] == v for o in lst) for v in ("held", "missed", "tie")}
-                for k, lst in conv[convention][key].items()}
+                for k, lst in conv[convention][key].items()
+            }
     args.out.mkdir(parents=True, exist_ok=True)
     front_png = plot_front(conv["correct-only"]["cells"], args.out / f"pareto_mnist{tag}_front.png")
     curves_png = plot_curves(infos, labels, args.out / f"pareto_mnist{tag}_curves.png")
@@ -371,16 +435,31 @@ def report(args, config, jobs, work: Path, tag: str, t_start: float) -> int:
         if lab.startswith("Pareto"):
             h = info["history"]
             pareto.setdefault(lab, {})[str(s)] = {
-                "r_mode": info["config"]["pareto_r_mode"], "r": info["config"]["pareto_r"],
+                "r_mode": info["config"]["pareto_r_mode"],
+                "r": info["config"]["pareto_r"],
                 "r_infeasible_batches": int(sum(e.get("r_infeasible", 0) for e in h)),
                 "qp_fallbacks": int(sum(e.get("qp_fallbacks", 0) for e in h)),
                 "batches": int(sum(-(-e["n_examples"] // config.batch_size) for e in h)),
                 "alpha_per_epoch": [e.get("alpha") for e in h],
-                "r_effective_per_epoch": [e.get("r_effective") for e in h]}
-    curves = {f"{lab} / seed {s}": {k: [e.get(k) for e in info["history"]]
-                                    for k in ("loss", "clean_acc", "robust_acc", "mon_clean", "mon_pgd", "mon_flow",
-                                              "mon_affine", "lr", "eps_scale")}
-              for (lab, s), info in infos.items()}
+                "r_effective_per_epoch": [e.get("r_effective") for e in h],
+            }
+    curves = {
+        f"{lab} / seed {s}": {
+            k: [e.get(k) for e in info["history"]]
+            for k in (
+                "loss",
+                "clean_acc",
+                "robust_acc",
+                "mon_clean",
+                "mon_pgd",
+                "mon_flow",
+                "mon_affine",
+                "lr",
+                "eps_scale",
+            )
+        }
+        for (lab, s), info in infos.items()
+    }
     payload = {
         "benchmark": "reproduce_pareto_mnist",
         "command": "python benchmarks/reproduce_pareto_mnist.py " + " ".join(sys.argv[1:]),
@@ -388,18 +467,26 @@ def report(args, config, jobs, work: Path, tag: str, t_start: float) -> int:
         "config": config.to_dict(),
         "seeds": seeds,
         "n_test_points": n_points,
-        "bootstrap": {"resamples": args.boot, "interval": "95 % percentile", "resampled": "seeds and test points"},
+        "bootstrap": {
+            "resamples": args.boot,
+            "interval": "95 % percentile",
+            "resampled": "seeds and test points",
+        },
         "complete": not missing,
         "missing": [f"{lab} / seed {s}" for lab, s in missing],
         "paper_table1": PAPER_MNIST_TABLE1,
         "scores": conv,
         "pareto": pareto,
         "curves": curves,
-        "wall_seconds": {f"{lab} / seed {s}": {"train_s": info.get("train_seconds"),
-                                               "train_cpu_s": info.get("train_cpu_seconds"),
-                                               "eval_s": reports[(lab, s)].get("wall_time_s"),
-                                               "threads": info.get("torch_threads")}
-                         for (lab, s), info in infos.items()},
+        "wall_seconds": {
+            f"{lab} / seed {s}": {
+                "train_s": info.get("train_seconds"),
+                "train_cpu_s": info.get("train_cpu_seconds"),
+                "eval_s": reports[(lab, s)].get("wall_time_s"),
+                "threads": info.get("torch_threads"),
+            }
+            for (lab, s), info in infos.items()
+        },
         "png": {"front": Path(front_png).name, "curves": Path(curves_png).name},
         "report_wall_seconds": time.perf_counter() - t_start,
     }
@@ -410,8 +497,13 @@ def report(args, config, jobs, work: Path, tag: str, t_start: float) -> int:
     for lab in labels:
         if lab in cells:
             c = cells[lab]
-            print(f"{lab:<24}" + "  ".join(f"{k[:5]} {c[k]['mean']:6.2f} [{c[k]['lo']:6.2f},{c[k]['hi']:6.2f}]"
-                                           for k in ("clean_accuracy",) + CATS + ("universal",)))
+            print(
+                f"{lab:<24}"
+                + "  ".join(
+                    f"{k[:5]} {c[k]['mean']:6.2f} [{c[k]['lo']:6.2f},{c[k]['hi']:6.2f}]"
+                    for k in ("clean_accuracy",) + CATS + ("universal",)
+                )
+            )
     for k, v in conv["correct-only"]["orderings_summary"].items():
         print(f"orderings {k}: {v}")
     return 0
@@ -423,10 +515,13 @@ def markdown(payload: dict, labels) -> str:
     lines = []
     for conv in ("correct-only", "all-points"):
         cells = payload["scores"][conv]["cells"]
-        lines += [f"**{conv}** scores (%), mean over seeds {payload['seeds']} [95 % bootstrap interval]; "
-                  "paper (Table 1, MNIST) in parentheses", "",
-                  "| model | seeds | clean | sensitivity | local | global | universal |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"**{conv}** scores (%), mean over seeds {payload['seeds']} [95 % bootstrap interval]; "
+            "paper (Table 1, MNIST) in parentheses",
+            "",
+            "| model | seeds | clean | sensitivity | local | global | universal |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         column_of = {lab: col for col, lab in payload["scores"][conv]["table_labels"].items()}
         for lab in labels:
             if lab not in cells:
@@ -439,21 +534,39 @@ def markdown(payload: dict, labels) -> str:
                 return f"{c[k]['mean']:.1f} [{c[k]['lo']:.1f}, {c[k]['hi']:.1f}]{pv}"
 
             seeds = ",".join(c["universal"]["per_seed"])
-            lines.append(f"| {lab} | {seeds} | "
-                         + " | ".join(fmt(k) for k in ("clean_accuracy",) + CATS + ("universal",)) + " |")
+            lines.append(
+                f"| {lab} | {seeds} | "
+                + " | ".join(fmt(k) for k in ("clean_accuracy",) + CATS + ("universal",))
+                + " |"
+            )
         lines.append("")
     conv = payload["scores"]["correct-only"]
     spatial = conv["table_labels"]["Spatial AT"]
-    for key, title in (("orderings", f"Pareto AT = relative r 0.5, Spatial AT = {spatial}"),
-                       ("orderings_absolute_r", f"Pareto AT = absolute r {ABS_TABLE_R:g}, Spatial AT = {spatial}"),
-                       ("orderings_spatial_short", "Pareto AT = relative r 0.5, Spatial AT = Spatial AT "
-                        f"({payload['config']['adv_epochs']} ep)")):
-        lines += [f"Pairwise orderings of the paper's Table 1 (correct-only; {title}): held / missed / tie "
-                  "(tie = the paired 95 % interval of the difference contains 0)", "",
-                  "| score | held | missed | tie | missed pairs (paper order) |", "|---|---:|---:|---:|---|"]
+    for key, title in (
+        ("orderings", f"Pareto AT = relative r 0.5, Spatial AT = {spatial}"),
+        ("orderings_absolute_r", f"Pareto AT = absolute r {ABS_TABLE_R:g}, Spatial AT = {spatial}"),
+        (
+            "orderings_spatial_short",
+            "Pareto AT = relative r 0.5, Spatial AT = Spatial AT "
+            f"({payload['config']['adv_epochs']} ep)",
+        ),
+    ):
+        lines += [
+            f"Pairwise orderings of the paper's Table 1 (correct-only; {title}): held / missed / tie "
+            "(tie = the paired 95 % interval of the difference contains 0)",
+            "",
+            "| score | held | missed | tie | missed pairs (paper order) |",
+            "|---|---:|---:|---:|---|",
+        ]
         for k, summ in conv[key + "_summary"].items():
-            missed = [f"{o['pair'][0]} {o['paper']} {o['pair'][1]}" for o in conv[key][k] if o["verdict"] == "missed"]
-            lines.append(f"| {k} | {summ['held']} | {summ['missed']} | {summ['tie']} | {'; '.join(missed) or '-'} |")
+            missed = [
+                f"{o['pair'][0]} {o['paper']} {o['pair'][1]}"
+                for o in conv[key][k]
+                if o["verdict"] == "missed"
+            ]
+            lines.append(
+                f"| {k} | {summ['held']} | {summ['missed']} | {summ['tie']} | {'; '.join(missed) or '-'} |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -461,11 +574,22 @@ def markdown(payload: dict, labels) -> str:
 # ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     p = base_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2; --quick 0)")
-    p.add_argument("--sweep-seeds", type=int, nargs="*", default=None,
-                   help="seeds that also train the r sweep (default: the first seed)")
-    p.add_argument("--phase", choices=("all", "train", "report"), default="all",
-                   help="train (and evaluate) the models, write the report, or both")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2; --quick 0)"
+    )
+    p.add_argument(
+        "--sweep-seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="seeds that also train the r sweep (default: the first seed)",
+    )
+    p.add_argument(
+        "--phase",
+        choices=("all", "train", "report"),
+        default="all",
+        help="train (and evaluate) the models, write the report, or both",
+    )
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     args = p.parse_args(argv)
     setup(args)
@@ -474,8 +598,9 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     if args.smoke:
-        config = DemoConfig.preset("quick", n_train=128, n_test=16, natural_epochs=1, adv_epochs=1,
-                                   monitor_n=8)
+        config = DemoConfig.preset(
+            "quick", n_train=128, n_test=16, natural_epochs=1, adv_epochs=1, monitor_n=8
+        )
     elif args.quick:
         config = DemoConfig.preset("quick", monitor_n=100)
     else:
@@ -490,8 +615,15 @@ def main(argv=None) -> int:
         for s in seeds:
             xtr, ytr = load_mnist5k("train", seed=s)
             xte, yte = load_mnist5k("test", seed=s)
-            data[s] = (xtr[: config.n_train], ytr[: config.n_train], xte[: config.n_test], yte[: config.n_test])
-            monitor[s] = (xte[: config.monitor_n], yte[: config.monitor_n]) if config.monitor_n else None
+            data[s] = (
+                xtr[: config.n_train],
+                ytr[: config.n_train],
+                xte[: config.n_test],
+                yte[: config.n_test],
+            )
+            monitor[s] = (
+                (xte[: config.monitor_n], yte[: config.monitor_n]) if config.monitor_n else None
+            )
         from tqdm.auto import tqdm
 
         for job in tqdm(jobs, desc=f"models (pid {os.getpid()})", disable=args.quiet):

@@ -54,42 +54,77 @@ def _family(D: CyclicCodeDistribution, kind: str, beta: float):
 
 
 def _slim(r: dict) -> dict:
-    keys = ("clean_accuracy", "spatial_accuracy", "adversarial_accuracy",
-            "adversarial_accuracy_untransformed", "se_spatial", "se_adversarial", "theorem2_bound",
-            "theorem2_holds", "margin", "theorem3_bound", "theorem3_holds",
-            "theorem2_untransformed_bound", "theorem2_untransformed_holds")
+    keys = (
+        "clean_accuracy",
+        "spatial_accuracy",
+        "adversarial_accuracy",
+        "adversarial_accuracy_untransformed",
+        "se_spatial",
+        "se_adversarial",
+        "theorem2_bound",
+        "theorem2_holds",
+        "margin",
+        "theorem3_bound",
+        "theorem3_holds",
+        "theorem2_untransformed_bound",
+        "theorem2_untransformed_holds",
+    )
     return {k: r[k] for k in keys}
 
 
 def run(n: int, seed: int) -> dict:
-    out = {"configs": [], "n": n, "seed": seed, "betas": [None if math.isinf(b) else b for b in BETAS]}
+    out = {
+        "configs": [],
+        "n": n,
+        "seed": seed,
+        "betas": [None if math.isinf(b) else b for b in BETAS],
+    }
     rng = np.random.default_rng(seed)
     for d, m, p in CONFIGS:
         D = CyclicCodeDistribution(d, m, p)
-        cfg = {"d": d, "m": m, "p": p, "n_shifts": D.n_shifts, "codeword": D.codeword_kind,
-               "relative_distance": D.relative_distance, "epsilon": D.epsilon, "families": {},
-               "named": {}}
+        cfg = {
+            "d": d,
+            "m": m,
+            "p": p,
+            "n_shifts": D.n_shifts,
+            "codeword": D.codeword_kind,
+            "relative_distance": D.relative_distance,
+            "epsilon": D.epsilon,
+            "families": {},
+            "named": {},
+        }
         for kind in ("invariant", "non-invariant"):
             cfg["families"][kind] = [
-                dict(beta=None if math.isinf(b) else b, **_slim(check_theorem2(D, _family(D, kind, b), n=n,
-                                                                                rng=rng)))
-                for b in BETAS]
-        named = {"bayes f*": D.bayes_classifier, "invariant bayes": D.invariant_bayes_classifier,
-                 "sign(x0)": sign_x0_classifier,
-                 "f*_1 without x0": lambda x, D=D: np.where(D.bayes_score(x, 1) - x[:, 0] * D.log_odds_x0
-                                                            >= 0, 1, -1)}
+                dict(
+                    beta=None if math.isinf(b) else b,
+                    **_slim(check_theorem2(D, _family(D, kind, b), n=n, rng=rng)),
+                )
+                for b in BETAS
+            ]
+        named = {
+            "bayes f*": D.bayes_classifier,
+            "invariant bayes": D.invariant_bayes_classifier,
+            "sign(x0)": sign_x0_classifier,
+            "f*_1 without x0": lambda x, D=D: np.where(
+                D.bayes_score(x, 1) - x[:, 0] * D.log_odds_x0 >= 0, 1, -1
+            ),
+        }
         for name, f in named.items():
             cfg["named"][name] = _slim(check_theorem2(D, f, n=n, rng=rng))
         pts = [r for fam in cfg["families"].values() for r in fam] + list(cfg["named"].values())
         cfg["theorem2_all_hold"] = all(r["theorem2_holds"] for r in pts)
         cfg["theorem3_all_hold"] = all(r["theorem3_holds"] for r in pts)
         cfg["min_margin"] = min(r["margin"] for r in pts)
-        cfg["untransformed_reading_violations"] = sum(not r["theorem2_untransformed_holds"] for r in pts)
+        cfg["untransformed_reading_violations"] = sum(
+            not r["theorem2_untransformed_holds"] for r in pts
+        )
         out["configs"].append(cfg)
-        print(f"d={d} m={m} p={p}: Theorem 2 holds on all {len(pts)} classifiers: "
-              f"{cfg['theorem2_all_hold']} (min margin {cfg['min_margin']:+.4f}); Theorem 3: "
-              f"{cfg['theorem3_all_hold']}; untransformed-reading violations: "
-              f"{cfg['untransformed_reading_violations']}")
+        print(
+            f"d={d} m={m} p={p}: Theorem 2 holds on all {len(pts)} classifiers: "
+            f"{cfg['theorem2_all_hold']} (min margin {cfg['min_margin']:+.4f}); Theorem 3: "
+            f"{cfg['theorem3_all_hold']}; untransformed-reading violations: "
+            f"{cfg['untransformed_reading_violations']}"
+        )
     return out
 
 
@@ -104,7 +139,12 @@ def plot(out: dict, path: Path) -> None:
     nrows = math.ceil((len(cfgs) + 1) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.8 * nrows), squeeze=False)
     flat = axes.ravel()
-    markers = (("bayes f*", "*"), ("invariant bayes", "D"), ("sign(x0)", "^"), ("f*_1 without x0", "x"))
+    markers = (
+        ("bayes f*", "*"),
+        ("invariant bayes", "D"),
+        ("sign(x0)", "^"),
+        ("f*_1 without x0", "x"),
+    )
     for ax, cfg in zip(flat, cfgs, strict=False):
         p = cfg["p"]
         a = np.linspace(0, 1, 201)
@@ -113,8 +153,14 @@ def plot(out: dict, path: Path) -> None:
         ax.plot(a, bound, "k-", lw=1.2, label="Thm 2: s = (1−a)·p/(1−p)")
         for kind, style in (("invariant", "o-"), ("non-invariant", "s--")):
             fam = cfg["families"][kind]
-            ax.plot([r["adversarial_accuracy"] for r in fam], [r["spatial_accuracy"] for r in fam],
-                    style, ms=4, lw=1, label=f"{kind} family (β sweep)")
+            ax.plot(
+                [r["adversarial_accuracy"] for r in fam],
+                [r["spatial_accuracy"] for r in fam],
+                style,
+                ms=4,
+                lw=1,
+                label=f"{kind} family (β sweep)",
+            )
         for name, marker in markers:
             r = cfg["named"][name]
             ax.plot(r["adversarial_accuracy"], r["spatial_accuracy"], marker, ms=10, label=name)
@@ -131,15 +177,31 @@ def plot(out: dict, path: Path) -> None:
     p, frac = cfg["p"], cfg["m"] / cfg["d"]
     a = np.linspace(0, 1, 201)
     ax.plot(a, np.minimum(1, (1 - a) * p / (1 - p)), "k-", lw=1.2, label="Thm 2 with a₀ (fails)")
-    ax.plot(a, np.minimum(1, frac * np.minimum(1, (1 - a) * p / (1 - p)) + 1 - frac), "b-", lw=1.2,
-            label="Thm 3 (reconstructed): (m/d)·η₀p/(1−p) + 1 − m/d")
+    ax.plot(
+        a,
+        np.minimum(1, frac * np.minimum(1, (1 - a) * p / (1 - p)) + 1 - frac),
+        "b-",
+        lw=1.2,
+        label="Thm 3 (reconstructed): (m/d)·η₀p/(1−p) + 1 − m/d",
+    )
     for kind, style in (("invariant", "o"), ("non-invariant", "s")):
         fam = cfg["families"][kind]
-        ax.plot([r["adversarial_accuracy_untransformed"] for r in fam],
-                [r["spatial_accuracy"] for r in fam], style, ms=4, label=f"{kind} family")
+        ax.plot(
+            [r["adversarial_accuracy_untransformed"] for r in fam],
+            [r["spatial_accuracy"] for r in fam],
+            style,
+            ms=4,
+            label=f"{kind} family",
+        )
     for name, marker in markers:
         r = cfg["named"][name]
-        ax.plot(r["adversarial_accuracy_untransformed"], r["spatial_accuracy"], marker, ms=10, label=name)
+        ax.plot(
+            r["adversarial_accuracy_untransformed"],
+            r["spatial_accuracy"],
+            marker,
+            ms=10,
+            label=name,
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("adversarial accuracy on untransformed data a₀ = Pr(f(X + A(X)) = Y)", fontsize=9)
@@ -147,10 +209,13 @@ def plot(out: dict, path: Path) -> None:
     ax.set_title(f"same as d={cfg['d']}, m={cfg['m']}, p={p}, attack on X (not r(X))", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    for ax in flat[len(cfgs) + 1:]:
+    for ax in flat[len(cfgs) + 1 :]:
         ax.axis("off")
-    fig.suptitle(f"Spatial vs adversarial accuracy on the cyclic-code distribution (CuSP §3), "
-                 f"Monte-Carlo n={out['n']} per point", fontsize=12)
+    fig.suptitle(
+        f"Spatial vs adversarial accuracy on the cyclic-code distribution (CuSP §3), "
+        f"Monte-Carlo n={out['n']} per point",
+        fontsize=12,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -174,10 +239,12 @@ def main(argv=None) -> int:
     out = run(n, args.seed)
     out["seconds"] = round(time.perf_counter() - start, 2)
     out["meta"] = machine_metadata()
-    out["notes"] = ("adversarial_accuracy = Pr(f(r_J(X + A(X))) = Y) (attack on the transformed data, the "
-                    "statement the paper proves); *_untransformed uses Pr(f(X + A(X)) = Y). Theorem 3 "
-                    "bound reconstructed as (m/d) eta0 p/(1-p) + 1 - m/d. 'holds' allows 4 Monte-Carlo "
-                    "standard errors.")
+    out["notes"] = (
+        "adversarial_accuracy = Pr(f(r_J(X + A(X))) = Y) (attack on the transformed data, the "
+        "statement the paper proves); *_untransformed uses Pr(f(X + A(X)) = Y). Theorem 3 "
+        "bound reconstructed as (m/d) eta0 p/(1-p) + 1 - m/d. 'holds' allows 4 Monte-Carlo "
+        "standard errors."
+    )
     write_json(args.out, out)
     png = args.out.with_suffix(".png")
     plot(out, png)

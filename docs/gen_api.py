@@ -172,10 +172,16 @@ def generate() -> str:
                 reexported.append(f"- [`{obj.__name__}`](#{_anchor(obj.__name__)}) (subpackage)")
                 continue
             origin = _defining_module(obj)
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and origin and origin != modname \
-                    and origin in modules:
+            if (
+                (inspect.isclass(obj) or inspect.isfunction(obj))
+                and origin
+                and origin != modname
+                and origin in modules
+            ):
                 target = f"{origin}.{name}"
-                reexported.append(f"- `{name}` — {_summary(obj)} (see [`{target}`](#{_anchor(origin)}))")
+                reexported.append(
+                    f"- `{name}` — {_summary(obj)} (see [`{target}`](#{_anchor(origin)}))"
+                )
                 continue
             _render_object(modname, name, obj, body)
         if reexported:

@@ -65,8 +65,9 @@ def trained_smallcnn(mnist_train):
         torch.manual_seed(0)
         return SmallCNN()
 
-    return _train_cached("smallcnn-natural", build,
-                         lambda m: train_natural(m, x, y, verbose=False, **RECIPE))
+    return _train_cached(
+        "smallcnn-natural", build, lambda m: train_natural(m, x, y, verbose=False, **RECIPE)
+    )
 
 
 @pytest.fixture()

@@ -55,7 +55,9 @@ def _arrays(obj, prefix=""):
         yield prefix, np.frombuffer(obj.encode(), dtype=np.uint8)
     else:
         a = np.asarray(obj)
-        if a.dtype.kind == "O":  # e.g. a list holding None: hash its JSON text, never object pointers
+        if (
+            a.dtype.kind == "O"
+        ):  # e.g. a list holding None: hash its JSON text, never object pointers
             a = np.frombuffer(json.dumps(obj, default=str).encode(), dtype=np.uint8)
         yield prefix, a
 
@@ -129,7 +131,9 @@ def _art_attacks(clf):
         "flow-pixels-early-stop": FlowAttack(
             clf, eps=1.0, eps_step=0.25, units="pixels", max_iter=6, early_stop_tau=1, **c
         ),
-        "affine": AffineAttack(clf, eps=0.3, eps_step=0.1, max_iter=5, random_init=True, seed=1, **c),
+        "affine": AffineAttack(
+            clf, eps=0.3, eps_step=0.1, max_iter=5, random_init=True, seed=1, **c
+        ),
         "affine-batch-scope": AffineAttack(clf, max_iter=4, affine_scope="batch", **c),
         "rt": AffineAttack(clf, parametrization="rotation-translation", max_iter=5, **c),
         "integrated": IntegratedSpatialAttack(clf, max_iter=5, random_init=True, seed=2, **c),
@@ -137,10 +141,18 @@ def _art_attacks(clf):
             clf, parametrization="rotation-translation", max_iter=4, padding_mode="reflection", **c
         ),
         "integrated-early-stop": IntegratedSpatialAttack(clf, max_iter=6, early_stop_tau=2, **c),
-        "pixel": PixelAttack(clf, eps=0.3, eps_step=0.05, max_iter=5, random_init=True, seed=4, **c),
-        "pixel-early-stop": PixelAttack(clf, eps=0.3, eps_step=0.05, max_iter=6, early_stop_tau=0, **c),
+        "pixel": PixelAttack(
+            clf, eps=0.3, eps_step=0.05, max_iter=5, random_init=True, seed=4, **c
+        ),
+        "pixel-early-stop": PixelAttack(
+            clf, eps=0.3, eps_step=0.05, max_iter=6, early_stop_tau=0, **c
+        ),
         "grid": GridSpatialAttack(
-            clf, rotations=np.linspace(-30, 30, 5), translations_x=(-3, 0, 3), translations_y=(-3, 0, 3), **c
+            clf,
+            rotations=np.linspace(-30, 30, 5),
+            translations_x=(-3, 0, 3),
+            translations_y=(-3, 0, 3),
+            **c,
         ),
         "grid-worst-of-k": GridSpatialAttack(clf, mode="worst_of_k", k=6, **c),
         "joint-flow": JointSpatialPixelAttack(
@@ -178,14 +190,16 @@ def attack_fingerprints(model, xt, yt) -> dict:
     out["attack/integrated-targeted-record"] = fingerprint(_result_arrays(targeted.last_result))
     # tensor API, as the trainers and the harness call it
     xs, ys = torch.as_tensor(xt), torch.as_tensor(yt).long()
-    res = IntegratedSpatialAttack(clf, max_iter=3, random_init=True, seed=7, verbose=False).attack_tensor(
-        model, xs, ys, record=True
-    )
+    res = IntegratedSpatialAttack(
+        clf, max_iter=3, random_init=True, seed=7, verbose=False
+    ).attack_tensor(model, xs, ys, record=True)
     out["attack/tensor-integrated"] = fingerprint(_result_arrays(res))
     # AdverTorch façades
     facades = {
         "flow": AT.FlowAttack(model, eps=0.3, eps_step=0.05, max_iter=4),
-        "affine": AT.AffineAttack(model, eps=0.3, eps_step=0.1, max_iter=4, random_init=True, seed=2),
+        "affine": AT.AffineAttack(
+            model, eps=0.3, eps_step=0.1, max_iter=4, random_init=True, seed=2
+        ),
         "integrated": AT.IntegratedSpatialAttack(model, max_iter=4),
         "pixel": AT.PixelAttack(model, eps=0.3, eps_step=0.05, max_iter=4),
         "joint": AT.JointSpatialPixelAttack(model, max_iter=3, eps_pixel=0.1, eps_step_pixel=0.02),
@@ -219,7 +233,9 @@ def _trainers(clf):
         "spatial": lambda: T.SpatialAdversarialTrainer(clf, None, **c),
         "joint": lambda: T.JointAdversarialTrainer(
             clf,
-            JointSpatialPixelAttack(clf, max_iter=2, eps_pixel=0.1, eps_step_pixel=0.05, verbose=False),
+            JointSpatialPixelAttack(
+                clf, max_iter=2, eps_pixel=0.1, eps_step_pixel=0.05, verbose=False
+            ),
             **c,
         ),
         "ave": lambda: T.AverageAdversarialTrainer(clf, attacks(), names=names, **c),
@@ -293,14 +309,20 @@ def _report_arrays(report) -> dict:
         "universal",
         "score_convention",
     )
-    return dict(attacks=attacks, clean=d["meta"].get("clean_correct_examples"), **{k: d.get(k) for k in keep})
+    return dict(
+        attacks=attacks,
+        clean=d["meta"].get("clean_correct_examples"),
+        **{k: d.get(k) for k in keep},
+    )
 
 
 def harness_fingerprints(model, xt, yt) -> dict:
     from art_spatial.bench import evaluate
 
     rep = evaluate(model, xt, yt, "pareto-mnist", batch_size=16, seed=0, checks=False)
-    ref = evaluate(model, xt, yt, "pareto-mnist", reference=rep, batch_size=40, seed=0, checks=False)
+    ref = evaluate(
+        model, xt, yt, "pareto-mnist", reference=rep, batch_size=40, seed=0, checks=False
+    )
     return {
         "harness/pareto-mnist": fingerprint(_report_arrays(rep)),
         "harness/pareto-mnist-self-reference": fingerprint(_report_arrays(ref)),
@@ -362,7 +384,9 @@ def main(argv=None) -> int:
     if args.record:
         RECORD.parent.mkdir(parents=True, exist_ok=True)
         RECORD.write_text(
-            json.dumps({"platform": platform_signature(), "fingerprints": now}, indent=1, sort_keys=True)
+            json.dumps(
+                {"platform": platform_signature(), "fingerprints": now}, indent=1, sort_keys=True
+            )
             + "\n"
         )
         print(f"recorded {len(now)} fingerprints in {RECORD}")

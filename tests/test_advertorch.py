@@ -26,10 +26,14 @@ def _one_thread():
     yield
     torch.set_num_threads(old)
 
+
 # (name, hyper-parameters) — random starts on, so that the seeds matter
 CASES = [
     ("FlowAttack", dict(eps=0.3, eps_step=0.01, max_iter=4, random_init=True, seed=3)),
-    ("FlowAttack", dict(eps=0.6, eps_step=0.2, max_iter=3, norm="2,inf", units="pixels", random_init=True)),
+    (
+        "FlowAttack",
+        dict(eps=0.6, eps_step=0.2, max_iter=3, norm="2,inf", units="pixels", random_init=True),
+    ),
     ("AffineAttack", dict(eps=0.3, eps_step=0.1, max_iter=4, random_init=True, seed=5)),
     ("AffineAttack", dict(parametrization="rotation-translation", max_iter=4, random_init=True)),
     ("IntegratedSpatialAttack", dict(max_iter=4, random_init=True, seed=1)),
@@ -56,10 +60,14 @@ def test_perturb_equals_art_generate(trained_smallcnn, batch, name, params):
     at_attack = getattr(adv, name)(trained_smallcnn, **params)
     x_t = torch.from_numpy(x.copy())
     x_at = at_attack.perturb(x_t, torch.from_numpy(y))
-    assert isinstance(x_at, torch.Tensor) and x_at.shape == x_t.shape and x_at.dtype == torch.float32
+    assert (
+        isinstance(x_at, torch.Tensor) and x_at.shape == x_t.shape and x_at.dtype == torch.float32
+    )
     np.testing.assert_allclose(x_at.numpy(), x_art, atol=1e-6, rtol=0)
     for key, value in art_attack.last_result.params.items():
-        np.testing.assert_allclose(at_attack.last_result.params[key].numpy(), value, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(
+            at_attack.last_result.params[key].numpy(), value, atol=1e-6, rtol=0
+        )
     assert torch.equal(x_t, torch.from_numpy(x))  # input untouched
     # the attack changed something (it is not the identity)
     assert float((x_at - x_t).abs().max()) > 1e-3
@@ -86,18 +94,21 @@ def test_facade_hyper_parameters_mirror_art():
     assert attack.clip_min == 0.0 and attack.clip_max == 1.0
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(eps=-1.0), "eps"),
-    (dict(eps_step=0.0), "eps_step"),
-    (dict(max_iter=-2), "max_iter"),
-    (dict(norm="l1"), "norm"),
-    (dict(units="cm"), "units"),
-    (dict(targeted="yes"), "targeted"),
-    (dict(seed=-1), "seed"),
-    (dict(padding_mode="wrap"), "padding_mode"),
-    (dict(batch_size=4), "batch_size"),  # ART-only: unknown here
-    (dict(clip_min=1.0, clip_max=0.0), "clip_min"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(eps=-1.0), "eps"),
+        (dict(eps_step=0.0), "eps_step"),
+        (dict(max_iter=-2), "max_iter"),
+        (dict(norm="l1"), "norm"),
+        (dict(units="cm"), "units"),
+        (dict(targeted="yes"), "targeted"),
+        (dict(seed=-1), "seed"),
+        (dict(padding_mode="wrap"), "padding_mode"),
+        (dict(batch_size=4), "batch_size"),  # ART-only: unknown here
+        (dict(clip_min=1.0, clip_max=0.0), "clip_min"),
+    ],
+)
 def test_invalid_hyper_parameters(kwargs, needle):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     with pytest.raises(ValueError, match=needle):
@@ -118,8 +129,9 @@ def test_loss_fn_reduction_sum_is_used_per_example():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
     x, y = torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2])
     default = adv.FlowAttack(model, max_iter=3, early_stop_tau=1).perturb(x, y)
-    summed = adv.FlowAttack(model, loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"), max_iter=3,
-                            early_stop_tau=1).perturb(x, y)
+    summed = adv.FlowAttack(
+        model, loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"), max_iter=3, early_stop_tau=1
+    ).perturb(x, y)
     assert torch.allclose(default, summed, atol=1e-6)
     # a margin loss changes the result, so the loss is really used
     margin = adv.FlowAttack(model, loss_fn=lambda z, t: -z.gather(1, t[:, None])[:, 0], max_iter=3)
@@ -152,7 +164,8 @@ def test_import_error_names_extra_and_core_import_survives():
         "    print('OK')\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OK"

@@ -25,8 +25,12 @@ def _threads():
 def model():
     """A small random CNN with non-zero gradients everywhere (fast; no training needed)."""
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 26 * 26, 10))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 26 * 26, 10),
+    )
     return net.eval()
 
 
@@ -56,10 +60,13 @@ BOXES = {"affine": (0.3, None), "rt": (None, (30.0, 3.0, 3.0))}
 @pytest.mark.parametrize("make", [_affine, _integrated])
 @pytest.mark.parametrize("parametrization", ["affine", "rotation-translation"])
 @pytest.mark.parametrize("random_init", [False, True])
-def test_shared_params_identical_across_batch_and_in_box(make, parametrization, random_init, model, batch):
+def test_shared_params_identical_across_batch_and_in_box(
+    make, parametrization, random_init, model, batch
+):
     x, y = batch
-    res = make(model, parametrization=parametrization, random_init=random_init,
-               affine_scope="batch").attack_tensor(model, x, y)
+    res = make(
+        model, parametrization=parametrization, random_init=random_init, affine_scope="batch"
+    ).attack_tensor(model, x, y)
     name = "affine" if parametrization == "affine" else "rt"
     p = res.params[name]
     assert p.shape[0] == x.shape[0]
@@ -79,7 +86,7 @@ def test_shared_params_identical_across_batch_and_in_box(make, parametrization, 
 def test_batch_of_one_equals_per_example(make, random_init, model, batch):
     x, y = batch
     for i in range(3):
-        xi, yi = x[i:i + 1], y[i:i + 1]
+        xi, yi = x[i : i + 1], y[i : i + 1]
         a = make(model, random_init=random_init, affine_scope="batch").attack_tensor(model, xi, yi)
         b = make(model, random_init=random_init).attack_tensor(model, xi, yi)
         for k in b.params:
@@ -109,11 +116,14 @@ def test_shared_step_is_sign_of_summed_gradient(model, batch):
 
     w = torch.zeros(x.shape[0], 2, 3, requires_grad=True)
     grid = W.make_grid(tuple(x.shape), affine=W.affine_matrix(w))
-    loss = torch.nn.functional.cross_entropy(model(W.sample(x, grid, "zeros").clamp(0, 1)), y,
-                                             reduction="sum")
+    loss = torch.nn.functional.cross_entropy(
+        model(W.sample(x, grid, "zeros").clamp(0, 1)), y, reduction="sum"
+    )
     (g,) = torch.autograd.grad(loss, w)
     expected = (0.1 * g.sum(0).sign()).expand_as(g)
-    got = _affine(model, max_iter=1, affine_scope="batch").attack_tensor(model, x, y).params["affine"]
+    got = (
+        _affine(model, max_iter=1, affine_scope="batch").attack_tensor(model, x, y).params["affine"]
+    )
     assert torch.allclose(got, expected)
 
 
@@ -149,7 +159,9 @@ def test_art_set_params(cls, model, batch):
 
 def test_generate_shares_within_each_batch_of_batch_size(model, batch):
     x, y = batch
-    attack = AffineAttack(_clf(model), max_iter=3, batch_size=4, affine_scope="batch", verbose=False)
+    attack = AffineAttack(
+        _clf(model), max_iter=3, batch_size=4, affine_scope="batch", verbose=False
+    )
     attack.generate(x.numpy(), y=y.numpy())
     p = attack.last_result.params["affine"]
     assert (p[:4] == p[:1]).all() and (p[4:] == p[4:5]).all()
@@ -168,8 +180,10 @@ def test_early_stop_is_refused(cls, model):
 
 def test_engine_refuses_early_stop_and_unequal_init_with_a_shared_block(model, batch):
     x, y = batch
-    spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel", shared=True)},
-                      render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
+    spec = AttackSpec(
+        blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel", shared=True)},
+        render=lambda x, p: (x + p["pixel"]).clamp(0, 1),
+    )
     with pytest.raises(ValueError, match="early_stop_tau"):
         run_attack(model, x, y, spec, max_iter=2, early_stop_tau=1)
     with pytest.raises(ValueError, match="identical"):

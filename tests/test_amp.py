@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA case: no GPU on this machine (not run)")
+CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA case: no GPU on this machine (not run)"
+)
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 DTYPES = [None, "bfloat16", "float16"]
 
@@ -19,8 +21,9 @@ def _clf(device):
     from art_spatial.models import SmallCNN, make_classifier
 
     torch.manual_seed(0)
-    return make_classifier(SmallCNN(), lr=0.05, optimizer="sgd",
-                           device_type="gpu" if device == "cuda" else "cpu")
+    return make_classifier(
+        SmallCNN(), lr=0.05, optimizer="sgd", device_type="gpu" if device == "cuda" else "cpu"
+    )
 
 
 def _data(n=16):
@@ -38,8 +41,10 @@ def test_training_step_under_autocast(device, dtype):
     from art_spatial.trainers.base import BatchContext
 
     clf = _clf(device)
-    atk = [PixelAttack(clf, eps=0.3, eps_step=0.1, max_iter=2, verbose=False),
-           FlowAttack(clf, eps=0.3, eps_step=0.05, max_iter=2, verbose=False)]
+    atk = [
+        PixelAttack(clf, eps=0.3, eps_step=0.1, max_iter=2, verbose=False),
+        FlowAttack(clf, eps=0.3, eps_step=0.05, max_iter=2, verbose=False),
+    ]
     t = ParetoAdversarialTrainer(clf, atk, r=0.5, r_mode="relative", verbose=False, amp_dtype=dtype)
     x, y = _data()
     x0 = x.copy()
@@ -71,8 +76,12 @@ def test_channels_last_gives_the_same_training(device):
     hist = []
     for cl in (False, True):
         clf = _clf(device)
-        t = PGDAdversarialTrainer(clf, PixelAttack(clf, eps=0.3, eps_step=0.1, max_iter=2, verbose=False),
-                                  verbose=False, channels_last=cl)
+        t = PGDAdversarialTrainer(
+            clf,
+            PixelAttack(clf, eps=0.3, eps_step=0.1, max_iter=2, verbose=False),
+            verbose=False,
+            channels_last=cl,
+        )
         t.fit(x, y, batch_size=8, nb_epochs=1)
         hist.append(t.history[0]["loss"])
         if cl:
@@ -97,12 +106,20 @@ def test_bf16_attack_success_close_to_fp32(device, trained_smallcnn):
         model = copy.deepcopy(trained_smallcnn).to(device)
         if amp:
             model = AutocastModule(model, amp)
-        clf = make_classifier(model, input_shape=(1, 28, 28),
-                              device_type="gpu" if device == "cuda" else "cpu")
-        adv = PixelAttack(clf, eps=0.15, eps_step=0.03, max_iter=10, verbose=False, seed=0).generate(x, y=y)
+        clf = make_classifier(
+            model, input_shape=(1, 28, 28), device_type="gpu" if device == "cuda" else "cpu"
+        )
+        adv = PixelAttack(
+            clf, eps=0.15, eps_step=0.03, max_iter=10, verbose=False, seed=0
+        ).generate(x, y=y)
         assert adv.dtype == np.float32 and np.abs(adv - x).max() <= 0.15 + 1e-6
         with torch.no_grad():
-            pred = trained_smallcnn.to(device)(torch.as_tensor(adv, device=device)).argmax(1).cpu().numpy()
+            pred = (
+                trained_smallcnn.to(device)(torch.as_tensor(adv, device=device))
+                .argmax(1)
+                .cpu()
+                .numpy()
+            )
         rates[amp] = float((pred != y).mean())
     # the measured gap is in benchmarks/results/ddp_amp.json; here: same attack, not a different one
     assert abs(rates["bfloat16"] - rates[None]) <= 0.1, rates

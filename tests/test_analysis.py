@@ -26,7 +26,9 @@ from art_spatial.analysis.saliency import (
 def tiny_cnn(seed: int = 0, size: int = 28) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, stride=2), torch.nn.Tanh(), torch.nn.Flatten(),
+        torch.nn.Conv2d(1, 4, 3, stride=2),
+        torch.nn.Tanh(),
+        torch.nn.Flatten(),
         torch.nn.Linear(4 * ((size - 3) // 2 + 1) ** 2, 10),
     )
     return model.eval()
@@ -90,8 +92,9 @@ def test_smoothgrad_through_art_classifier_equals_module(digits):
     assert torch.allclose(smoothgrad(clf, x, y, n=3), smoothgrad(model, x, y, n=3), atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, name", [({"n": 0}, "n"), ({"sigma": -1.0}, "sigma"),
-                                          ({"batch_size": 0}, "batch_size")])
+@pytest.mark.parametrize(
+    "kwargs, name", [({"n": 0}, "n"), ({"sigma": -1.0}, "sigma"), ({"batch_size": 0}, "batch_size")]
+)
 def test_smoothgrad_rejects_bad_arguments(kwargs, name):
     model = tiny_cnn(size=8)
     with pytest.raises(ValueError, match=name):
@@ -101,7 +104,9 @@ def test_smoothgrad_rejects_bad_arguments(kwargs, name):
 # --------------------------------------------------------------------------------------- skewness
 def test_pixel_skewness_matches_scipy():
     rng = np.random.default_rng(0)
-    data = np.concatenate([rng.standard_normal((3, 2, 5, 5)) ** 3, rng.exponential(size=(2, 2, 5, 5))])
+    data = np.concatenate(
+        [rng.standard_normal((3, 2, 5, 5)) ** 3, rng.exponential(size=(2, 2, 5, 5))]
+    )
     ours = pixel_skewness(data)
     ref = scipy.stats.skew(data.reshape(5, -1), axis=1, bias=True)
     np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
@@ -117,8 +122,9 @@ def test_saliency_skewness_matches_scipy_on_the_maps(digits):
     np.testing.assert_allclose(per, ref, rtol=1e-9)
     assert med == pytest.approx(float(np.median(ref)))
     # raw signed maps, no normalization
-    _, per_raw, _ = saliency_skewness(a, b, x, y, n=4, absolute=False, normalize="none",
-                                      return_maps=True)
+    _, per_raw, _ = saliency_skewness(
+        a, b, x, y, n=4, absolute=False, normalize="none", return_maps=True
+    )
     raw = (s_b - s_a).double().numpy().reshape(len(x), -1)
     np.testing.assert_allclose(per_raw, scipy.stats.skew(raw, axis=1), rtol=1e-9)
     # a model compared with itself: zero difference everywhere -> nan (scipy's convention)
@@ -146,7 +152,9 @@ def test_saliency_figure_writes_png(tmp_path, digits):
     import matplotlib.image
 
     x, y = digits
-    path = saliency_figure({"a": tiny_cnn(0), "b": tiny_cnn(1)}, x[:2], y[:2], tmp_path / "s.png", n=2)
+    path = saliency_figure(
+        {"a": tiny_cnn(0), "b": tiny_cnn(1)}, x[:2], y[:2], tmp_path / "s.png", n=2
+    )
     img = matplotlib.image.imread(path)
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 200
 
@@ -167,10 +175,12 @@ def test_landscape_at_origin_is_the_clean_loss(digits):
     # at the origin both blocks are scaled to the budget corner (our documented choice)
     assert set(res.reference["flow"]) == {"budget"} and set(res.reference["affine"]) == {"budget"}
     d1 = res.directions[0]
-    np.testing.assert_allclose(np.linalg.norm(d1["flow"].reshape(6, -1), axis=1),
-                               0.3 * np.sqrt(2 * 28 * 28), rtol=1e-4)
-    np.testing.assert_allclose(np.linalg.norm(d1["affine"].reshape(6, -1), axis=1), 0.3 * np.sqrt(6),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        np.linalg.norm(d1["flow"].reshape(6, -1), axis=1), 0.3 * np.sqrt(2 * 28 * 28), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        np.linalg.norm(d1["affine"].reshape(6, -1), axis=1), 0.3 * np.sqrt(6), rtol=1e-4
+    )
     # reproducible under the seed
     np.testing.assert_array_equal(loss_landscape(model, x, y, steps=5, span=0.5).losses, res.losses)
 
@@ -240,8 +250,23 @@ def test_show_cli_writes_png(tmp_path, capsys):
     weights = tmp_path / "m.pt"
     torch.save(model.state_dict(), weights)
     out = tmp_path / "show" / "gallery.png"
-    assert main(["show", "--model", str(weights), "--n", "2", "--max-iter", "1", "--out", str(out),
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "show",
+                "--model",
+                str(weights),
+                "--n",
+                "2",
+                "--max-iter",
+                "1",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert matplotlib.image.imread(out).shape[0] > 100
     printed = capsys.readouterr().out
     assert "integrated" in printed and str(out) in printed

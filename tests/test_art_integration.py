@@ -52,7 +52,9 @@ def test_runs_inside_art_adversarial_trainer(smallcnn_classifier, mnist_train):
     trainer.fit(x, y, nb_epochs=1, batch_size=32)
     after = list(smallcnn_classifier.model.parameters())
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))  # it trained
-    assert flow.verbose is False and integrated.verbose is False  # ART called set_params(verbose=False)
+    assert (
+        flow.verbose is False and integrated.verbose is False
+    )  # ART called set_params(verbose=False)
     assert flow.last_result is not None and len(flow.last_result.success) == 16  # ratio 0.5 of 32
     assert integrated.last_result is not None
     # still a working classifier
@@ -167,27 +169,59 @@ def test_attack_params_cover_constructor():
         assert {"verbose", "targeted", "batch_size"} <= set(cls.attack_params)
 
 
-COMMON_BAD = [("max_iter", -1), ("max_iter", 2.5), ("targeted", "yes"), ("random_init", 1),
-              ("early_stop_tau", -1), ("seed", -3), ("padding_mode", "wrap"), ("batch_size", 0),
-              ("verbose", "loud")]
+COMMON_BAD = [
+    ("max_iter", -1),
+    ("max_iter", 2.5),
+    ("targeted", "yes"),
+    ("random_init", 1),
+    ("early_stop_tau", -1),
+    ("seed", -3),
+    ("padding_mode", "wrap"),
+    ("batch_size", 0),
+    ("verbose", "loud"),
+]
 SPECIFIC_BAD = {
-    FlowAttack: [("eps", -0.1), ("eps", float("nan")), ("eps_step", 0.0), ("norm", "l2"), ("units", "cm")],
-    AffineAttack: [("eps", -0.1), ("eps_step", -1.0), ("parametrization", "scale"), ("max_rotation", -5.0),
-                   ("max_translation", float("inf")), ("rotation_step", 0.0), ("translation_step", -0.3)],
-    IntegratedSpatialAttack: [("eps_flow", -1.0), ("eps_affine", -1.0), ("eps_step_flow", 0.0),
-                              ("eps_step_affine", 0.0), ("flow_norm", "l1"), ("units", "mm"),
-                              ("parametrization", "perspective"), ("max_rotation", -1.0),
-                              ("max_translation", -1.0), ("rotation_step", 0.0), ("translation_step", 0.0)],
+    FlowAttack: [
+        ("eps", -0.1),
+        ("eps", float("nan")),
+        ("eps_step", 0.0),
+        ("norm", "l2"),
+        ("units", "cm"),
+    ],
+    AffineAttack: [
+        ("eps", -0.1),
+        ("eps_step", -1.0),
+        ("parametrization", "scale"),
+        ("max_rotation", -5.0),
+        ("max_translation", float("inf")),
+        ("rotation_step", 0.0),
+        ("translation_step", -0.3),
+    ],
+    IntegratedSpatialAttack: [
+        ("eps_flow", -1.0),
+        ("eps_affine", -1.0),
+        ("eps_step_flow", 0.0),
+        ("eps_step_affine", 0.0),
+        ("flow_norm", "l1"),
+        ("units", "mm"),
+        ("parametrization", "perspective"),
+        ("max_rotation", -1.0),
+        ("max_translation", -1.0),
+        ("rotation_step", 0.0),
+        ("translation_step", 0.0),
+    ],
     PixelAttack: [("eps", -0.3), ("eps_step", 0.0), ("eps", "0.3")],
 }
 CASES = [(cls, name, value) for cls in ATTACKS for name, value in COMMON_BAD + SPECIFIC_BAD[cls]]
 
 
-@pytest.mark.parametrize("cls,name,value", CASES,
-                         ids=[f"{c.__name__}-{n}-{v!r}" for c, n, v in CASES])
+@pytest.mark.parametrize(
+    "cls,name,value", CASES, ids=[f"{c.__name__}-{n}-{v!r}" for c, n, v in CASES]
+)
 def test_invalid_hyper_parameter_raises_naming_it(cls, name, value):
-    clf = make_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10)),
-                          input_shape=(1, 4, 4))
+    clf = make_classifier(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 10)), input_shape=(1, 4, 4)
+    )
     with pytest.raises(ValueError, match=name):
         cls(clf, **{name: value})
     attack = cls(clf)

@@ -26,8 +26,14 @@ def tiny_net(c: int, seed: int = 0) -> torch.nn.Module:
     """A small conv net with random non-zero weights, any input size (adaptive pooling), 3 classes."""
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(c, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(4, 4, 3, padding=1),
-        torch.nn.Tanh(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, 3))
+        torch.nn.Conv2d(c, 4, 3, padding=1),
+        torch.nn.Tanh(),
+        torch.nn.Conv2d(4, 4, 3, padding=1),
+        torch.nn.Tanh(),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 3),
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.mul_(3.0)  # larger weights: non-trivial logits and gradients on tiny images
@@ -43,12 +49,19 @@ def build(kind: str, clf, eps: float, step: float, k: int, seed: int):
     if kind == "affine":
         return AffineAttack(clf, eps=eps, eps_step=step, **common)
     if kind == "rt":
-        return AffineAttack(clf, parametrization="rotation-translation", max_rotation=60 * eps,
-                            max_translation=4 * eps, rotation_step=30 * step, translation_step=step,
-                            **common)
+        return AffineAttack(
+            clf,
+            parametrization="rotation-translation",
+            max_rotation=60 * eps,
+            max_translation=4 * eps,
+            rotation_step=30 * step,
+            translation_step=step,
+            **common,
+        )
     if kind == "integrated":
-        return IntegratedSpatialAttack(clf, eps_flow=eps, eps_affine=eps, eps_step_flow=step,
-                                       eps_step_affine=step, **common)
+        return IntegratedSpatialAttack(
+            clf, eps_flow=eps, eps_affine=eps, eps_step_flow=step, eps_step_affine=step, **common
+        )
     if kind == "pixel":
         return PixelAttack(clf, eps=eps, eps_step=step, **common)
     raise AssertionError(kind)
@@ -76,10 +89,18 @@ def check_budget(kind: str, attack, result, x, x_adv, eps: float) -> None:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(KINDS), eps=st.one_of(st.just(0.0), st.floats(0.0, 0.5)),
-       step=st.floats(0.01, 0.3), k=st.integers(0, 3), n=st.integers(1, 3), c=st.sampled_from([1, 3]),
-       h=st.integers(4, 9), w=st.integers(4, 9), clip=st.sampled_from([(0.0, 1.0), (-1.0, 2.0)]),
-       seed=st.integers(0, 1000))
+@given(
+    kind=st.sampled_from(KINDS),
+    eps=st.one_of(st.just(0.0), st.floats(0.0, 0.5)),
+    step=st.floats(0.01, 0.3),
+    k=st.integers(0, 3),
+    n=st.integers(1, 3),
+    c=st.sampled_from([1, 3]),
+    h=st.integers(4, 9),
+    w=st.integers(4, 9),
+    clip=st.sampled_from([(0.0, 1.0), (-1.0, 2.0)]),
+    seed=st.integers(0, 1000),
+)
 def test_properties(kind, eps, step, k, n, c, h, w, clip, seed):
     """Budget, clip range, untouched input, batch consistency, eps = 0 keeps clean predictions."""
     model = tiny_net(c)
@@ -134,10 +155,19 @@ def pareto_mnist(kind: str, clf, max_iter: int):
     if kind == "affine":
         return AffineAttack(clf, eps=0.3, eps_step=0.1, max_iter=max_iter, verbose=False)
     if kind == "rt":
-        return AffineAttack(clf, parametrization="rotation-translation", max_iter=max_iter, verbose=False)
+        return AffineAttack(
+            clf, parametrization="rotation-translation", max_iter=max_iter, verbose=False
+        )
     if kind == "integrated":
-        return IntegratedSpatialAttack(clf, eps_flow=0.3, eps_affine=0.3, eps_step_flow=0.01,
-                                       eps_step_affine=0.1, max_iter=max_iter, verbose=False)
+        return IntegratedSpatialAttack(
+            clf,
+            eps_flow=0.3,
+            eps_affine=0.3,
+            eps_step_flow=0.01,
+            eps_step_affine=0.1,
+            max_iter=max_iter,
+            verbose=False,
+        )
     if kind == "pixel":
         return PixelAttack(clf, eps=0.3, eps_step=0.01, max_iter=max_iter, verbose=False)
     raise AssertionError(kind)
@@ -200,8 +230,10 @@ def test_integrated_at_least_as_strong_as_flow_and_affine(recorded):
     """
     n = recorded["flow"][0].shape[0]
     for k in range(1, 11):
-        acc = {kind: float(recorded[kind][0][:, : k + 1].all(1).mean())
-               for kind in ("flow", "affine", "integrated")}
+        acc = {
+            kind: float(recorded[kind][0][:, : k + 1].all(1).mean())
+            for kind in ("flow", "affine", "integrated")
+        }
         assert acc["integrated"] <= min(acc["flow"], acc["affine"]) + 1.0 / n + 1e-9, (k, acc)
     assert acc["integrated"] <= min(acc["flow"], acc["affine"]) + 1e-9, acc
 

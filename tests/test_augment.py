@@ -57,8 +57,9 @@ def test_trainer_augment_is_seeded_resumable_and_changes_training(tmp_path):
 
     def run(augment, seed=0, ckpt=None, epochs=2, resume=False):
         clf = _toy()
-        t = T.NaturalTrainer(clf, seed=seed, verbose=False, augment=augment, checkpoint_dir=ckpt,
-                             resume=resume)
+        t = T.NaturalTrainer(
+            clf, seed=seed, verbose=False, augment=augment, checkpoint_dir=ckpt, resume=resume
+        )
         t.fit(x, y, nb_epochs=epochs, batch_size=16)
         return {k: v.clone() for k, v in clf.model.state_dict().items()}
 
@@ -78,8 +79,10 @@ def test_trainer_augment_is_seeded_resumable_and_changes_training(tmp_path):
 
 def test_recipes_augment_cifar10_and_not_mnist():
     assert get_recipe("pareto-cifar10").augment == "crop-flip"
-    assert all(get_recipe(n).augment == "crop-flip" for n in
-               ("joint-cifar10", "cusp-cifar10", "fat-cifar10", "gairat-cifar10"))
+    assert all(
+        get_recipe(n).augment == "crop-flip"
+        for n in ("joint-cifar10", "cusp-cifar10", "fat-cifar10", "gairat-cifar10")
+    )
     assert get_recipe("pareto-mnist").augment is None
     assert get_recipe("pareto-cifar10", augment="none").augment == "none"
     with pytest.raises(ValueError, match="augment"):

@@ -65,10 +65,17 @@ def _attack(kind: str, clf, batch_size: int):
     if kind == "integrated-affine":
         return IntegratedSpatialAttack(clf, max_iter=10, **common)
     if kind == "integrated-rt":
-        return IntegratedSpatialAttack(clf, max_iter=10, parametrization="rotation-translation", **common)
+        return IntegratedSpatialAttack(
+            clf, max_iter=10, parametrization="rotation-translation", **common
+        )
     if kind == "grid":
-        return GridSpatialAttack(clf, rotations=np.linspace(-30, 30, 7), translations_x=(-3, 0, 3),
-                                 translations_y=(-3, 0, 3), **common)
+        return GridSpatialAttack(
+            clf,
+            rotations=np.linspace(-30, 30, 7),
+            translations_x=(-3, 0, 3),
+            translations_y=(-3, 0, 3),
+            **common,
+        )
     if kind == "grid-worst-of-k":
         return GridSpatialAttack(clf, mode="worst_of_k", k=20, **common)
     joint = dict(max_iter=5, eps_pixel=0.1, eps_step_pixel=0.02, **common)
@@ -100,16 +107,27 @@ def _assert_identical(out):
         assert np.array_equal(res.success, res_ref.success), bs
 
 
-@pytest.mark.parametrize("kind", ["affine", "affine-no-random-start", "integrated-affine", "integrated-rt",
-                                  "grid", "grid-worst-of-k", "joint-affine"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "affine",
+        "affine-no-random-start",
+        "integrated-affine",
+        "integrated-rt",
+        "grid",
+        "grid-worst-of-k",
+        "joint-affine",
+    ],
+)
 def test_attack_bit_identical_across_batch_sizes(kind, trained_smallcnn, digits):
     """The trained SmallCNN as it is: sign steps absorb its last-bit kernel differences."""
     _assert_identical(_runs(kind, trained_smallcnn, *digits))
 
 
 @pytest.mark.parametrize("kind", ["joint-integrated", "joint-integrated-pixel-spatial"])
-def test_joint_flow_bit_identical_across_batch_sizes_with_a_batch_invariant_model(kind, trained_smallcnn,
-                                                                                   digits):
+def test_joint_flow_bit_identical_across_batch_sizes_with_a_batch_invariant_model(
+    kind, trained_smallcnn, digits
+):
     """The ℓ2,∞ flow step passes the model's own batch-size differences on (module docstring), so the
     SmallCNN runs one example per call here; everything else is the package's computation."""
     _assert_identical(_runs(kind, _OneByOne(trained_smallcnn).eval(), *digits))

@@ -23,8 +23,13 @@ from art_spatial.models import SmallCNN
 SUITE = {
     "name": "cli-tiny",
     "attacks": [
-        {"name": "pgd", "attack": "pgd", "category": "sensitivity",
-         "params": {"eps": 0.3, "eps_step": 0.1}, "iterations": [1]},
+        {
+            "name": "pgd",
+            "attack": "pgd",
+            "category": "sensitivity",
+            "params": {"eps": 0.3, "eps_step": 0.1},
+            "iterations": [1],
+        },
     ],
 }
 
@@ -49,9 +54,25 @@ def files(tmp_path):
 
 
 def _evaluate_argv(files, *extra, model=None):
-    src = ["--model", model] if model else ["--state-dict", str(files["weights"]), "--arch", "smallcnn"]
-    return ["evaluate", *src, "--suite", str(files["suite"]), "--n-examples", "4", "--batch-size", "4",
-            "--out", str(files["out"]), "-q", *extra]
+    src = (
+        ["--model", model]
+        if model
+        else ["--state-dict", str(files["weights"]), "--arch", "smallcnn"]
+    )
+    return [
+        "evaluate",
+        *src,
+        "--suite",
+        str(files["suite"]),
+        "--n-examples",
+        "4",
+        "--batch-size",
+        "4",
+        "--out",
+        str(files["out"]),
+        "-q",
+        *extra,
+    ]
 
 
 def _one_line_error(capsys, command: str = "evaluate") -> str:
@@ -64,31 +85,60 @@ def _one_line_error(capsys, command: str = "evaluate") -> str:
 
 # -------------------------------------------------------------------------- one line, non-zero exit
 MISTAKES = {
-    "unknown-arch": (lambda f: ["--state-dict", str(f["weights"]), "--arch", "resnet9000"],
-                     r"--arch 'resnet9000' is not a known architecture; choose one of \['preactresnet18', "
-                     r"'smallcnn'\]"),
-    "missing-data-dir": (lambda f: ["--state-dict", str(f["weights"]), "--arch", "smallcnn", "--data",
-                                    "cifar10"],
-                         r"--data cifar10 needs --data-dir"),
-    "wrong-threat-model": (lambda f: ["--robustbench", "Standard", "--model-dir", str(f["out"]), "--data",
-                                      "cifar10", "--threat-model", "Lzero"],
-                           r"--robustbench 'Standard' \(--data cifar10, --threat-model Lzero\): "
-                           r"threat_model must be one of \["),
-    "missing-state-dict": (lambda f: ["--state-dict", str(f["out"] / "nope.pt"), "--arch", "smallcnn"],
-                           r"FileNotFoundError: checkpoint not found: '.*nope\.pt'"),
-    "garbage-state-dict": (lambda f: ["--state-dict", str(f["suite"]), "--arch", "smallcnn"],
-                           r"cannot read --state-dict '.*suite\.json' with torch\.load\(weights_only=True\) "
-                           r"\(UnpicklingError\); it must be a state_dict"),
-    "state-dict-of-another-arch": (lambda f: ["--state-dict", str(f["weights"]), "--arch", "preactresnet18"],
-                                   r"--state-dict '.*smallcnn\.pt' does not fit --arch 'preactresnet18' "
-                                   r"\(Error\(s\) in loading state_dict for PreActResNet18: "
-                                   r"Missing key\(s\)"),
-    "unknown-suite": (lambda f: ["--state-dict", str(f["weights"]), "--arch", "smallcnn", "--suite",
-                                 "no-such-suite"],
-                      r"suite must be one of \["),
-    "unknown-model-module": (lambda f: ["--model", "no_such_module_xyz:build"],
-                             r"--model 'no_such_module_xyz:build': no module named 'no_such_module_xyz' "
-                             r"in the working directory .* add that folder to PYTHONPATH"),
+    "unknown-arch": (
+        lambda f: ["--state-dict", str(f["weights"]), "--arch", "resnet9000"],
+        r"--arch 'resnet9000' is not a known architecture; choose one of \['preactresnet18', "
+        r"'smallcnn'\]",
+    ),
+    "missing-data-dir": (
+        lambda f: ["--state-dict", str(f["weights"]), "--arch", "smallcnn", "--data", "cifar10"],
+        r"--data cifar10 needs --data-dir",
+    ),
+    "wrong-threat-model": (
+        lambda f: [
+            "--robustbench",
+            "Standard",
+            "--model-dir",
+            str(f["out"]),
+            "--data",
+            "cifar10",
+            "--threat-model",
+            "Lzero",
+        ],
+        r"--robustbench 'Standard' \(--data cifar10, --threat-model Lzero\): "
+        r"threat_model must be one of \[",
+    ),
+    "missing-state-dict": (
+        lambda f: ["--state-dict", str(f["out"] / "nope.pt"), "--arch", "smallcnn"],
+        r"FileNotFoundError: checkpoint not found: '.*nope\.pt'",
+    ),
+    "garbage-state-dict": (
+        lambda f: ["--state-dict", str(f["suite"]), "--arch", "smallcnn"],
+        r"cannot read --state-dict '.*suite\.json' with torch\.load\(weights_only=True\) "
+        r"\(UnpicklingError\); it must be a state_dict",
+    ),
+    "state-dict-of-another-arch": (
+        lambda f: ["--state-dict", str(f["weights"]), "--arch", "preactresnet18"],
+        r"--state-dict '.*smallcnn\.pt' does not fit --arch 'preactresnet18' "
+        r"\(Error\(s\) in loading state_dict for PreActResNet18: "
+        r"Missing key\(s\)",
+    ),
+    "unknown-suite": (
+        lambda f: [
+            "--state-dict",
+            str(f["weights"]),
+            "--arch",
+            "smallcnn",
+            "--suite",
+            "no-such-suite",
+        ],
+        r"suite must be one of \[",
+    ),
+    "unknown-model-module": (
+        lambda f: ["--model", "no_such_module_xyz:build"],
+        r"--model 'no_such_module_xyz:build': no module named 'no_such_module_xyz' "
+        r"in the working directory .* add that folder to PYTHONPATH",
+    ),
 }
 
 
@@ -126,8 +176,18 @@ def test_cli_bad_data_for_the_model_is_one_line(files, capsys, tmp_path, monkeyp
 
 def test_cli_debug_shows_the_traceback(files):
     with pytest.raises(ValueError, match="--arch 'resnet9000' is not a known architecture"):
-        main(["--debug", "evaluate", "--state-dict", str(files["weights"]), "--arch", "resnet9000",
-              "--out", str(files["out"])])
+        main(
+            [
+                "--debug",
+                "evaluate",
+                "--state-dict",
+                str(files["weights"]),
+                "--arch",
+                "resnet9000",
+                "--out",
+                str(files["out"]),
+            ]
+        )
 
 
 # ------------------------------------------------------------------------------------- state.json
@@ -138,8 +198,10 @@ def test_cli_evaluate_keeps_an_existing_state_file(files, capsys):
     state.write_text('{"an": "earlier evaluation"}\n')
     assert main(_evaluate_argv(files)) == 2
     line = _one_line_error(capsys)
-    assert "state.json' exists (an earlier evaluation in --out): pass --resume to continue it or " \
-           "--overwrite to start over" in line
+    assert (
+        "state.json' exists (an earlier evaluation in --out): pass --resume to continue it or "
+        "--overwrite to start over" in line
+    )
     assert state.read_text() == '{"an": "earlier evaluation"}\n'
     assert not (files["out"] / "report.json").exists()
     # --overwrite starts over; then --resume continues and a bare rerun is refused again
@@ -177,8 +239,13 @@ def test_reports_and_entries_are_strict_json(tmp_path, mnist_test):
     x = torch.as_tensor(mnist_test[0][:4])
     with torch.no_grad():
         wrong = (model(x).argmax(1) + 1) % 10  # every label differs from the prediction
-    rep = evaluate(model, x, wrong, {**SUITE, "score_convention": "correct-only"},
-                   reference={"sensitivity": 10.0})
+    rep = evaluate(
+        model,
+        x,
+        wrong,
+        {**SUITE, "score_convention": "correct-only"},
+        reference={"sensitivity": 10.0},
+    )
     assert rep.n_clean_correct == 0 and math.isnan(rep.universal)
     rep.save(tmp_path / "report.json")
     to_model_info(rep, name="m", architecture="SmallCNN", path=tmp_path / "model_info.json")
@@ -205,7 +272,9 @@ def test_cli_empty_leaderboard_folder_is_an_error(tmp_path, capsys):
     line = _one_line_error(capsys, "leaderboard")
     assert "holds no leaderboard entries (model_info *.json files with a threat_model field" in line
     assert main(["leaderboard", "render", str(tmp_path / "missing")]) == 2
-    assert "FileNotFoundError: leaderboard folder not found" in _one_line_error(capsys, "leaderboard")
+    assert "FileNotFoundError: leaderboard folder not found" in _one_line_error(
+        capsys, "leaderboard"
+    )
 
 
 def test_cli_main_restores_the_package_log_level(tmp_path):
@@ -218,5 +287,8 @@ def test_cli_main_restores_the_package_log_level(tmp_path):
     logger = logging.getLogger("art_spatial")
     before = logger.level
     missing = tmp_path / "no-such-recipe.json"
-    assert main(["train", "--quiet", "--recipe-file", str(missing), "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(["train", "--quiet", "--recipe-file", str(missing), "--out", str(tmp_path / "run")])
+        == 2
+    )
     assert logger.level == before

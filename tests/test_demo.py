@@ -13,8 +13,19 @@ import pytest
 
 from art_spatial.demo import METHODS, PAPER_MNIST_TABLE1, DemoConfig, format_table1, run_demo, slug
 
-SMOKE = dict(n_train=192, n_test=24, natural_epochs=2, adv_epochs=2, pgd_iter=1, spatial_iter=1,
-             multi_iter=1, batch_size=64, eval_batch_size=64, pareto_rs=(0.8,), monitor_n=8)
+SMOKE = dict(
+    n_train=192,
+    n_test=24,
+    natural_epochs=2,
+    adv_epochs=2,
+    pgd_iter=1,
+    spatial_iter=1,
+    multi_iter=1,
+    batch_size=64,
+    eval_batch_size=64,
+    pareto_rs=(0.8,),
+    monitor_n=8,
+)
 FRONT = list(METHODS) + ["Pareto AT (r=0.8)"]  # the Table-1 models and the further front point
 
 
@@ -83,7 +94,11 @@ def test_table1_formatting(smoke_run):
 
 
 def test_config_validation_and_presets():
-    quick, demo, full = DemoConfig.preset("quick"), DemoConfig.preset("default"), DemoConfig.preset("full")
+    quick, demo, full = (
+        DemoConfig.preset("quick"),
+        DemoConfig.preset("default"),
+        DemoConfig.preset("full"),
+    )
     assert quick.n_test < demo.n_test < full.n_test == 1000 and quick.n_train < full.n_train == 4000
     assert demo.adv_epochs < full.adv_epochs and not full.finetune and full.eps_warmup > 0
     assert full.milestones(full.adv_epochs) == [6, 8] and demo.milestones(1) == []

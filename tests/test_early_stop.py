@@ -40,14 +40,28 @@ def _attacks(clf, **common):
     return {
         "flow": FlowAttack(clf, eps=0.02, eps_step=0.01, random_init=True, **common),
         "affine": AffineAttack(clf, eps=0.1, eps_step=0.04, random_init=True, **common),
-        "integrated": IntegratedSpatialAttack(clf, eps_flow=0.03, eps_affine=0.05, eps_step_flow=0.01,
-                                              eps_step_affine=0.02, random_init=True, **common),
+        "integrated": IntegratedSpatialAttack(
+            clf,
+            eps_flow=0.03,
+            eps_affine=0.05,
+            eps_step_flow=0.01,
+            eps_step_affine=0.02,
+            random_init=True,
+            **common,
+        ),
         "pixel": PixelAttack(clf, eps=0.15, eps_step=0.05, **common),
         "joint-double": JointSpatialPixelAttack(clf, eps_pixel=0.1, eps_step_pixel=0.03, **common),
-        "joint-one": JointSpatialPixelAttack(clf, eps_pixel=0.1, eps_step_pixel=0.03, schedule="one-pass",
-                                             order="pixel-spatial", **common),
-        "joint-cascade": JointSpatialPixelAttack(clf, eps_pixel=0.1, eps_step_pixel=0.03, schedule="cascade",
-                                                 **common),
+        "joint-one": JointSpatialPixelAttack(
+            clf,
+            eps_pixel=0.1,
+            eps_step_pixel=0.03,
+            schedule="one-pass",
+            order="pixel-spatial",
+            **common,
+        ),
+        "joint-cascade": JointSpatialPixelAttack(
+            clf, eps_pixel=0.1, eps_step_pixel=0.03, schedule="cascade", **common
+        ),
     }
 
 
@@ -78,7 +92,9 @@ class _SumModel(torch.nn.Module):
     def __init__(self, c: float):
         super().__init__()
         self.c = c
-        self.unused = torch.nn.Parameter(torch.zeros(()))  # ART's default optimizer needs a parameter
+        self.unused = torch.nn.Parameter(
+            torch.zeros(())
+        )  # ART's default optimizer needs a parameter
 
     def forward(self, x):
         s = x.flatten(1).sum(1)
@@ -103,8 +119,15 @@ def test_kappa_stop_step_and_pass_counts_match_a_hand_count(tau):
     x, y, m = _linear_case()
     k = 8
     model = _SumModel(1.05)
-    attack = PixelAttack(make_classifier(model, input_shape=(1, 2, 2), nb_classes=2), eps=1.0,
-                         eps_step=0.05, max_iter=k, random_init=False, early_stop_tau=tau, verbose=False)
+    attack = PixelAttack(
+        make_classifier(model, input_shape=(1, 2, 2), nb_classes=2),
+        eps=1.0,
+        eps_step=0.05,
+        max_iter=k,
+        random_init=False,
+        early_stop_tau=tau,
+        verbose=False,
+    )
     res = attack.attack_tensor(model, x, y, record=True)
     # hand count: the example stops at step m + τ when that is < K, else it runs all K steps
     stop = np.full(len(m), k) if tau is None else np.where(m + tau < k, m + tau, k)
@@ -115,7 +138,9 @@ def test_kappa_stop_step_and_pass_counts_match_a_hand_count(tau):
     steps = torch.tensor(stop, dtype=torch.float32)
     sgn = torch.where(y == 0, 1.0, -1.0)
     expect = (x.flatten(1)[:, 0] + sgn * 0.05 * steps).clamp(0, 1)
-    torch.testing.assert_close(res.x_adv.flatten(1), expect.view(-1, 1).expand(-1, 4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        res.x_adv.flatten(1), expect.view(-1, 1).expand(-1, 4), atol=1e-6, rtol=0
+    )
     # stopped examples leave the batch: one forward and one backward per step they were still in
     # (the stopping step included), plus one final evaluation forward for everybody
     in_loop = np.where(stop < k, stop + 1, k)
@@ -124,10 +149,12 @@ def test_kappa_stop_step_and_pass_counts_match_a_hand_count(tau):
     # per-iterate record: a stopped example stays misclassified after its stop
     corr = res.correct.numpy()
     for i in range(len(m)):
-        assert corr[i, : m[i]].all() and not corr[i, m[i]:].any()
+        assert corr[i, : m[i]].all() and not corr[i, m[i] :].any()
 
 
-def test_early_stop_saves_passes_with_the_count_formula_on_a_trained_model(trained_smallcnn, small_batch):
+def test_early_stop_saves_passes_with_the_count_formula_on_a_trained_model(
+    trained_smallcnn, small_batch
+):
     x, y = small_batch
     clf = make_classifier(trained_smallcnn)
     n = len(y)

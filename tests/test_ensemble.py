@@ -285,8 +285,9 @@ class _OneByOne(torch.nn.Module):
 def test_ensemble_deterministic_across_seeds_and_batch_sizes(trained_smallcnn, batch):
     x, y = batch
     x0 = x.copy()
-    smallcnn_classifier = make_classifier(_OneByOne(copy.deepcopy(trained_smallcnn)).eval(),
-                                          input_shape=(1, 28, 28), nb_classes=10)
+    smallcnn_classifier = make_classifier(
+        _OneByOne(copy.deepcopy(trained_smallcnn)).eval(), input_shape=(1, 28, 28), nb_classes=10
+    )
     ref = None
     kw = dict(THREATS[2][1])
     for bs in (12, 5, 1):

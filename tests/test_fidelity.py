@@ -78,8 +78,9 @@ class _KilledAttack(ShiftAttack):
 
 def _gairat_run(ckpt, nb_epochs=4, kill_at=None, resume=False):
     clf = toy_classifier(toy_model())
-    t = GAIRAT(clf, _KilledAttack(0.3, kappa=_kappa, kill_at=kill_at), checkpoint_dir=ckpt,
-               verbose=False)
+    t = GAIRAT(
+        clf, _KilledAttack(0.3, kappa=_kappa, kill_at=kill_at), checkpoint_dir=ckpt, verbose=False
+    )
     t.fit(*toy_data(8), nb_epochs=nb_epochs, batch_size=4, resume=resume)
     return clf, t
 
@@ -149,8 +150,14 @@ def test_cusp_trainer_rotates_with_its_interpolation():
     x = _asymmetric(n=16, c=1, size=6)
     t = CUSP(clf, [(0, 60.0, 0.1)], ShiftAttack(0.0), eps_attr=None, verbose=False)
     assert t.interpolation == "nearest" and t.padding_mode == "zeros"
-    tb = CUSP(clf, [(0, 60.0, 0.1)], ShiftAttack(0.0), eps_attr=None, interpolation="bilinear",
-              verbose=False)
+    tb = CUSP(
+        clf,
+        [(0, 60.0, 0.1)],
+        ShiftAttack(0.0),
+        eps_attr=None,
+        interpolation="bilinear",
+        verbose=False,
+    )
     near = t.rotate(x, 60.0, torch.Generator().manual_seed(3))
     bil = tb.rotate(x, 60.0, torch.Generator().manual_seed(3))
     assert set(near.flatten().tolist()) <= set(x.flatten().tolist()) | {0.0}
@@ -162,8 +169,13 @@ def test_cusp_trainer_rotates_with_its_interpolation():
 def test_cusp_invalid_interpolation_raises():
     for bad in ("bicubic", "NEAREST", None, 0):
         with pytest.raises(ValueError, match="interpolation"):
-            CUSP(toy_classifier(), [(0, 10.0, 0.1)], ShiftAttack(0.0), eps_attr=None,
-                 interpolation=bad)
+            CUSP(
+                toy_classifier(),
+                [(0, 10.0, 0.1)],
+                ShiftAttack(0.0),
+                eps_attr=None,
+                interpolation=bad,
+            )
     with pytest.raises(ValueError, match="interpolation"):
         CUSP.rotate_by(torch.zeros(1, 1, 3, 3), torch.zeros(1), "area")
 

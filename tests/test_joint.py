@@ -59,25 +59,45 @@ def _spatial_only(params, shape, spatial, units="pixels"):
     return W.make_grid(shape, affine=A, flow=flow, flow_units=units)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spatial=st.sampled_from(["flow", "affine", "integrated"]),
-       order=st.sampled_from(["spatial-pixel", "pixel-spatial"]),
-       schedule=st.sampled_from(["double-pass", "one-pass", "cascade"]),
-       eps_pixel=st.floats(0.0, 0.3), eps_flow=st.floats(0.0, 1.5), eps_affine=st.floats(0.0, 0.3),
-       lo=st.floats(-1.0, 0.5), width=st.floats(0.2, 2.0), seed=st.integers(0, 50))
-def test_budgets_and_clip_range_in_both_orders(tiny_clf, spatial, order, schedule, eps_pixel, eps_flow,
-                                               eps_affine, lo, width, seed):
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    spatial=st.sampled_from(["flow", "affine", "integrated"]),
+    order=st.sampled_from(["spatial-pixel", "pixel-spatial"]),
+    schedule=st.sampled_from(["double-pass", "one-pass", "cascade"]),
+    eps_pixel=st.floats(0.0, 0.3),
+    eps_flow=st.floats(0.0, 1.5),
+    eps_affine=st.floats(0.0, 0.3),
+    lo=st.floats(-1.0, 0.5),
+    width=st.floats(0.2, 2.0),
+    seed=st.integers(0, 50),
+)
+def test_budgets_and_clip_range_in_both_orders(
+    tiny_clf, spatial, order, schedule, eps_pixel, eps_flow, eps_affine, lo, width, seed
+):
     hi = lo + width
     pad = "zeros" if lo <= 0.0 <= hi else "border"  # zero fill is only in range when 0 is
     gen = torch.Generator().manual_seed(seed)
     x = lo + width * torch.rand(4, 1, 8, 8, generator=gen)
     x0 = x.clone()
     y = torch.tensor([0, 1, 2, 0])
-    atk = JointSpatialPixelAttack(tiny_clf, spatial=spatial, order=order, schedule=schedule,
-                                  eps_pixel=eps_pixel, eps_step_pixel=max(eps_pixel / 3, 1e-3),
-                                  eps_flow=eps_flow, eps_step_flow=0.2, eps_affine=eps_affine,
-                                  eps_step_affine=0.05, max_iter=3, seed=seed, padding_mode=pad,
-                                  verbose=False)
+    atk = JointSpatialPixelAttack(
+        tiny_clf,
+        spatial=spatial,
+        order=order,
+        schedule=schedule,
+        eps_pixel=eps_pixel,
+        eps_step_pixel=max(eps_pixel / 3, 1e-3),
+        eps_flow=eps_flow,
+        eps_step_flow=0.2,
+        eps_affine=eps_affine,
+        eps_step_affine=0.05,
+        max_iter=3,
+        seed=seed,
+        padding_mode=pad,
+        verbose=False,
+    )
     res = atk.attack_tensor(tiny_clf.model, x, y, clip_values=(lo, hi))
     assert torch.equal(x, x0)  # input untouched
     xa = res.x_adv
@@ -123,8 +143,9 @@ def test_double_pass_vs_one_pass_and_cascade_at_equal_iterations(trained_smallcn
     clf = make_classifier(trained_smallcnn)
     acc = {}
     for sch in ("double-pass", "one-pass", "cascade"):
-        atk = JointSpatialPixelAttack(clf, eps_pixel=0.1, eps_step_pixel=0.025, schedule=sch, max_iter=5,
-                                      verbose=False)
+        atk = JointSpatialPixelAttack(
+            clf, eps_pixel=0.1, eps_step_pixel=0.025, schedule=sch, max_iter=5, verbose=False
+        )
         acc[sch] = _acc(atk.attack_tensor(trained_smallcnn, x, y))
     n = len(y)
     assert acc["double-pass"] <= acc["one-pass"], acc
@@ -136,10 +157,20 @@ def test_joint_is_at_least_as_strong_as_its_pixel_and_spatial_parts(trained_smal
     x, y = torch.tensor(digits[0]), torch.tensor(digits[1])
     clf = make_classifier(trained_smallcnn)
     k = 5
-    joint = JointSpatialPixelAttack(clf, eps_pixel=0.1, eps_step_pixel=0.025, max_iter=k, verbose=False)
+    joint = JointSpatialPixelAttack(
+        clf, eps_pixel=0.1, eps_step_pixel=0.025, max_iter=k, verbose=False
+    )
     pixel = PixelAttack(clf, eps=0.1, eps_step=0.025, max_iter=k, verbose=False)
-    flow = FlowAttack(clf, eps=0.3, eps_step=0.15, norm="2,inf", units="pixels", random_init=True,
-                      max_iter=k, verbose=False)
+    flow = FlowAttack(
+        clf,
+        eps=0.3,
+        eps_step=0.15,
+        norm="2,inf",
+        units="pixels",
+        random_init=True,
+        max_iter=k,
+        verbose=False,
+    )
     a_joint = _acc(joint.attack_tensor(trained_smallcnn, x, y))
     a_pixel = _acc(pixel.attack_tensor(trained_smallcnn, x, y))
     a_flow = _acc(flow.attack_tensor(trained_smallcnn, x, y))
@@ -152,8 +183,9 @@ def test_spatial_instance_equals_the_string_configuration(trained_smallcnn, digi
     clf = make_classifier(trained_smallcnn)
     inst = AffineAttack(clf, eps=0.05, eps_step=0.02)
     a = JointSpatialPixelAttack(clf, spatial=inst, max_iter=3, verbose=False)
-    b = JointSpatialPixelAttack(clf, spatial="affine", eps_affine=0.05, eps_step_affine=0.02, max_iter=3,
-                                verbose=False)
+    b = JointSpatialPixelAttack(
+        clf, spatial="affine", eps_affine=0.05, eps_step_affine=0.02, max_iter=3, verbose=False
+    )
     ra, rb = a.attack_tensor(trained_smallcnn, x, y), b.attack_tensor(trained_smallcnn, x, y)
     assert torch.equal(ra.x_adv, rb.x_adv) and torch.equal(ra.params["affine"], rb.params["affine"])
 
@@ -161,8 +193,15 @@ def test_spatial_instance_equals_the_string_configuration(trained_smallcnn, digi
 def test_training_mode_targets_differ_from_true_labels_and_are_descended(trained_smallcnn, digits):
     x, y = torch.tensor(digits[0][:30]), torch.tensor(digits[1][:30])
     clf = make_classifier(trained_smallcnn)
-    atk = JointSpatialPixelAttack(clf, eps_pixel=0.2, eps_step_pixel=0.05, training_mode=True, max_iter=5,
-                                  seed=4, verbose=False)
+    atk = JointSpatialPixelAttack(
+        clf,
+        eps_pixel=0.2,
+        eps_step_pixel=0.05,
+        training_mode=True,
+        max_iter=5,
+        seed=4,
+        verbose=False,
+    )
     res = atk.attack_tensor(trained_smallcnn, x, y)
     t = res.extras["target"]
     assert (t != y).all() and t.min() >= 0 and t.max() < 10
@@ -188,8 +227,9 @@ def test_training_mode_targets_differ_from_true_labels_and_are_descended(trained
 def test_generate_matches_the_tensor_api_and_reports_sizes(trained_smallcnn, digits):
     x, y = digits[0][:6], digits[1][:6]
     clf = make_classifier(trained_smallcnn)
-    atk = JointSpatialPixelAttack(clf, spatial="integrated", eps_affine=0.05, max_iter=2, batch_size=4,
-                                  verbose=False)
+    atk = JointSpatialPixelAttack(
+        clf, spatial="integrated", eps_affine=0.05, max_iter=2, batch_size=4, verbose=False
+    )
     out = atk.generate(x, y)
     res = atk.attack_tensor(trained_smallcnn, torch.tensor(x), torch.tensor(y))
     np.testing.assert_allclose(out, res.x_adv.numpy(), atol=1e-5)  # batch size changes float sums
@@ -198,14 +238,25 @@ def test_generate_matches_the_tensor_api_and_reports_sizes(trained_smallcnn, dig
     assert (r.max_displacement_px > 0).all() and set(r.params) == {"flow", "affine", "pixel"}
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(spatial="rotation"), "spatial"), (dict(spatial=3), "spatial"), (dict(order="pixel"), "order"),
-    (dict(schedule="two-pass"), "schedule"), (dict(eps_pixel=-0.1), "eps_pixel"),
-    (dict(eps_step_pixel=0.0), "eps_step_pixel"), (dict(eps_flow=-1.0), "eps_flow"),
-    (dict(flow_norm="2"), "flow_norm"), (dict(units="px"), "units"), (dict(training_mode=1), "training_mode"),
-    (dict(training_mode=True, targeted=True), "training_mode"), (dict(nb_classes=1), "nb_classes"),
-    (dict(max_iter=-1), "max_iter"), (dict(parametrization="rt"), "parametrization"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(spatial="rotation"), "spatial"),
+        (dict(spatial=3), "spatial"),
+        (dict(order="pixel"), "order"),
+        (dict(schedule="two-pass"), "schedule"),
+        (dict(eps_pixel=-0.1), "eps_pixel"),
+        (dict(eps_step_pixel=0.0), "eps_step_pixel"),
+        (dict(eps_flow=-1.0), "eps_flow"),
+        (dict(flow_norm="2"), "flow_norm"),
+        (dict(units="px"), "units"),
+        (dict(training_mode=1), "training_mode"),
+        (dict(training_mode=True, targeted=True), "training_mode"),
+        (dict(nb_classes=1), "nb_classes"),
+        (dict(max_iter=-1), "max_iter"),
+        (dict(parametrization="rt"), "parametrization"),
+    ],
+)
 def test_validation_names_the_parameter(tiny_clf, kwargs, name):
     with pytest.raises(ValueError, match=name):
         JointSpatialPixelAttack(tiny_clf, **kwargs)
@@ -223,8 +274,15 @@ def test_advertorch_perturb_equals_art_generate(trained_smallcnn, digits):
     from art_spatial.attacks import advertorch as adv  # the dev venv has the advertorch extra
 
     x, y = digits[0][:6], digits[1][:6]
-    kw = dict(spatial="integrated", eps_affine=0.05, order="pixel-spatial", schedule="cascade", max_iter=2,
-              early_stop_tau=1, seed=5)
+    kw = dict(
+        spatial="integrated",
+        eps_affine=0.05,
+        order="pixel-spatial",
+        schedule="cascade",
+        max_iter=2,
+        early_stop_tau=1,
+        seed=5,
+    )
     art = JointSpatialPixelAttack(make_classifier(trained_smallcnn), verbose=False, **kw)
     out = art.generate(x, y)
     at = adv.JointSpatialPixelAttack(trained_smallcnn, **kw)
@@ -234,8 +292,9 @@ def test_advertorch_perturb_equals_art_generate(trained_smallcnn, digits):
     # training mode: nb_classes from the logits' width, same targets as the ART class
     art.set_params(training_mode=True, schedule="double-pass")
     art.generate(x, y)
-    at2 = adv.JointSpatialPixelAttack(trained_smallcnn, **{**kw, "schedule": "double-pass"},
-                                      training_mode=True)
+    at2 = adv.JointSpatialPixelAttack(
+        trained_smallcnn, **{**kw, "schedule": "double-pass"}, training_mode=True
+    )
     at2.perturb(torch.tensor(x), torch.tensor(y))
     assert at2.last_result.extras["target"].tolist() == art.last_result.extras["target"].tolist()
     with pytest.raises(ValueError, match="schedule"):

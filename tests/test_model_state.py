@@ -26,7 +26,9 @@ class _PartlyFrozen(torch.nn.Module):
         torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(1, 4, 3, stride=2)
         self.bn = torch.nn.BatchNorm2d(4)
-        self.head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 13 * 13, 10))
+        self.head = torch.nn.Sequential(
+            torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 13 * 13, 10)
+        )
         self.modes_seen: list[bool] = []
 
     def forward(self, x):
@@ -43,8 +45,10 @@ def _frozen_model() -> _PartlyFrozen:
 
 
 def _state(model: torch.nn.Module):
-    return ([(name, m.training) for name, m in model.named_modules()],
-            [(name, p.requires_grad) for name, p in model.named_parameters()])
+    return (
+        [(name, m.training) for name, m in model.named_modules()],
+        [(name, p.requires_grad) for name, p in model.named_parameters()],
+    )
 
 
 @pytest.fixture()

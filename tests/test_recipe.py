@@ -47,7 +47,11 @@ def test_eps_warmup_ramps_every_budget_linearly_and_restores_it():
     # budget and step move together: the step keeps its ratio to the budget
     np.testing.assert_allclose([b[1] / b[0] for b in spy.budgets], 0.1, rtol=1e-12)
     np.testing.assert_allclose([b[2] / 30.0 for b in spy.budgets], factors, rtol=1e-12)
-    assert (spy.eps, spy.eps_step, spy.max_rotation) == (0.3, 0.03, 30.0)  # restored after every call
+    assert (spy.eps, spy.eps_step, spy.max_rotation) == (
+        0.3,
+        0.03,
+        30.0,
+    )  # restored after every call
     assert [h["eps_scale"] for h in t.history] == [0.5, 1.0, 1.0]
 
 
@@ -97,8 +101,13 @@ def test_natural_trainer_learns_mnist(mnist_train):
 
 # ------------------------------------------------------------------------------ Pareto relative r
 def test_relative_target_is_the_interval_fraction():
-    t = ParetoAdversarialTrainer(toy_classifier(), [ShiftAttack(0.1), ShiftAttack(0.2)], 0.25,
-                                 r_mode="relative", verbose=False)
+    t = ParetoAdversarialTrainer(
+        toy_classifier(),
+        [ShiftAttack(0.1), ShiftAttack(0.2)],
+        0.25,
+        r_mode="relative",
+        verbose=False,
+    )
     mu = np.array([0.1, 0.8, 2.0])
     assert t.target(mu) == pytest.approx(0.8 + 0.25 * 1.2)
     t.r = 0.0
@@ -126,7 +135,9 @@ def test_relative_r_never_falls_back_where_absolute_r_does():
         absolute = ParetoAdversarialTrainer(toy_classifier(), attacks, 1e3, window=4, verbose=False)
         absolute.fit(x, y, nb_epochs=1, batch_size=8)
     assert absolute.history[0]["qp_fallbacks"] == 4 and absolute.history[0]["r_infeasible"] == 4
-    rel = ParetoAdversarialTrainer(toy_classifier(), attacks, 0.5, r_mode="relative", window=4, verbose=False)
+    rel = ParetoAdversarialTrainer(
+        toy_classifier(), attacks, 0.5, r_mode="relative", window=4, verbose=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         rel.fit(x, y, nb_epochs=1, batch_size=8)
@@ -154,9 +165,18 @@ def test_report_keeps_per_example_outcomes_consistent_with_counts(trained_smallc
     x, y = mnist_test
     x, y = x[:40].copy(), y[:40].copy()
     y[:3] = (y[:3] + 1) % 10  # three points wrong on purpose
-    suite = {"name": "tiny", "attacks": [
-        {"name": "pgd", "attack": "pgd", "category": "sensitivity", "iterations": [1, 3],
-         "params": {"eps": 0.3, "eps_step": 0.1}}]}
+    suite = {
+        "name": "tiny",
+        "attacks": [
+            {
+                "name": "pgd",
+                "attack": "pgd",
+                "category": "sensitivity",
+                "iterations": [1, 3],
+                "params": {"eps": 0.3, "eps_step": 0.1},
+            }
+        ],
+    }
     rep = evaluate(trained_smallcnn, x, y, suite, batch_size=16)
     clean = np.array([c == "1" for c in rep.meta["clean_correct_examples"]])
     assert clean.sum() == rep.n_clean_correct and not clean[:3].any()
@@ -173,15 +193,21 @@ def test_report_keeps_per_example_outcomes_consistent_with_counts(trained_smallc
 
 # --------------------------------------------------------------------------- benchmark statistics
 def _outcome(clean, sens, local, glob):
-    return {"clean": np.array(clean, bool), "sensitivity": np.array(sens, bool),
-            "local": np.array(local, bool), "global": np.array(glob, bool)}
+    return {
+        "clean": np.array(clean, bool),
+        "sensitivity": np.array(sens, bool),
+        "local": np.array(local, bool),
+        "global": np.array(glob, bool),
+    }
 
 
 def test_cells_hand_computed_in_both_conventions():
     from benchmarks.reproduce_pareto_mnist import cell_values
 
     # 4 points, 3 correct; sensitivity strengths: [1,1,0,0] and [1,0,0,0] robust
-    out = _outcome([1, 1, 1, 0], [[1, 1], [1, 0], [0, 0], [0, 0]], [[1], [1], [1], [0]], [[0], [0], [0], [0]])
+    out = _outcome(
+        [1, 1, 1, 0], [[1, 1], [1, 0], [0, 0], [0, 0]], [[1], [1], [1], [0]], [[0], [0], [0], [0]]
+    )
     idx = np.arange(4)
     co = cell_values(out, idx, "correct-only")
     ap = cell_values(out, idx, "all-points")
@@ -207,16 +233,22 @@ def test_bootstrap_and_verdicts():
         outs[("A", s)] = _outcome(clean, strong, strong, strong)
         outs[("B", s)] = _outcome(clean, weak, weak, weak)
         outs[("C", s)] = _outcome(clean, weak, weak, weak)  # same outcomes as B: a tie
-    cells, draws = bootstrap(outs, ["Natural", "A", "B", "C"], [0, 1], n, "correct-only", n_boot=200)
+    cells, draws = bootstrap(
+        outs, ["Natural", "A", "B", "C"], [0, 1], n, "correct-only", n_boot=200
+    )
     assert cells["Natural"]["universal"]["mean"] == 0.0
     a = cells["A"]["universal"]
     assert a["lo"] < a["mean"] < a["hi"] and 240 < a["mean"] < 300
     paper = {"A": {"universal": 2.0}, "B": {"universal": 1.0}, "C": {"universal": 3.0}}
-    res = {tuple(v["pair"]): v["verdict"] for v in verdicts(cells, draws, paper, "universal",
-                                                            {m: m for m in paper})}
+    res = {
+        tuple(v["pair"]): v["verdict"]
+        for v in verdicts(cells, draws, paper, "universal", {m: m for m in paper})
+    }
     assert res[("A", "B")] == "held"  # A > B in the paper and here
     assert res[("A", "C")] == "missed"  # the paper puts C above A; here A is clearly better
-    assert res[("B", "C")] == "tie"  # identical outcomes: the difference interval is [0, 0]... a tie
+    assert (
+        res[("B", "C")] == "tie"
+    )  # identical outcomes: the difference interval is [0, 0]... a tie
 
 
 def test_benchmark_jobs_and_the_table_columns():
@@ -240,7 +272,11 @@ def test_benchmark_jobs_and_the_table_columns():
     assert len(labels[0]) == len(labels[1]) + 4  # relative 0.2 / 0.8, absolute 0.5 / 1.2
     (long_cfg,) = [j[3] for j in jobs if j[0] == 1 and j[1] == long]
     assert (long_cfg.adv_epochs, long_cfg.eps_warmup) == (2 * cfg.adv_epochs, 2 * cfg.eps_warmup)
-    assert long_cfg.training_key("Spatial AT") != cfg.training_key("Spatial AT")  # its own cache entry
+    assert long_cfg.training_key("Spatial AT") != cfg.training_key(
+        "Spatial AT"
+    )  # its own cache entry
     assert table_labels(cfg, {long: {}})["Spatial AT"] == long
-    assert table_labels(cfg, {})["Spatial AT"] == "Spatial AT"  # not finished yet: the preset-length model
+    assert (
+        table_labels(cfg, {})["Spatial AT"] == "Spatial AT"
+    )  # not finished yet: the preset-length model
     assert table_labels(cfg, {long: {}}, spatial_long=False)["Spatial AT"] == "Spatial AT"

@@ -124,8 +124,9 @@ def test_non_pytorch_estimators_are_refused_in_the_constructor(name):
         _art(name, _sklearn_classifier())
 
 
-@pytest.mark.parametrize("name", ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack",
-                                  "JointSpatialPixelAttack"])
+@pytest.mark.parametrize(
+    "name", ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack", "JointSpatialPixelAttack"]
+)
 def test_max_iter_zero_returns_x_exactly(name):
     """No step taken: the spatial attacks return x itself, not a resampling of it (1e-6 off on 28 px)."""
     x, y = _digits(4)
@@ -159,8 +160,11 @@ def test_attack_tensor_refuses_non_finite_x():
     x, y = _digits(4)
     attack = A.FlowAttack(_clf(), max_iter=1, verbose=False)
     with pytest.raises(ValueError, match=r"x contains 2 non-finite"):
-        attack.attack_tensor(_cnn(), torch.from_numpy(_poke(_poke(x, np.nan), np.inf, (0, 0, 0, 0))),
-                             torch.from_numpy(y))
+        attack.attack_tensor(
+            _cnn(),
+            torch.from_numpy(_poke(_poke(x, np.nan), np.inf, (0, 0, 0, 0))),
+            torch.from_numpy(y),
+        )
 
 
 def _toy():
@@ -183,9 +187,13 @@ def test_trainer_fit_refuses_non_finite_x_and_validation_data():
         clf = toy_classifier()
         before = _weights(clf.model)
         t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.1), verbose=False)
-        with pytest.raises(ValueError, match=r"^x contains 1 non-finite value.*index \(2, 0, 1, 1\)"):
+        with pytest.raises(
+            ValueError, match=r"^x contains 1 non-finite value.*index \(2, 0, 1, 1\)"
+        ):
             t.fit(xb, y, nb_epochs=1, batch_size=4)
-        with pytest.raises(ValueError, match=r"x_val \(validation_data\[0\]\) contains 1 non-finite"):
+        with pytest.raises(
+            ValueError, match=r"x_val \(validation_data\[0\]\) contains 1 non-finite"
+        ):
             t.fit(x, y, validation_data=(xb, y), nb_epochs=1, batch_size=4)
         assert all(torch.equal(a, b) for a, b in zip(before, _weights(clf.model), strict=True))
 
@@ -235,9 +243,12 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_the_checkpoint(tmp_path
     x, y = toy_data(12)
     clf = toy_classifier()
     t = T.PGDAdversarialTrainer(clf, NaNAtCall(k=5), verbose=False, checkpoint_dir=tmp_path)
-    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 2/3, batch 2/3; the optimizer "
-                                                 r"step was not taken and .*last\.pt was not "
-                                                 r"overwritten \(it holds epoch 1\)"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"loss is nan at epoch 2/3, batch 2/3; the optimizer "
+        r"step was not taken and .*last\.pt was not "
+        r"overwritten \(it holds epoch 1\)",
+    ):
         t.fit(x, y, nb_epochs=3, batch_size=4)
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["epoch"] == 1
@@ -266,12 +277,20 @@ def test_non_finite_weights_stop_training_before_the_checkpoint(tmp_path):
             return out
 
     model = toy_model()
-    clf = make_classifier(model, input_shape=(1, 2, 2), nb_classes=3, clip_values=None,
-                          optimizer=BlowsUp(model.parameters(), lr=0.05))
+    clf = make_classifier(
+        model,
+        input_shape=(1, 2, 2),
+        nb_classes=3,
+        clip_values=None,
+        optimizer=BlowsUp(model.parameters(), lr=0.05),
+    )
     x, y = toy_data(12)
     t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.1), verbose=False, checkpoint_dir=tmp_path)
-    with pytest.raises(FloatingPointError, match=r"weights became non-finite \(1\.weight\) after the "
-                                                 r"optimizer step at epoch 2/2, batch 1/3"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"weights became non-finite \(1\.weight\) after the "
+        r"optimizer step at epoch 2/2, batch 1/3",
+    ):
         t.fit(x, y, nb_epochs=2, batch_size=4)
     state = torch.load(tmp_path / "last.pt", weights_only=False)
     assert state["epoch"] == 1
@@ -282,8 +301,11 @@ def test_non_finite_weights_stop_training_before_the_checkpoint(tmp_path):
 @pytest.mark.parametrize("name", sorted(ART_ATTACKS))
 def test_attacks_refuse_x_outside_clip_values(name):
     x, y = _digits(4)
-    with pytest.raises(ValueError, match=r"x has values in \[0\.0\d*, 2\d\d\.\d*\], outside clip_values "
-                                         r"\[0, 1\].*divide by 255"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has values in \[0\.0\d*, 2\d\d\.\d*\], outside clip_values "
+        r"\[0, 1\].*divide by 255",
+    ):
         _art(name, _clf()).generate(x * 255, y)
     with pytest.raises(ValueError, match=r"x has dtype uint8.*float.*/ 255"):
         _art(name, _clf()).generate((x * 255).astype(np.uint8), y)
@@ -293,7 +315,9 @@ def test_attacks_refuse_x_outside_clip_values(name):
     with pytest.raises(ValueError, match=r"x has values in \[.*\], outside clip_values \[0, 1\]"):
         _adv(name, _cnn()).perturb(torch.from_numpy(x * 255), torch.from_numpy(y))
     with pytest.raises(ValueError, match=r"x has dtype torch\.uint8"):
-        _adv(name, _cnn()).perturb(torch.from_numpy((x * 255).astype(np.uint8)), torch.from_numpy(y))
+        _adv(name, _cnn()).perturb(
+            torch.from_numpy((x * 255).astype(np.uint8)), torch.from_numpy(y)
+        )
 
 
 def test_range_check_tolerates_rounding_and_respects_other_ranges():
@@ -320,7 +344,9 @@ def test_trainer_fit_refuses_x_outside_clip_values():
     clf = make_classifier(toy_model(), input_shape=(1, 2, 2), nb_classes=3, clip_values=(0.0, 1.0))
     before = _weights(clf.model)
     t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.0), verbose=False)
-    with pytest.raises(ValueError, match=r"^x has values in \[.*, 2\d\d\.\d*\], outside clip_values"):
+    with pytest.raises(
+        ValueError, match=r"^x has values in \[.*, 2\d\d\.\d*\], outside clip_values"
+    ):
         t.fit(x * 255, y, nb_epochs=1, batch_size=4)
     with pytest.raises(ValueError, match=r"^x has dtype uint8"):
         t.fit((x * 255).astype(np.uint8), y, nb_epochs=1, batch_size=4)
@@ -334,25 +360,40 @@ def test_trainer_fit_refuses_x_outside_clip_values():
 #: (labels, message with an estimator (nb_classes known), message of the façade (logits width))
 BAD_LABELS = [
     (np.array([1.5, 2.7, 3.0, 4.0]), r"{y} must hold integer class indices.*1\.5 at index 0", None),
-    (np.array([1, 2, 3, 12]), r"{y} has labels outside \[0, 10\): 12 at index 3",
-     r"{y} has labels outside \[0, 10\): 12 .*outputs 10 logits"),
-    (np.array([1, -1, 3, 4]), r"{y} has labels outside \[0, 10\): -1 at index 1",
-     r"{y} has negative labels: -1 at index 1"),
-    (np.eye(10)[[1, 2, 3, 4]].reshape(-1), r"{y} must have one label per example: 40 labels for 4 "
-                                          r"images \(flattened one-hot labels\? pass them as an N x 10 "
-                                          r"array\)", None),
+    (
+        np.array([1, 2, 3, 12]),
+        r"{y} has labels outside \[0, 10\): 12 at index 3",
+        r"{y} has labels outside \[0, 10\): 12 .*outputs 10 logits",
+    ),
+    (
+        np.array([1, -1, 3, 4]),
+        r"{y} has labels outside \[0, 10\): -1 at index 1",
+        r"{y} has negative labels: -1 at index 1",
+    ),
+    (
+        np.eye(10)[[1, 2, 3, 4]].reshape(-1),
+        r"{y} must have one label per example: 40 labels for 4 "
+        r"images \(flattened one-hot labels\? pass them as an N x 10 "
+        r"array\)",
+        None,
+    ),
     (np.array([True, False, True, False]), r"{y} has dtype bool", None),
 ]
 
 
 @pytest.mark.parametrize("name", sorted(ART_ATTACKS))
-@pytest.mark.parametrize("labels,message,facade", BAD_LABELS,
-                         ids=["float", "too-large", "negative", "flat-one-hot", "bool"])
+@pytest.mark.parametrize(
+    "labels,message,facade",
+    BAD_LABELS,
+    ids=["float", "too-large", "negative", "flat-one-hot", "bool"],
+)
 def test_attacks_refuse_bad_labels_naming_y(name, labels, message, facade):
     x, _ = _digits(4)
     with pytest.raises(ValueError, match=message.format(y="y")):
         _art(name, _clf()).generate(x, labels)
-    with pytest.raises(ValueError, match=message.format(y="y_true")):  # true labels of a targeted attack
+    with pytest.raises(
+        ValueError, match=message.format(y="y_true")
+    ):  # true labels of a targeted attack
         _art(name, _clf(), targeted=True).generate(x, np.array([0, 1, 2, 3]), y_true=labels)
     with pytest.raises(ValueError, match=(facade or message).format(y="y")):
         _adv(name, _cnn()).perturb(torch.from_numpy(x), torch.from_numpy(labels))
@@ -366,7 +407,9 @@ def test_one_hot_labels_equal_index_labels_everywhere(name):
     np.testing.assert_array_equal(a1.generate(x, y), a2.generate(x, one_hot))
     f1, f2 = _adv(name, _cnn()), _adv(name, _cnn())
     xt = torch.from_numpy(x)
-    assert torch.equal(f1.perturb(xt, torch.from_numpy(y)), f2.perturb(xt, torch.from_numpy(one_hot)))
+    assert torch.equal(
+        f1.perturb(xt, torch.from_numpy(y)), f2.perturb(xt, torch.from_numpy(one_hot))
+    )
 
 
 def test_attack_tensor_names_y_when_labels_exceed_the_logits():
@@ -390,8 +433,11 @@ def test_trainer_fit_refuses_bad_labels_naming_them():
     cases = [
         (y + 0.5, r"^y must hold integer class indices.*0\.5 at index 0"),
         (np.where(np.arange(12) == 7, 3, y), r"^y has labels outside \[0, 3\): 3 at index 7"),
-        (np.eye(3)[y].reshape(-1), r"^y must have one label per example: 36 labels for 12 images "
-                                  r"\(flattened one-hot"),
+        (
+            np.eye(3)[y].reshape(-1),
+            r"^y must have one label per example: 36 labels for 12 images "
+            r"\(flattened one-hot",
+        ),
         (np.eye(4)[y], r"^y has shape \(12, 4\): one-hot labels need nb_classes = 3 columns"),
         (np.zeros((12, 3)), r"^y \(one-hot\) row 0 has no single largest entry"),
     ]
@@ -401,7 +447,9 @@ def test_trainer_fit_refuses_bad_labels_naming_them():
     with pytest.raises(ValueError, match=r"^y_val \(validation_data\[1\]\) has labels outside"):
         t.fit(x, y, validation_data=(x, y + 3), nb_epochs=1, batch_size=4)
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(clf.model), strict=True))
-    gen = _Batches([(x[:4], y[:4]), (x[4:8], y[4:8] + 0.25)])  # checked batch by batch, as they come
+    gen = _Batches(
+        [(x[:4], y[:4]), (x[4:8], y[4:8] + 0.25)]
+    )  # checked batch by batch, as they come
     with pytest.raises(ValueError, match=r"^y \(a batch of the generator\) must hold integer"):
         t.fit_generator(gen, nb_epochs=1)
 
@@ -420,17 +468,28 @@ class _NHWC(torch.nn.Module):
 
 def _rgb_net(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                               torch.nn.Linear(4 * 32 * 32, 10)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 32 * 32, 10),
+    ).eval()
 
 
 def _pytorch_classifier(model, input_shape, channels_first, preprocessing=None):
     from art.estimators.classification import PyTorchClassifier
 
     kw = {} if preprocessing is None else dict(preprocessing=preprocessing)
-    return PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=input_shape,
-                             nb_classes=10, clip_values=(0.0, 1.0), channels_first=channels_first,
-                             optimizer=torch.optim.SGD(model.parameters(), lr=0.1), **kw)
+    return PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=input_shape,
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        channels_first=channels_first,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ART_ATTACKS))
@@ -453,30 +512,47 @@ def test_channels_last_estimators_are_attacked_in_their_layout(name):
     np.testing.assert_array_equal(r_cl.translation_px, r_cf.translation_px)
     np.testing.assert_array_equal(r_cl.success, r_cf.success)
     if "pixel" in r_cf.params:  # in the layout of x
-        np.testing.assert_array_equal(r_cl.params["pixel"], r_cf.params["pixel"].transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(
+            r_cl.params["pixel"], r_cf.params["pixel"].transpose(0, 2, 3, 1)
+        )
 
 
 @pytest.mark.parametrize("name", sorted(ART_ATTACKS))
 def test_layout_and_shape_mismatches_are_refused_up_front(name):
     x, y = _digits(2)
     nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    with pytest.raises(ValueError, match=r"x has shape \(2, 28, 28, 1\) but the estimator expects "
-                                         r"N x 1 x 28 x 28 \(channels first\).*channels-last.*"
-                                         r"transpose\(0, 3, 1, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has shape \(2, 28, 28, 1\) but the estimator expects "
+        r"N x 1 x 28 x 28 \(channels first\).*channels-last.*"
+        r"transpose\(0, 3, 1, 2\)",
+    ):
         _art(name, _clf()).generate(nhwc, y)
-    with pytest.raises(ValueError, match=r"x has shape \(2, 1, 32, 32\) but the estimator expects "
-                                         r"N x 1 x 28 x 28"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has shape \(2, 1, 32, 32\) but the estimator expects "
+        r"N x 1 x 28 x 28",
+    ):
         _art(name, _clf()).generate(np.zeros((2, 1, 32, 32), np.float32), y)
-    with pytest.raises(ValueError, match=r"x has shape \(2, 3, 28, 28\) but the estimator expects "
-                                         r"N x 1 x 28 x 28"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has shape \(2, 3, 28, 28\) but the estimator expects "
+        r"N x 1 x 28 x 28",
+    ):
         _art(name, _clf()).generate(np.zeros((2, 3, 28, 28), np.float32), y)
     cl = _pytorch_classifier(_NHWC(_cnn()), (28, 28, 1), False)
-    with pytest.raises(ValueError, match=r"x has shape \(2, 1, 28, 28\) but the estimator expects "
-                                         r"N x 28 x 28 x 1 \(channels last\).*channels-first.*"
-                                         r"transpose\(0, 2, 3, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has shape \(2, 1, 28, 28\) but the estimator expects "
+        r"N x 28 x 28 x 1 \(channels last\).*channels-first.*"
+        r"transpose\(0, 2, 3, 1\)",
+    ):
         _art(name, cl).generate(x, y)
-    with pytest.raises(ValueError, match=r"x has shape \(2, 28, 28, 1\): it looks channels-last.*"
-                                         r"N x C x H x W.*permute\(0, 3, 1, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has shape \(2, 28, 28, 1\): it looks channels-last.*"
+        r"N x C x H x W.*permute\(0, 3, 1, 2\)",
+    ):
         _adv(name, _cnn()).perturb(torch.from_numpy(nhwc), torch.from_numpy(y))
 
 
@@ -495,10 +571,15 @@ def test_trainers_refuse_permuted_data_and_train_channels_last_classifiers():
     clf = _pytorch_classifier(linear(), (3, 4, 4), True)
     t = T.PGDAdversarialTrainer(clf, ShiftAttack(0.0), verbose=False)
     nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    with pytest.raises(ValueError, match=r"^x has shape \(12, 4, 4, 3\) but the estimator expects "
-                                         r"N x 3 x 4 x 4 \(channels first\).*channels-last"):
+    with pytest.raises(
+        ValueError,
+        match=r"^x has shape \(12, 4, 4, 3\) but the estimator expects "
+        r"N x 3 x 4 x 4 \(channels first\).*channels-last",
+    ):
         t.fit(nhwc, y, nb_epochs=1, batch_size=4)
-    with pytest.raises(ValueError, match=r"^x_val \(validation_data\[0\]\) has shape \(12, 4, 4, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"^x_val \(validation_data\[0\]\) has shape \(12, 4, 4, 3\)"
+    ):
         t.fit(x, y, validation_data=(nhwc, y), nb_epochs=1, batch_size=4)
     # a channels-last classifier trains on its own layout exactly as its channels-first twin
     t.fit(x, y, validation_data=(x, y), nb_epochs=2, batch_size=4)

@@ -41,7 +41,9 @@ def test_sampler_moments():
     for label in (-1, 1):
         rows = x[y == label, 1:]
         se = 1 / math.sqrt(len(rows))
-        np.testing.assert_allclose(rows.mean(0), 2 * D.codeword * label / math.sqrt(15), atol=5 * se)
+        np.testing.assert_allclose(
+            rows.mean(0), 2 * D.codeword * label / math.sqrt(15), atol=5 * se
+        )
         np.testing.assert_allclose(rows.var(0), 1.0, atol=0.05)
     # coordinates are independent given Y
     corr = np.corrcoef(x[y == 1, 1:].T)
@@ -60,8 +62,9 @@ def test_shifts_follow_the_paper():
     np.testing.assert_array_equal(D.shift(x, 2), [[0, 5, 6, 1, 2, 3, 4]])
     np.testing.assert_array_equal(D.shift(x, D.n_shifts), x)  # r_{d/m} = identity
     rows = np.repeat(x, 3, axis=0)
-    np.testing.assert_array_equal(D.shift(rows, np.array([1, 2, 3])),
-                                  np.concatenate([D.shift(x, 1), D.shift(x, 2), x]))
+    np.testing.assert_array_equal(
+        D.shift(rows, np.array([1, 2, 3])), np.concatenate([D.shift(x, 1), D.shift(x, 2), x])
+    )
     xs, j = D.random_shift(np.repeat(x, 500, axis=0), np.random.default_rng(1))
     assert set(np.unique(j)) == {1, 2, 3}
     assert np.all(xs[:, 0] == 0)
@@ -81,8 +84,9 @@ def test_attack_is_linf_bounded_and_flips_the_gaussian_part():
     assert D.epsilon == pytest.approx(4 / math.sqrt(31))
     xa = x + a
     # given Y = y, the last d coordinates of x + A(x) follow the law of Y = -y
-    np.testing.assert_allclose((xa[:, 1:] * y[:, None]).mean(0), -2 * D.codeword / math.sqrt(31),
-                               atol=0.03)
+    np.testing.assert_allclose(
+        (xa[:, 1:] * y[:, None]).mean(0), -2 * D.codeword / math.sqrt(31), atol=0.03
+    )
     assert np.array_equal(x, D.sample(40_000, np.random.default_rng(3))[0])  # input untouched
 
 
@@ -122,8 +126,9 @@ def test_theorem2_bound_holds_in_simulation(d, m, p):
         assert r["theorem2_holds"], (name, r)
         assert r["theorem3_holds"], (name, r)
         assert r["clean_vs_adversarial_holds"], (name, r)
-        assert r["spatial_accuracy"] <= r["theorem2_bound"] + 4 * (r["se_spatial"] + p / (1 - p)
-                                                                    * r["se_adversarial"])
+        assert r["spatial_accuracy"] <= r["theorem2_bound"] + 4 * (
+            r["se_spatial"] + p / (1 - p) * r["se_adversarial"]
+        )
     # the sign(x0) classifier sits on the bound: adversarial = spatial = p = (1 - p) * p / (1 - p)
     r = check_theorem2(D, sign_x0_classifier, n=20_000, rng=6)
     assert r["spatial_accuracy"] == pytest.approx(p, abs=4 * r["se_spatial"])
@@ -135,8 +140,12 @@ def test_theorem2_needs_the_attack_on_the_transformed_data():
     # data, so the reading "a_0 >= 1 - eta => spatial <= eta p/(1-p)" fails, while the statement the
     # paper proves (attack on r_J(X)) and the Theorem 3 bound hold.
     D = CyclicCodeDistribution(d=64, m=32, p=0.51)
-    r = check_theorem2(D, lambda x: np.where(D.bayes_score(x, 1) - x[:, 0] * D.log_odds_x0 >= 0, 1, -1),
-                       n=20_000, rng=7)
+    r = check_theorem2(
+        D,
+        lambda x: np.where(D.bayes_score(x, 1) - x[:, 0] * D.log_odds_x0 >= 0, 1, -1),
+        n=20_000,
+        rng=7,
+    )
     assert r["theorem2_holds"] and r["theorem3_holds"]
     assert not r["theorem2_untransformed_holds"]
     assert r["spatial_accuracy"] > r["theorem2_untransformed_bound"] + 0.2
@@ -151,10 +160,15 @@ def test_bound_helpers():
     assert theorem3_bound(0.9, 0.5, 32, 64) == pytest.approx(0.5 + 0.1 / 2)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(d=10, m=3, p=0.6), "m"), (dict(d=10, m=5, p=0.4), "p"), (dict(d=0, m=1, p=0.6), "d"),
-    (dict(d=4, m=2, p=0.6, codeword=[1, 0, 1, 1]), "codeword"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(d=10, m=3, p=0.6), "m"),
+        (dict(d=10, m=5, p=0.4), "p"),
+        (dict(d=0, m=1, p=0.6), "d"),
+        (dict(d=4, m=2, p=0.6, codeword=[1, 0, 1, 1]), "codeword"),
+    ],
+)
 def test_distribution_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         CyclicCodeDistribution(**kwargs)

@@ -21,10 +21,13 @@ def _one_thread():
 
 
 def _blocks(eps, step):
-    return [LinfBox("pixel", eps, step, "pixel"), LinfBox("flow", eps, step, "flow"),
-            LinfBox("affine", eps, step, "affine"), LinfBox("rt", (30 * eps, 3 * eps, 3 * eps),
-                                                            (3 * step, 0.3 * step, 0.3 * step), "rt"),
-            L2InfFlowBall("flow", eps, step)]
+    return [
+        LinfBox("pixel", eps, step, "pixel"),
+        LinfBox("flow", eps, step, "flow"),
+        LinfBox("affine", eps, step, "affine"),
+        LinfBox("rt", (30 * eps, 3 * eps, 3 * eps), (3 * step, 0.3 * step, 0.3 * step), "rt"),
+        L2InfFlowBall("flow", eps, step),
+    ]
 
 
 def test_param_shapes():
@@ -33,12 +36,21 @@ def test_param_shapes():
     assert PARAM_SHAPES["affine"](3, 5, 7) == (2, 3)
     assert PARAM_SHAPES["rt"](3, 5, 7) == (3,)
     box = LinfBox("flow", 0.3, 0.01, "flow")
-    assert box.zeros(4, 1, 6, 8).shape == (4, 6, 8, 2) and float(box.zeros(4, 1, 6, 8).abs().max()) == 0.0
+    assert (
+        box.zeros(4, 1, 6, 8).shape == (4, 6, 8, 2)
+        and float(box.zeros(4, 1, 6, 8).abs().max()) == 0.0
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(eps=st.floats(0.0, 2.0), step=st.floats(1e-3, 1.0), n=st.integers(1, 3), h=st.integers(2, 6),
-       w=st.integers(2, 6), seed=st.integers(0, 2**16))
+@given(
+    eps=st.floats(0.0, 2.0),
+    step=st.floats(1e-3, 1.0),
+    n=st.integers(1, 3),
+    h=st.integers(2, 6),
+    w=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
 def test_projection_idempotent_and_inside(eps, step, n, h, w, seed):
     g = torch.Generator().manual_seed(seed)
     for tm in _blocks(eps, step):
@@ -123,14 +135,17 @@ def test_random_start_fills_the_budget():
     assert torch.equal(box.from_uniform(torch.full((1, 2, 3), 0.5)), torch.zeros(1, 2, 3))
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda: LinfBox("flow", -0.1, 0.01, "flow"), "flow eps"),
-    (lambda: LinfBox("flow", 0.1, -0.01, "flow"), "flow eps_step"),
-    (lambda: LinfBox("rt", (30.0, math.inf, 3.0), 1.0, "rt"), "rt eps"),
-    (lambda: LinfBox("flow", 0.1, 0.01, "voxel"), "shape"),
-    (lambda: L2InfFlowBall("flow", -1.0, 0.1), "flow eps"),
-    (lambda: L2InfFlowBall("flow", 1.0, math.nan), "flow eps_step"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda: LinfBox("flow", -0.1, 0.01, "flow"), "flow eps"),
+        (lambda: LinfBox("flow", 0.1, -0.01, "flow"), "flow eps_step"),
+        (lambda: LinfBox("rt", (30.0, math.inf, 3.0), 1.0, "rt"), "rt eps"),
+        (lambda: LinfBox("flow", 0.1, 0.01, "voxel"), "shape"),
+        (lambda: L2InfFlowBall("flow", -1.0, 0.1), "flow eps"),
+        (lambda: L2InfFlowBall("flow", 1.0, math.nan), "flow eps_step"),
+    ],
+)
 def test_invalid_threat_parameters(make, needle):
     with pytest.raises(ValueError, match=needle):
         make()

@@ -12,8 +12,19 @@ import torch
 
 from art_spatial.cli import main
 
-SMALL = ["--epochs", "2", "--n-train", "24", "--batch-size", "8", "--attack-iters", "1", "-q",
-         "--device", "cpu"]
+SMALL = [
+    "--epochs",
+    "2",
+    "--n-train",
+    "24",
+    "--batch-size",
+    "8",
+    "--attack-iters",
+    "1",
+    "-q",
+    "--device",
+    "cpu",
+]
 
 
 def test_every_recipe_and_method_builds_its_trainer():
@@ -31,11 +42,21 @@ def test_every_recipe_and_method_builds_its_trainer():
             assert type(trainer).__name__ == cls and isinstance(trainer, getattr(T, cls))
     # the papers' numbers (Appendix E of Pareto AT; TRADES' schedules)
     r = get_recipe("pareto-cifar10")
-    assert (r.model, r.epochs, r.lr, r.milestones, r.trainer["r"]) == ("preactresnet18", 76, 0.1, [75], 4.0)
+    assert (r.model, r.epochs, r.lr, r.milestones, r.trainer["r"]) == (
+        "preactresnet18",
+        76,
+        0.1,
+        [75],
+        4.0,
+    )
     assert r.attacks["pgd"] == {"eps": 0.031, "eps_step": 0.007, "max_iter": 3}
     assert r.attacks["affine"]["eps"] == 1.0 and r.attacks["flow"]["eps_step"] == 1e-3
     r = get_recipe("pareto-mnist")
-    assert r.attacks["pgd"]["max_iter"] == 30 and r.attacks["flow"]["max_iter"] == 20 and r.epochs == 100
+    assert (
+        r.attacks["pgd"]["max_iter"] == 30
+        and r.attacks["flow"]["max_iter"] == 20
+        and r.epochs == 100
+    )
     cusp = build_trainer(get_recipe("cusp-cifar10"), make_classifier(SmallCNN()), verbose=False)
     from art_spatial.trainers.curriculum import OFFICIAL_CIFAR10_STAGES
 
@@ -59,8 +80,23 @@ def test_recipe_validation_names_the_field():
 
 def test_train_writes_recipe_history_curves_and_reruns_from_the_recipe(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--recipe", "pareto-mnist", "--pareto-r-mode", "relative", "--pareto-r",
-                 "0.5", "--out", str(out), *SMALL]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                "pareto-mnist",
+                "--pareto-r-mode",
+                "relative",
+                "--pareto-r",
+                "0.5",
+                "--out",
+                str(out),
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     for f in ("recipe.json", "model.pt", "history.json", "curves.png", "checkpoints/last.pt"):
         assert (out / f).is_file(), f
     recipe = json.loads((out / "recipe.json").read_text())
@@ -82,8 +118,20 @@ def test_train_writes_recipe_history_curves_and_reruns_from_the_recipe(tmp_path,
     assert main(["train", "--out", str(out), "--resume", *SMALL, "--seed", "5"]) == 2
     assert "another recipe" in capsys.readouterr().err
     # resuming a finished run trains nothing more and keeps the weights
-    assert main(["train", "--recipe-file", str(out / "recipe.json"), "--out", str(out), "--resume",
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--recipe-file",
+                str(out / "recipe.json"),
+                "--out",
+                str(out),
+                "--resume",
+                "-q",
+            ]
+        )
+        == 0
+    )
     c = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], c[k]) for k in a)
 
@@ -91,8 +139,10 @@ def test_train_writes_recipe_history_curves_and_reruns_from_the_recipe(tmp_path,
 @pytest.mark.parametrize("method", ["max", "gairat", "cusp", "joint"])
 def test_train_other_methods_on_the_mnist_recipe(tmp_path, method):
     out = tmp_path / method
-    assert main(["train", "--recipe", "pareto-mnist", "--method", method, "--out", str(out),
-                 *SMALL]) == 0
+    assert (
+        main(["train", "--recipe", "pareto-mnist", "--method", method, "--out", str(out), *SMALL])
+        == 0
+    )
     hist = json.loads((out / "history.json").read_text())["history"]
     assert len(hist) == 2 and hist[-1]["n_examples"] == 24
 
@@ -103,18 +153,45 @@ def test_train_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "--model", "NoSuchZooModel", "--out", str(tmp_path / "m"), *SMALL]) == 2
     assert "NoSuchZooModel" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
-    bad.write_text("{\"method\": 3}")
+    bad.write_text('{"method": 3}')
     assert main(["train", "--recipe-file", str(bad), "--out", str(tmp_path / "b")]) == 2
 
 
 @pytest.mark.slow
 def test_train_under_torchrun_equals_one_process(tmp_path):
-    args = ["train", "--recipe", "pareto-mnist", "--pareto-r-mode", "relative", "--pareto-r", "0.5",
-            "--epochs", "2", "--n-train", "20", "--batch-size", "8", "--attack-iters", "2", "-q",
-            "--device", "cpu"]
+    args = [
+        "train",
+        "--recipe",
+        "pareto-mnist",
+        "--pareto-r-mode",
+        "relative",
+        "--pareto-r",
+        "0.5",
+        "--epochs",
+        "2",
+        "--n-train",
+        "20",
+        "--batch-size",
+        "8",
+        "--attack-iters",
+        "2",
+        "-q",
+        "--device",
+        "cpu",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "art_spatial.cli", *args, "--out", str(tmp_path / "ddp")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "art_spatial.cli",
+        *args,
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
     res = subprocess.run(cmd, env=env, timeout=900, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
@@ -136,10 +213,20 @@ def test_train_under_torchrun_equals_one_process(tmp_path):
 SHARD_SUITE = {
     "name": "shard",
     "attacks": [
-        {"name": "pgd", "attack": "pgd", "category": "sensitivity",
-         "params": {"eps": 0.3, "eps_step": 0.05, "random_init": True}, "iterations": [1, 3]},
-        {"name": "flow", "attack": "flow", "category": "local",
-         "params": {"eps": 0.3, "eps_step": 0.05}, "iterations": [2]},
+        {
+            "name": "pgd",
+            "attack": "pgd",
+            "category": "sensitivity",
+            "params": {"eps": 0.3, "eps_step": 0.05, "random_init": True},
+            "iterations": [1, 3],
+        },
+        {
+            "name": "flow",
+            "attack": "flow",
+            "category": "local",
+            "params": {"eps": 0.3, "eps_step": 0.05},
+            "iterations": [2],
+        },
     ],
     "profiles": [{"name": "rotation", "kind": "rotation", "values": [0, 90]}],
     "reference": {"sensitivity": 10.0, "local": 5.0},
@@ -151,24 +238,61 @@ def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_sma
     torch.save(trained_smallcnn.state_dict(), ckpt)
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps(SHARD_SUITE))
-    common = ["evaluate", "--state-dict", str(ckpt), "--arch", "smallcnn", "--suite", str(suite),
-              "--n-examples", "7", "--batch-size", "3", "--seed", "1", "--reference", "paper", "-q"]
+    common = [
+        "evaluate",
+        "--state-dict",
+        str(ckpt),
+        "--arch",
+        "smallcnn",
+        "--suite",
+        str(suite),
+        "--n-examples",
+        "7",
+        "--batch-size",
+        "3",
+        "--seed",
+        "1",
+        "--reference",
+        "paper",
+        "-q",
+    ]
     assert main([*common, "--out", str(tmp_path / "full")]) == 0
     for i in range(3):
         assert main([*common, "--shard", f"{i}/3", "--out", str(tmp_path / f"s{i}")]) == 0
         assert (tmp_path / f"s{i}" / "partial.json").is_file()
         assert not (tmp_path / f"s{i}" / "report.json").exists()
     # a missing shard is refused
-    assert main(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "x")])
+        == 2
+    )
     assert "exactly once" in capsys.readouterr().err
-    assert main(["merge", *(str(tmp_path / f"s{i}" / "partial.json") for i in (2, 0, 1)),
-                 "--out", str(tmp_path / "merged")]) == 0
+    assert (
+        main(
+            [
+                "merge",
+                *(str(tmp_path / f"s{i}" / "partial.json") for i in (2, 0, 1)),
+                "--out",
+                str(tmp_path / "merged"),
+            ]
+        )
+        == 0
+    )
     full = json.loads((tmp_path / "full" / "report.json").read_text())
     merged = json.loads((tmp_path / "merged" / "report.json").read_text())
     assert merged["meta"]["shards"] == 3
-    for k in ("n_examples", "n_clean_correct", "clean_accuracy", "category_scores",
-              "category_scores_all_points", "category_scores_on_correct", "universal",
-              "universal_all_points", "score_convention", "warnings"):
+    for k in (
+        "n_examples",
+        "n_clean_correct",
+        "clean_accuracy",
+        "category_scores",
+        "category_scores_all_points",
+        "category_scores_on_correct",
+        "universal",
+        "universal_all_points",
+        "score_convention",
+        "warnings",
+    ):
         assert merged[k] == full[k], k
     for a, b in zip(merged["attacks"], full["attacks"], strict=True):
         for k in ("name", "strengths", "n_attacked", "n_forward", "n_backward", "robust_examples"):
@@ -176,12 +300,31 @@ def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_sma
         for k, v in b["perturbation"].items():
             assert a["perturbation"][k] == pytest.approx(v, rel=1e-6, abs=1e-9)
     for k, p in full["profiles"].items():
-        assert merged["profiles"][k]["unchanged"] == p["unchanged"] and merged["profiles"][k]["n"] == 7
+        assert (
+            merged["profiles"][k]["unchanged"] == p["unchanged"] and merged["profiles"][k]["n"] == 7
+        )
     # every shard attacked a part only; the shards' attacked points add up
     parts = [json.loads((tmp_path / f"s{i}" / "partial.json").read_text()) for i in range(3)]
-    assert sum(p["state"]["attacks"]["pgd"]["n_attacked"] for p in parts) == full["attacks"][0]["n_attacked"]
-    assert main(["evaluate", "--state-dict", str(ckpt), "--arch", "smallcnn", "--shard", "3/3",
-                 "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        sum(p["state"]["attacks"]["pgd"]["n_attacked"] for p in parts)
+        == full["attacks"][0]["n_attacked"]
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--state-dict",
+                str(ckpt),
+                "--arch",
+                "smallcnn",
+                "--shard",
+                "3/3",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "--shard" in capsys.readouterr().err
 
 
@@ -190,8 +333,27 @@ def test_evaluate_with_amp_records_it(tmp_path, trained_smallcnn):
     torch.save(trained_smallcnn.state_dict(), ckpt)
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps(SHARD_SUITE))
-    assert main(["evaluate", "--state-dict", str(ckpt), "--arch", "smallcnn", "--suite", str(suite),
-                 "--n-examples", "4", "--amp", "bfloat16", "-q", "--out", str(tmp_path / "e")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--state-dict",
+                str(ckpt),
+                "--arch",
+                "smallcnn",
+                "--suite",
+                str(suite),
+                "--n-examples",
+                "4",
+                "--amp",
+                "bfloat16",
+                "-q",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     rep = json.loads((tmp_path / "e" / "report.json").read_text())
     assert rep["meta"]["amp"] == "bfloat16" and rep["n_examples"] == 4
     pgd = next(a for a in rep["attacks"] if a["name"] == "pgd")

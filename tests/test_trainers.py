@@ -220,7 +220,9 @@ def test_the_trainer_never_writes_to_the_shared_attack(name):
         "pgd-warmup": lambda: T.PGDAdversarialTrainer(clf, atk, eps_warmup=2, verbose=False),
         "fat": lambda: T.FriendlyAdversarialTrainer(clf, atk, tau_schedule={0: 1}, verbose=False),
         "cusp": lambda: T.CurriculumAdversarialTrainer(clf, [(0, 0.0, 0.2)], atk, verbose=False),
-        "joint-targeted": lambda: T.SingleAttackTrainer(clf, atk, targeted_training=True, verbose=False),
+        "joint-targeted": lambda: T.SingleAttackTrainer(
+            clf, atk, targeted_training=True, verbose=False
+        ),
     }
     t = make[name]()
     _FrozenAttack.frozen.add(id(atk))
@@ -318,7 +320,9 @@ def _damage(kind: str, path):
         raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["truncated", "half", "garbage", "empty", "directory", "state_dict"])
+@pytest.mark.parametrize(
+    "kind", ["truncated", "half", "garbage", "empty", "directory", "state_dict"]
+)
 def test_unreadable_checkpoint_names_the_file_and_the_remedy(tmp_path, kind):
     path = tmp_path / "ck" / T.base.CHECKPOINT_NAME
     _damage(kind, path)
@@ -358,7 +362,10 @@ class _Killed(BaseException):
 def _bn_mnist_model():
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 16),
+        torch.nn.BatchNorm1d(16),
+        torch.nn.ReLU(),
         torch.nn.Linear(16, 10),
     )
 
@@ -373,11 +380,17 @@ def _trainer_for_resume(kind: str, ckpt):
     if kind == "cusp":  # stages raised at the LR drops, one of them right after the kill
         sched = torch.optim.lr_scheduler.MultiStepLR(clf._optimizer, milestones=[1, 2], gamma=0.5)
         t = T.CurriculumAdversarialTrainer(
-            clf, [(0, 10.0, 0.1), (1, 20.0, 0.2), (2, 30.0, 0.3)], eps_step=0.05, max_iter=2, **common
+            clf,
+            [(0, 10.0, 0.1), (1, 20.0, 0.2), (2, 30.0, 0.3)],
+            eps_step=0.05,
+            max_iter=2,
+            **common,
         )
     elif kind == "joint":  # random per-example targets of the training mode
         sched = torch.optim.lr_scheduler.StepLR(clf._optimizer, step_size=1, gamma=0.7)
-        atk = JointSpatialPixelAttack(clf, max_iter=2, eps_pixel=0.1, eps_step_pixel=0.05, verbose=False)
+        atk = JointSpatialPixelAttack(
+            clf, max_iter=2, eps_pixel=0.1, eps_step_pixel=0.05, verbose=False
+        )
         t = T.JointAdversarialTrainer(clf, atk, **common)
     else:  # ave
         sched = torch.optim.lr_scheduler.StepLR(clf._optimizer, step_size=1, gamma=0.7)

@@ -51,7 +51,9 @@ def _build(name: str, ckpt_dir=None, epoch_callback=None):
     flow = FlowAttack(clf, eps=0.3, eps_step=0.05, max_iter=2, verbose=False)
     kw = dict(seed=3, verbose=False, checkpoint_dir=ckpt_dir, epoch_callback=epoch_callback)
     if name == "pareto":
-        return clf, T.ParetoAdversarialTrainer(clf, [pgd, flow], r=0.5, r_mode="relative", window=2, **kw)
+        return clf, T.ParetoAdversarialTrainer(
+            clf, [pgd, flow], r=0.5, r_mode="relative", window=2, **kw
+        )
     if name == "max":
         return clf, T.MaxAdversarialTrainer(clf, [pgd, flow], **kw)
     if name == "ave":
@@ -62,8 +64,12 @@ def _build(name: str, ckpt_dir=None, epoch_callback=None):
         return clf, T.FriendlyAdversarialTrainer(
             clf, pgd, tau_schedule={0: 0, 1: 1}, schedule_epochs=None, **kw
         )
-    if name == "targeted":  # random non-true targets drawn by the trainer (Joint AT's training mode)
-        return clf, T.SingleAttackTrainer(clf, pgd, targeted_training=True, label_smoothing=0.2, **kw)
+    if (
+        name == "targeted"
+    ):  # random non-true targets drawn by the trainer (Joint AT's training mode)
+        return clf, T.SingleAttackTrainer(
+            clf, pgd, targeted_training=True, label_smoothing=0.2, **kw
+        )
     if name == "cusp":
         return clf, T.CurriculumAdversarialTrainer(clf, [(0, 30.0, 0.1), (1, 60.0, 0.2)], pgd, **kw)
     if name == "natural":
@@ -132,8 +138,12 @@ def _worker(rank, world, init_file, out_dir, job):
                 clf, trainer = _train_generator(rank, world)
                 _dump(out_dir, f"generator_rank{rank}", clf, trainer)
         elif job == "killed":
-            _train("pareto", nb_epochs=2, ckpt_dir=os.path.join(out_dir, "ckpt"),
-                   epoch_callback=_kill_rank0_at_epoch_2)
+            _train(
+                "pareto",
+                nb_epochs=2,
+                ckpt_dir=os.path.join(out_dir, "ckpt"),
+                epoch_callback=_kill_rank0_at_epoch_2,
+            )
         elif job == "resume":
             clf, trainer = _train("pareto", nb_epochs=2, ckpt_dir=os.path.join(out_dir, "ckpt"))
             _dump(out_dir, f"resumed_rank{rank}", clf, trainer)
@@ -168,8 +178,10 @@ def _assert_history_close(h2, h1, what):
             a, b = e2[k], e1[k]
             if isinstance(b, float) and math.isnan(b):
                 assert isinstance(a, float) and math.isnan(a), (what, k, a, b)
-            elif isinstance(b, (int, float, list)) and not isinstance(b, bool) and not (
-                isinstance(b, list) and b and isinstance(b[0], str)
+            elif (
+                isinstance(b, (int, float, list))
+                and not isinstance(b, bool)
+                and not (isinstance(b, list) and b and isinstance(b[0], str))
             ):
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"{what}: {k}")
             else:

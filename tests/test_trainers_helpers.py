@@ -21,7 +21,16 @@ class ShiftAttack:
         self.calls = []
 
     def attack_tensor(
-        self, model, x, y, *, clip_values=(0, 1), y_true=None, record=False, final_eval=True, seed=None
+        self,
+        model,
+        x,
+        y,
+        *,
+        clip_values=(0, 1),
+        y_true=None,
+        record=False,
+        final_eval=True,
+        seed=None,
     ):
         self.calls.append(
             dict(

@@ -22,8 +22,9 @@ def _one_thread():
 
 def _smooth(n=2, c=1, h=21, w=25, dtype=torch.float32):
     """Smooth test images (bilinear interpolation of them is accurate, so comparisons are tight)."""
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, h, dtype=dtype), torch.linspace(0, 1, w, dtype=dtype),
-                            indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.linspace(0, 1, h, dtype=dtype), torch.linspace(0, 1, w, dtype=dtype), indexing="ij"
+    )
     imgs = []
     for i in range(n):
         imgs.append(torch.stack([torch.sin(3 * xx + 2 * yy + i + k) * 0.5 + 0.5 for k in range(c)]))
@@ -52,9 +53,15 @@ def test_zero_parameters_reproduce_input(shape, dtype):
     zf, za = torch.zeros(n, h, w, 2, dtype=dtype), torch.zeros(n, 2, 3, dtype=dtype)
     z = torch.zeros(n, dtype=dtype)
     tol = 1e-6 if dtype == torch.float64 or (h, w) == (32, 32) else 3e-6
-    for out in (W.warp(x), W.warp(x, flow=zf), W.warp(x, affine=za), W.warp(x, affine=za, flow=zf),
-                W.warp(x, flow=zf, flow_units="pixels"), W.warp(x, affine=za, padding_mode="border"),
-                W.warp_rt(x, z, z, z)):
+    for out in (
+        W.warp(x),
+        W.warp(x, flow=zf),
+        W.warp(x, affine=za),
+        W.warp(x, affine=za, flow=zf),
+        W.warp(x, flow=zf, flow_units="pixels"),
+        W.warp(x, affine=za, padding_mode="border"),
+        W.warp_rt(x, z, z, z),
+    ):
         assert out.shape == x.shape and out.dtype == dtype
         assert float((out - x).abs().max()) <= tol
     assert torch.equal(W.make_grid(shape)[0:1], W.identity_grid(h, w))
@@ -164,9 +171,14 @@ def test_pixel_normalized_conversions():
 @pytest.mark.parametrize("h,w", [(28, 28), (32, 32), (17, 40)])
 def test_affine_to_rt_inverts_rt_to_affine(h, w):
     g = torch.Generator().manual_seed(h * w)
-    rt = torch.stack([torch.empty(16).uniform_(-170, 170, generator=g),
-                      torch.empty(16).uniform_(-5, 5, generator=g),
-                      torch.empty(16).uniform_(-5, 5, generator=g)], dim=1).double()
+    rt = torch.stack(
+        [
+            torch.empty(16).uniform_(-170, 170, generator=g),
+            torch.empty(16).uniform_(-5, 5, generator=g),
+            torch.empty(16).uniform_(-5, 5, generator=g),
+        ],
+        dim=1,
+    ).double()
     A = W.rt_to_affine(rt, h, w)
     assert A.shape == (16, 2, 3)
     assert torch.allclose(W.affine_to_rt(A, h, w), rt, atol=1e-9)
@@ -193,14 +205,25 @@ def test_gradcheck_flow_and_affine_float64():
     flow = (0.1 * torch.randn(2, 5, 6, 2, generator=g, dtype=torch.float64)).requires_grad_()
     aff = (0.05 * torch.randn(2, 2, 3, generator=g, dtype=torch.float64)).requires_grad_()
     xg = x.clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda f, a, im: W.warp(im, affine=a, flow=f), (flow, aff, xg),
-                                    eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda f, a, im: W.warp(im, affine=a, flow=f), (flow, aff, xg), eps=1e-6, atol=1e-5
+    )
     flow_px = (0.4 * torch.randn(2, 5, 6, 2, generator=g, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda f: W.warp(x, flow=f, flow_units="pixels",
-                                                     padding_mode="border"), (flow_px,), eps=1e-6, atol=1e-5)
-    rt = torch.tensor([[7.0, 0.3, -0.2], [-11.0, -0.45, 0.15]], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda p: W.warp(x, affine=W.rt_to_affine(p, 5, 6),
-                                                     affine_is_increment=False), (rt,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda f: W.warp(x, flow=f, flow_units="pixels", padding_mode="border"),
+        (flow_px,),
+        eps=1e-6,
+        atol=1e-5,
+    )
+    rt = torch.tensor(
+        [[7.0, 0.3, -0.2], [-11.0, -0.45, 0.15]], dtype=torch.float64, requires_grad=True
+    )
+    assert torch.autograd.gradcheck(
+        lambda p: W.warp(x, affine=W.rt_to_affine(p, 5, 6), affine_is_increment=False),
+        (rt,),
+        eps=1e-6,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -211,7 +234,9 @@ def test_grid_and_its_gradient_do_not_depend_on_the_batch_size(dtype):
     n, h, w = 128, 28, 28
     x = torch.rand(n, 1, h, w, generator=g, dtype=dtype)
     aff = 0.3 * (torch.rand(n, 2, 3, generator=g, dtype=dtype) * 2 - 1)
-    rt = (torch.rand(n, 3, generator=g, dtype=dtype) * 2 - 1) * torch.tensor([30.0, 3.0, 3.0], dtype=dtype)
+    rt = (torch.rand(n, 3, generator=g, dtype=dtype) * 2 - 1) * torch.tensor(
+        [30.0, 3.0, 3.0], dtype=dtype
+    )
     flow = 0.1 * torch.randn(n, h, w, 2, generator=g, dtype=dtype)
     weight = torch.rand(n, 1, h, w, generator=g, dtype=dtype)
 

@@ -42,8 +42,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["default_gallery_attacks", "adversarial_gallery", "load_or_train_smallcnn"]
 
 
-def default_gallery_attacks(classifier, max_iter: int = 20, seed: int = 0,
-                            include_joint: bool = True) -> dict:
+def default_gallery_attacks(
+    classifier, max_iter: int = 20, seed: int = 0, include_joint: bool = True
+) -> dict:
     """The gallery's attacks around an ART classifier: flow, affine, integrated (+ joint if importable).
 
     Args:
@@ -61,17 +62,26 @@ def default_gallery_attacks(classifier, max_iter: int = 20, seed: int = 0,
     attacks = {
         "flow": FlowAttack(classifier, eps=0.3, eps_step=0.01, **common),
         "affine": AffineAttack(classifier, eps=0.3, eps_step=0.1, **common),
-        "integrated": IntegratedSpatialAttack(classifier, eps_flow=0.3, eps_affine=0.3,
-                                              eps_step_flow=0.01, eps_step_affine=0.1, **common),
+        "integrated": IntegratedSpatialAttack(
+            classifier,
+            eps_flow=0.3,
+            eps_affine=0.3,
+            eps_step_flow=0.01,
+            eps_step_affine=0.1,
+            **common,
+        ),
     }
     if include_joint:
         try:
             from ..attacks.joint import JointSpatialPixelAttack
 
-            attacks["joint"] = JointSpatialPixelAttack(classifier, spatial="flow", eps_pixel=0.1,
-                                                       eps_step_pixel=0.02, **common)
+            attacks["joint"] = JointSpatialPixelAttack(
+                classifier, spatial="flow", eps_pixel=0.1, eps_step_pixel=0.02, **common
+            )
         except (ImportError, AttributeError, TypeError, ValueError) as err:
-            logger.warning("joint spatial+pixel attack unavailable, gallery shows the others (%s)", err)
+            logger.warning(
+                "joint spatial+pixel attack unavailable, gallery shows the others (%s)", err
+            )
     return attacks
 
 
@@ -79,9 +89,19 @@ def _label(class_names, k: int) -> str:
     return class_names[k] if class_names is not None else str(k)
 
 
-def adversarial_gallery(model, x, y, path, attacks: Mapping[str, object] | None = None, *,
-                        max_iter: int = 20, seed: int = 0, clip_values=(0.0, 1.0),
-                        class_names: Sequence[str] | None = None, dpi: int = 120):
+def adversarial_gallery(
+    model,
+    x,
+    y,
+    path,
+    attacks: Mapping[str, object] | None = None,
+    *,
+    max_iter: int = 20,
+    seed: int = 0,
+    clip_values=(0.0, 1.0),
+    class_names: Sequence[str] | None = None,
+    dpi: int = 120,
+):
     """Write a gallery PNG of clean and adversarial examples (Pareto AT Fig. 1); return (path, summary).
 
     Args:
@@ -114,8 +134,9 @@ def adversarial_gallery(model, x, y, path, attacks: Mapping[str, object] | None 
 
         with torch.no_grad(), model_eval(model):
             nb = int(model(x[:1]).shape[1])
-        clf = make_classifier(model, input_shape=tuple(x.shape[1:]), nb_classes=nb,
-                              clip_values=clip_values)
+        clf = make_classifier(
+            model, input_shape=tuple(x.shape[1:]), nb_classes=nb, clip_values=clip_values
+        )
         attacks = default_gallery_attacks(clf, max_iter=max_iter, seed=seed)
     if not attacks:
         raise ValueError("attacks must not be empty")
@@ -136,8 +157,12 @@ def adversarial_gallery(model, x, y, path, attacks: Mapping[str, object] | None 
             "translation_px": res.translation_px.tolist(),
             "pixel_linf": res.pixel_linf.tolist(),
         }
-        logger.info("gallery %s: accuracy %.2f on %d examples", name,
-                    summary["attacks"][name]["accuracy"], x.shape[0])
+        logger.info(
+            "gallery %s: accuracy %.2f on %d examples",
+            name,
+            summary["attacks"][name]["accuracy"],
+            x.shape[0],
+        )
 
     num, cols = x.shape[0], len(columns)
     fig, axes = plt.subplots(num, cols, figsize=(1.9 * cols, 2.05 * num + 0.4), squeeze=False)
@@ -168,8 +193,9 @@ def adversarial_gallery(model, x, y, path, attacks: Mapping[str, object] | None 
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(f"y = {_label(class_names, int(y[i]))}", fontsize=9)
-    fig.suptitle("Clean and spatial adversarial examples (prediction, realised displacement)",
-                 fontsize=10)
+    fig.suptitle(
+        "Clean and spatial adversarial examples (prediction, realised displacement)", fontsize=10
+    )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,5 +230,7 @@ def load_or_train_smallcnn(model_path=None, epochs: int = 1, seed: int = 0, verb
         from ..data import load_mnist5k
 
         x, y = load_mnist5k("train", seed=seed)
-        train_natural(model, x, y, epochs=epochs, batch_size=64, lr=1e-3, seed=seed, verbose=verbose)
+        train_natural(
+            model, x, y, epochs=epochs, batch_size=64, lr=1e-3, seed=seed, verbose=verbose
+        )
     return model.eval()

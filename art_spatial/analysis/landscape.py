@@ -96,8 +96,10 @@ class LandscapeResult:
 
 
 def _as_params(center, n: int, h: int, w: int, device, dtype) -> dict[str, torch.Tensor]:
-    out = {"flow": torch.zeros(n, h, w, 2, device=device, dtype=dtype),
-           "affine": torch.zeros(n, 2, 3, device=device, dtype=dtype)}
+    out = {
+        "flow": torch.zeros(n, h, w, 2, device=device, dtype=dtype),
+        "affine": torch.zeros(n, 2, 3, device=device, dtype=dtype),
+    }
     if center is None:
         return out
     for key, value in center.items():
@@ -106,8 +108,9 @@ def _as_params(center, n: int, h: int, w: int, device, dtype) -> dict[str, torch
         t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
         t = t.to(device=device, dtype=dtype)
         if t.shape != out[key].shape:
-            raise ValueError(f"center[{key!r}] must have shape {tuple(out[key].shape)}, got "
-                             f"{tuple(t.shape)}")
+            raise ValueError(
+                f"center[{key!r}] must have shape {tuple(out[key].shape)}, got {tuple(t.shape)}"
+            )
         out[key] = t.clone()
     return out
 
@@ -116,7 +119,9 @@ def _normalized_direction(gen: torch.Generator, center: dict, budget: dict, devi
     d, ref, scale = {}, {}, {}
     for key in BLOCKS:
         c = center[key]
-        raw = torch.randn(c.shape, generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)
+        raw = torch.randn(c.shape, generator=gen, dtype=torch.float32).to(
+            device=device, dtype=dtype
+        )
         c_norm = c.flatten(1).norm(dim=1)
         use_point = c_norm > 0
         target = torch.where(use_point, c_norm, torch.full_like(c_norm, budget[key]))
@@ -127,10 +132,22 @@ def _normalized_direction(gen: torch.Generator, center: dict, budget: dict, devi
     return d, ref, scale
 
 
-def loss_landscape(model, x, y, center: dict | None = None, *, eps_flow: float = 0.3,
-                   eps_affine: float = 0.3, span: float = 1.0, steps: int = 21, seed: int = 0,
-                   units: str = "normalized", padding_mode: str = "zeros", clip_values=(0.0, 1.0),
-                   batch_size: int = 512) -> LandscapeResult:
+def loss_landscape(
+    model,
+    x,
+    y,
+    center: dict | None = None,
+    *,
+    eps_flow: float = 0.3,
+    eps_affine: float = 0.3,
+    span: float = 1.0,
+    steps: int = 21,
+    seed: int = 0,
+    units: str = "normalized",
+    padding_mode: str = "zeros",
+    clip_values=(0.0, 1.0),
+    batch_size: int = 512,
+) -> LandscapeResult:
     """Cross-entropy of the integrated spatial transformation along two filter-normalized directions.
 
     ``L(α, β) = CE(f(x_{w0 + α d1 + β d2}), y)`` (see the module docstring; Pareto AT Fig. 2).
@@ -167,7 +184,11 @@ def loss_landscape(model, x, y, center: dict | None = None, *, eps_flow: float =
             raise ValueError(f"{name} must be a positive number, got {v!r}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if units not in ("normalized", "pixels"):
         raise ValueError(f"units must be 'normalized' or 'pixels', got {units!r}")
@@ -177,7 +198,10 @@ def loss_landscape(model, x, y, center: dict | None = None, *, eps_flow: float =
     dtype = x.dtype if x.dtype.is_floating_point else torch.float32
     x = x.detach().to(dtype)
     c = _as_params(center, n, h, w, x.device, dtype)
-    budget = {"flow": float(eps_flow) * math.sqrt(2 * h * w), "affine": float(eps_affine) * math.sqrt(6)}
+    budget = {
+        "flow": float(eps_flow) * math.sqrt(2 * h * w),
+        "affine": float(eps_affine) * math.sqrt(6),
+    }
     gen = torch.Generator().manual_seed(int(seed))
     d1, ref1, scale1 = _normalized_direction(gen, c, budget, x.device, dtype)
     d2, _, _ = _normalized_direction(gen, c, budget, x.device, dtype)
@@ -187,15 +211,18 @@ def loss_landscape(model, x, y, center: dict | None = None, *, eps_flow: float =
     aa, bb = np.meshgrid(alphas, betas, indexing="ij")
     coords = torch.as_tensor(np.stack([aa.ravel(), bb.ravel()], 1), dtype=dtype, device=x.device)
     n_points = coords.shape[0]
-    lo, hi = (-math.inf, math.inf) if clip_values is None else (float(clip_values[0]),
-                                                                 float(clip_values[1]))
+    lo, hi = (
+        (-math.inf, math.inf)
+        if clip_values is None
+        else (float(clip_values[0]), float(clip_values[1]))
+    )
     logits_fn, module = _logits_fn(model)
     losses = torch.empty(n_points, n, dtype=torch.float64)
     correct = torch.empty(n_points, n, dtype=torch.bool)
     points_per_batch = max(1, int(batch_size) // n)
     with model_eval(module), torch.no_grad():
         for p0 in range(0, n_points, points_per_batch):
-            cc = coords[p0:p0 + points_per_batch]  # P x 2
+            cc = coords[p0 : p0 + points_per_batch]  # P x 2
             k = cc.shape[0]
 
             def combo(key, cc=cc, k=k):
@@ -206,26 +233,50 @@ def loss_landscape(model, x, y, center: dict | None = None, *, eps_flow: float =
 
             flow, inc = combo("flow"), combo("affine")
             xs = x[None].expand(k, *x.shape).reshape(k * n, *x.shape[1:])
-            grid = W.make_grid(tuple(xs.shape), affine=W.affine_matrix(inc), flow=flow, flow_units=units)
+            grid = W.make_grid(
+                tuple(xs.shape), affine=W.affine_matrix(inc), flow=flow, flow_units=units
+            )
             xw = W.sample(xs, grid, padding_mode).clamp(lo, hi)
             logits = logits_fn(xw)
             yy = y.repeat(k)
-            losses[p0:p0 + k] = F.cross_entropy(logits, yy, reduction="none").double().view(k, n).cpu()
-            correct[p0:p0 + k] = (logits.argmax(1) == yy).view(k, n).cpu()
+            losses[p0 : p0 + k] = (
+                F.cross_entropy(logits, yy, reduction="none").double().view(k, n).cpu()
+            )
+            correct[p0 : p0 + k] = (logits.argmax(1) == yy).view(k, n).cpu()
     losses_np = losses.numpy().T.reshape(n, int(steps), int(steps))
     acc = correct.numpy().mean(1).reshape(int(steps), int(steps))
 
     def cpu(dct):
         return {k: v.detach().cpu().numpy() for k, v in dct.items()}
 
-    return LandscapeResult(alphas=alphas, betas=betas, losses=losses_np, mean_loss=losses_np.mean(0),
-                           accuracy=acc, center=cpu(c), directions=(cpu(d1), cpu(d2)),
-                           reference=ref1, scale=scale1, units=units)
+    return LandscapeResult(
+        alphas=alphas,
+        betas=betas,
+        losses=losses_np,
+        mean_loss=losses_np.mean(0),
+        accuracy=acc,
+        center=cpu(c),
+        directions=(cpu(d1), cpu(d2)),
+        reference=ref1,
+        scale=scale1,
+        units=units,
+    )
 
 
-def landscape_before_after(model, x, y, attack=None, *, span_before: float = 1.0,
-                           span_after: float = 1.0, steps: int = 21, seed: int = 0,
-                           clip_values=(0.0, 1.0), batch_size: int = 512, **attack_kwargs):
+def landscape_before_after(
+    model,
+    x,
+    y,
+    attack=None,
+    *,
+    span_before: float = 1.0,
+    span_after: float = 1.0,
+    steps: int = 21,
+    seed: int = 0,
+    clip_values=(0.0, 1.0),
+    batch_size: int = 512,
+    **attack_kwargs,
+):
     """Landscapes at the origin and at the integrated attack's maximizer ``w*`` (Pareto AT Fig. 2).
 
     Args:
@@ -260,29 +311,47 @@ def landscape_before_after(model, x, y, attack=None, *, span_before: float = 1.0
 
         with torch.no_grad(), model_eval(model):
             nb = int(model(x[:1]).shape[1])
-        clf = make_classifier(model, input_shape=tuple(x.shape[1:]), nb_classes=nb,
-                              clip_values=clip_values)
+        clf = make_classifier(
+            model, input_shape=tuple(x.shape[1:]), nb_classes=nb, clip_values=clip_values
+        )
         kwargs = dict(verbose=False)
         kwargs.update(attack_kwargs)
         attack = IntegratedSpatialAttack(clf, **kwargs)
     elif attack_kwargs:
-        raise ValueError(f"attack_kwargs are only used without an attack, got {sorted(attack_kwargs)}")
+        raise ValueError(
+            f"attack_kwargs are only used without an attack, got {sorted(attack_kwargs)}"
+        )
     if getattr(attack, "parametrization", None) != "affine":
         raise ValueError("attack must be an IntegratedSpatialAttack with parametrization='affine'")
     result = attack.attack_tensor(model, x, y, clip_values=clip_values)
-    common = dict(eps_flow=float(attack.eps_flow), eps_affine=float(attack.eps_affine), steps=steps,
-                  seed=seed, units=attack.units, padding_mode=attack.padding_mode,
-                  clip_values=clip_values, batch_size=batch_size)
+    common = dict(
+        eps_flow=float(attack.eps_flow),
+        eps_affine=float(attack.eps_affine),
+        steps=steps,
+        seed=seed,
+        units=attack.units,
+        padding_mode=attack.padding_mode,
+        clip_values=clip_values,
+        batch_size=batch_size,
+    )
     before = loss_landscape(model, x, y, None, span=span_before, **common)
     center = {"flow": result.params["flow"], "affine": result.params["affine"]}
     after = loss_landscape(model, x, y, center, span=span_after, **common)
-    logger.info("landscape: clean loss %.3f, loss at w* %.3f", float(before.center_loss.mean()),
-                float(after.center_loss.mean()))
+    logger.info(
+        "landscape: clean loss %.3f, loss at w* %.3f",
+        float(before.center_loss.mean()),
+        float(after.center_loss.mean()),
+    )
     return before, after, result
 
 
-def plot_landscapes(panels: Sequence[tuple[str, LandscapeResult]], path, *, per_example: int | None = None,
-                    dpi: int = 120) -> Path:
+def plot_landscapes(
+    panels: Sequence[tuple[str, LandscapeResult]],
+    path,
+    *,
+    per_example: int | None = None,
+    dpi: int = 120,
+) -> Path:
     """Surface (top row) and contour (bottom row) plots of landscapes, one column per panel (Fig. 2).
 
     Args:
@@ -323,8 +392,11 @@ def plot_landscapes(panels: Sequence[tuple[str, LandscapeResult]], path, *, per_
         ax2.tick_params(labelsize=7)
         ax2.set_aspect("equal")
         refs = {b: sorted(set(res.reference[b].tolist())) for b in res.reference}
-        ax2.set_title(f"centre loss {float(np.mean(res.center_loss)):.2f}; scale: "
-                      f"flow={'/'.join(refs['flow'])}, affine={'/'.join(refs['affine'])}", fontsize=7)
+        ax2.set_title(
+            f"centre loss {float(np.mean(res.center_loss)):.2f}; scale: "
+            f"flow={'/'.join(refs['flow'])}, affine={'/'.join(refs['affine'])}",
+            fontsize=7,
+        )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,13 @@ from ..attacks.base import estimator_logits_fn, model_eval
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["smoothgrad", "pixel_skewness", "saliency_skewness", "saliency_figure",
-           "normalize_saliency"]
+__all__ = [
+    "smoothgrad",
+    "pixel_skewness",
+    "saliency_skewness",
+    "saliency_figure",
+    "normalize_saliency",
+]
 
 NORMALIZATIONS = ("max", "none")
 
@@ -51,8 +56,10 @@ def _logits_fn(model) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.nn.
         return model, model
     if callable(model):
         return model, None
-    raise ValueError(f"model must be an nn.Module, an ART PyTorchClassifier or a callable, got "
-                     f"{type(model).__name__}")
+    raise ValueError(
+        f"model must be an nn.Module, an ART PyTorchClassifier or a callable, got "
+        f"{type(model).__name__}"
+    )
 
 
 def _check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +76,16 @@ def _check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y.long().to(x.device)
 
 
-def smoothgrad(model, x, y, n: int = 100, sigma: float | None = None, batch_size: int = 256,
-               generator: torch.Generator | None = None, seed: int = 0) -> torch.Tensor:
+def smoothgrad(
+    model,
+    x,
+    y,
+    n: int = 100,
+    sigma: float | None = None,
+    batch_size: int = 256,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """SmoothGrad saliency map (Pareto AT Eq. 10): mean input-gradient of the class-``y`` logit.
 
     ``S(x) = (1/n) Σ_{i=1..n} ∂f^y(x + q_i)/∂x``, ``q_i ~ N(0, σ² I)``. All ``N · n`` noisy copies go
@@ -103,15 +118,23 @@ def smoothgrad(model, x, y, n: int = 100, sigma: float | None = None, batch_size
     x, y = _check_xy(x, y)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     num = x.shape[0]
     if sigma is None:
         flat = x.detach().flatten(1)
         sig = 0.1 * (flat.amax(1) - flat.amin(1))
     else:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) \
-                or sigma < 0:
+        if (
+            isinstance(sigma, bool)
+            or not isinstance(sigma, (int, float))
+            or not math.isfinite(sigma)
+            or sigma < 0
+        ):
             raise ValueError(f"sigma must be a non-negative number or None, got {sigma!r}")
         sig = torch.full((num,), float(sigma), device=x.device, dtype=x.dtype)
     if generator is None:
@@ -123,16 +146,20 @@ def smoothgrad(model, x, y, n: int = 100, sigma: float | None = None, batch_size
     with model_eval(module), torch.enable_grad():
         for start in range(0, num, images_per_group):
             stop = min(num, start + images_per_group)
-            noise = torch.cat([torch.randn((n, *per_image), generator=generator, dtype=torch.float32)
-                               for _ in range(start, stop)]).to(device=x.device, dtype=x.dtype)
+            noise = torch.cat(
+                [
+                    torch.randn((n, *per_image), generator=generator, dtype=torch.float32)
+                    for _ in range(start, stop)
+                ]
+            ).to(device=x.device, dtype=x.dtype)
             idx = torch.arange(start, stop, device=x.device).repeat_interleave(n)
             copies = x.detach()[idx] + sig[idx].view(-1, *([1] * len(per_image))) * noise
             labels = y[idx]
             grads = torch.empty_like(copies)
             for c0 in range(0, copies.shape[0], batch_size):
-                chunk = copies[c0:c0 + batch_size].clone().requires_grad_(True)
-                logit = logits_fn(chunk).gather(1, labels[c0:c0 + batch_size, None]).sum()
-                grads[c0:c0 + batch_size] = torch.autograd.grad(logit, chunk)[0]
+                chunk = copies[c0 : c0 + batch_size].clone().requires_grad_(True)
+                logit = logits_fn(chunk).gather(1, labels[c0 : c0 + batch_size, None]).sum()
+                grads[c0 : c0 + batch_size] = torch.autograd.grad(logit, chunk)[0]
             out[start:stop] = grads.view(stop - start, n, *per_image).mean(1)
     return out.detach()
 
@@ -168,7 +195,9 @@ def pixel_skewness(values) -> np.ndarray:
     return skew
 
 
-def normalize_saliency(s: torch.Tensor, absolute: bool = True, normalize: str = "max") -> torch.Tensor:
+def normalize_saliency(
+    s: torch.Tensor, absolute: bool = True, normalize: str = "max"
+) -> torch.Tensor:
     """Prepare maps for comparison: ``|S|`` if ``absolute``; ``"max"`` divides each map by its max ``|S|``."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -179,9 +208,19 @@ def normalize_saliency(s: torch.Tensor, absolute: bool = True, normalize: str = 
     return s
 
 
-def saliency_skewness(model_a, model_b, x, y, n: int = 100, sigma: float | None = None,
-                      batch_size: int = 256, seed: int = 0, absolute: bool = True,
-                      normalize: str = "max", return_maps: bool = False):
+def saliency_skewness(
+    model_a,
+    model_b,
+    x,
+    y,
+    n: int = 100,
+    sigma: float | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    absolute: bool = True,
+    normalize: str = "max",
+    return_maps: bool = False,
+):
     """Median skewness of the saliency-map difference of two models (Pareto AT §3.2, Fig. 5).
 
     Per image: ``D = S_b − S_a`` (pixel-wise, after :func:`normalize_saliency`), skewness of ``D``'s
@@ -220,7 +259,9 @@ def saliency_skewness(model_a, model_b, x, y, n: int = 100, sigma: float | None 
     x, y = _check_xy(x, y)
     s_a = smoothgrad(model_a, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed)
     s_b = smoothgrad(model_b, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed)
-    diff = normalize_saliency(s_b, absolute, normalize) - normalize_saliency(s_a, absolute, normalize)
+    diff = normalize_saliency(s_b, absolute, normalize) - normalize_saliency(
+        s_a, absolute, normalize
+    )
     per = pixel_skewness(diff)
     med = float(np.nanmedian(per)) if np.any(np.isfinite(per)) else float("nan")
     if return_maps:
@@ -228,9 +269,19 @@ def saliency_skewness(model_a, model_b, x, y, n: int = 100, sigma: float | None 
     return med, per
 
 
-def saliency_figure(models: Mapping[str, object], x, y, path, n: int = 100, sigma: float | None = None,
-                    batch_size: int = 256, seed: int = 0, absolute: bool = True,
-                    class_names: Sequence[str] | None = None, dpi: int = 120) -> Path:
+def saliency_figure(
+    models: Mapping[str, object],
+    x,
+    y,
+    path,
+    n: int = 100,
+    sigma: float | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    absolute: bool = True,
+    class_names: Sequence[str] | None = None,
+    dpi: int = 120,
+) -> Path:
     """Saliency maps of several models side by side (Pareto AT Fig. 4), written as a PNG.
 
     One row per image: the input, then each model's SmoothGrad map (``|S|`` summed over channels when
@@ -256,8 +307,10 @@ def saliency_figure(models: Mapping[str, object], x, y, path, n: int = 100, sigm
     if not models:
         raise ValueError("models must not be empty")
     x, y = _check_xy(x, y)
-    maps = {name: smoothgrad(m, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed).cpu()
-            for name, m in models.items()}
+    maps = {
+        name: smoothgrad(m, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed).cpu()
+        for name, m in models.items()
+    }
     num, cols = x.shape[0], 1 + len(models)
     fig, axes = plt.subplots(num, cols, figsize=(1.8 * cols, 1.8 * num + 0.3), squeeze=False)
     xs = x.detach().cpu()

@@ -10,8 +10,17 @@ from .pixel import EarlyStoppedPGD, PixelAttack
 from .spatial import AffineAttack, FlowAttack, IntegratedSpatialAttack
 
 __all__ = [
-    "AttackResult", "AttackSpec", "EngineOutput", "run_attack", "estimator_logits_fn", "model_eval",
-    "FlowAttack", "AffineAttack", "IntegratedSpatialAttack", "PixelAttack", "EarlyStoppedPGD",
+    "AttackResult",
+    "AttackSpec",
+    "EngineOutput",
+    "run_attack",
+    "estimator_logits_fn",
+    "model_eval",
+    "FlowAttack",
+    "AffineAttack",
+    "IntegratedSpatialAttack",
+    "PixelAttack",
+    "EarlyStoppedPGD",
 ]
 
 from .grid import GridSpatialAttack  # noqa: E402

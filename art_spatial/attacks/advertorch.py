@@ -90,8 +90,10 @@ def _per_example_loss(loss_fn: Callable | None) -> Callable | None:
     def checked(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         out = loss_fn(logits, labels)
         if out.shape != (logits.shape[0],):
-            raise ValueError("loss_fn must return one loss per example (shape (N,)), got shape "
-                             f"{tuple(out.shape)}; pass a torch loss module or reduction='none'")
+            raise ValueError(
+                "loss_fn must return one loss per example (shape (N,)), got shape "
+                f"{tuple(out.shape)}; pass a torch loss module or reduction='none'"
+            )
         return out
 
     return checked
@@ -114,24 +116,38 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
         if cls._art_class is None:
             raise TypeError(f"{cls.__name__} does not name its ART twin (_art_class)")
         sig = inspect.signature(cls._art_class.__init__)
-        return {name: p.default for name, p in sig.parameters.items()
-                if name not in _ART_ONLY and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {
+            name: p.default
+            for name, p in sig.parameters.items()
+            if name not in _ART_ONLY and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
 
-    def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable | None = None,
-                 *args, clip_min: float = 0.0, clip_max: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+        loss_fn: Callable | None = None,
+        *args,
+        clip_min: float = 0.0,
+        clip_max: float = 1.0,
+        **kwargs,
+    ):
         if args:
-            raise TypeError(f"{type(self).__name__} takes predict and loss_fn as positional arguments only; "
-                            f"got {len(args)} more positional value(s) {args!r}: pass eps, clip_min, "
-                            "clip_max and every other hyper-parameter by keyword (AdverTorch's positional "
-                            "order differs from attack to attack)")
+            raise TypeError(
+                f"{type(self).__name__} takes predict and loss_fn as positional arguments only; "
+                f"got {len(args)} more positional value(s) {args!r}: pass eps, clip_min, "
+                "clip_max and every other hyper-parameter by keyword (AdverTorch's positional "
+                "order differs from attack to attack)"
+            )
         if not callable(predict):
             raise ValueError(f"predict must be a callable x -> logits, got {predict!r}")
         _at.Attack.__init__(self, predict, loss_fn, clip_min, clip_max)
         defaults = self.hyper_parameters()
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
-            raise ValueError(f"{type(self).__name__} got unknown hyper-parameter(s) {unknown}; "
-                             f"accepted: {sorted(defaults)}")
+            raise ValueError(
+                f"{type(self).__name__} got unknown hyper-parameter(s) {unknown}; "
+                f"accepted: {sorted(defaults)}"
+            )
         for name, default in defaults.items():
             setattr(self, name, kwargs.get(name, default))
         self._per_example_loss = _per_example_loss(loss_fn)
@@ -148,8 +164,9 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
         try:
             lo, hi = float(self.clip_min), float(self.clip_max)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"clip_min and clip_max must be numbers, got {self.clip_min!r}, "
-                             f"{self.clip_max!r}") from exc
+            raise ValueError(
+                f"clip_min and clip_max must be numbers, got {self.clip_min!r}, {self.clip_max!r}"
+            ) from exc
         if not lo < hi:
             raise ValueError(f"clip_min must be < clip_max, got {lo} and {hi}")
 
@@ -177,7 +194,9 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
         """
         self._check_core()
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise ValueError(f"x must be a tensor N x C x H x W, got {getattr(x, 'shape', type(x))}")
+            raise ValueError(
+                f"x must be a tensor N x C x H x W, got {getattr(x, 'shape', type(x))}"
+            )
         x = x.detach()
         check_images(x, name="x", clip_values=(self.clip_min, self.clip_max))
         y = self._labels(x, y)

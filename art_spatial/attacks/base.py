@@ -30,13 +30,23 @@ from .engine import AttackSpec, EngineOutput, run_attack
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AttackResult", "model_eval", "estimator_logits_fn", "ARTAttackMixin", "AttackCore",
-           "check_number", "check_int", "check_choice", "check_bool"]
+__all__ = [
+    "AttackResult",
+    "model_eval",
+    "estimator_logits_fn",
+    "ARTAttackMixin",
+    "AttackCore",
+    "check_number",
+    "check_int",
+    "check_choice",
+    "check_bool",
+]
 
 
 # ----------------------------------------------------------------------------------------- guards
-def check_number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
-                 allow_none: bool = False) -> None:
+def check_number(
+    name: str, value: Any, *, positive: bool = False, nonneg: bool = False, allow_none: bool = False
+) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite real number with the sign rule."""
     if value is None and allow_none:
         return
@@ -188,12 +198,16 @@ def estimator_logits_fn(estimator):
     from art.estimators.classification import PyTorchClassifier
 
     if not isinstance(estimator, PyTorchClassifier):
-        raise TypeError("estimator must be an art.estimators.classification.PyTorchClassifier (the attacks "
-                        f"differentiate through a PyTorch model), got {type(estimator).__name__}")
+        raise TypeError(
+            "estimator must be an art.estimators.classification.PyTorchClassifier (the attacks "
+            f"differentiate through a PyTorch model), got {type(estimator).__name__}"
+        )
     if not getattr(estimator, "all_framework_preprocessing", True):
-        raise ValueError("estimator preprocessing must be implemented in PyTorch (e.g. "
-                         "preprocessing=(mean, std) "
-                         "or PyTorch preprocessing defences) so that gradients reach the warp parameters")
+        raise ValueError(
+            "estimator preprocessing must be implemented in PyTorch (e.g. "
+            "preprocessing=(mean, std) "
+            "or PyTorch preprocessing defences) so that gradients reach the warp parameters"
+        )
 
     channels_last = not getattr(estimator, "channels_first", True)
 
@@ -241,14 +255,36 @@ class AttackCore:
 
     # shared ----------------------------------------------------------------------------------------
     def _engine_kwargs(self) -> dict:
-        return dict(max_iter=int(self.max_iter), random_init=bool(self.random_init), seed=int(self.seed),
-                    early_stop_tau=self.early_stop_tau)
+        return dict(
+            max_iter=int(self.max_iter),
+            random_init=bool(self.random_init),
+            seed=int(self.seed),
+            early_stop_tau=self.early_stop_tau,
+        )
 
-    def _run(self, model, x: torch.Tensor, y: torch.Tensor, clip: tuple, *, y_true=None, record=False,
-             final_eval=True) -> EngineOutput:
+    def _run(
+        self,
+        model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        clip: tuple,
+        *,
+        y_true=None,
+        record=False,
+        final_eval=True,
+    ) -> EngineOutput:
         spec = self._spec(tuple(x.shape), clip)
-        return run_attack(model, x, y, spec, targeted=bool(self.targeted), y_true=y_true, record=record,
-                          final_eval=final_eval, **self._engine_kwargs())
+        return run_attack(
+            model,
+            x,
+            y,
+            spec,
+            targeted=bool(self.targeted),
+            y_true=y_true,
+            record=record,
+            final_eval=final_eval,
+            **self._engine_kwargs(),
+        )
 
     def _summarize(self, out: EngineOutput, x: torch.Tensor, as_numpy: bool = True) -> AttackResult:
         n = x.shape[0]
@@ -286,14 +322,24 @@ class AttackCore:
             return t.detach().cpu().numpy() if as_numpy else t
 
         return AttackResult(
-            x_adv=cv(out.x_adv), params={k: cv(v) for k, v in out.params.items()}, success=cv(success),
-            max_displacement_px=cv(dmax), mean_displacement_px=cv(dmean), rotation_deg=cv(rot),
-            translation_px=cv(trans), pixel_linf=cv(plinf), kappa=cv(out.kappa), stop_step=cv(out.stop_step),
-            correct=cv(out.correct), n_forward=out.n_forward, n_backward=out.n_backward,
+            x_adv=cv(out.x_adv),
+            params={k: cv(v) for k, v in out.params.items()},
+            success=cv(success),
+            max_displacement_px=cv(dmax),
+            mean_displacement_px=cv(dmean),
+            rotation_deg=cv(rot),
+            translation_px=cv(trans),
+            pixel_linf=cv(plinf),
+            kappa=cv(out.kappa),
+            stop_step=cv(out.stop_step),
+            correct=cv(out.correct),
+            n_forward=out.n_forward,
+            n_backward=out.n_backward,
         )
 
-    def _run_empty(self, x: torch.Tensor, clip: tuple, *, record: bool = False,
-                   as_numpy: bool = True) -> AttackResult:
+    def _run_empty(
+        self, x: torch.Tensor, clip: tuple, *, record: bool = False, as_numpy: bool = True
+    ) -> AttackResult:
         """The (empty) result of an empty batch ``0 x C x H x W``, without calling the model.
 
         ART's own attacks return an empty array for an empty ``x``; models often cannot take an empty
@@ -307,8 +353,18 @@ class AttackCore:
         out = self._run(no_model, x, y, clip, record=record, final_eval=True)
         return self._summarize(out, x, as_numpy=as_numpy)
 
-    def attack_tensor(self, model, x: torch.Tensor, y: torch.Tensor, *, clip_values=(0.0, 1.0), y_true=None,
-                      record: bool = False, final_eval: bool = True, seed: int | None = None) -> AttackResult:
+    def attack_tensor(
+        self,
+        model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        clip_values=(0.0, 1.0),
+        y_true=None,
+        record: bool = False,
+        final_eval: bool = True,
+        seed: int | None = None,
+    ) -> AttackResult:
         """Tensor API: attack ``x`` (``N x C x H x W``, on the model's device) with labels ``y`` (``N``).
 
         ``model`` is any differentiable ``x -> logits`` callable (an ``nn.Module`` is put in eval mode
@@ -327,10 +383,20 @@ class AttackCore:
         """
         if seed is not None:
             check_int("seed", seed, minimum=0)
-            call = copy.copy(self)  # the per-call seed on a shallow copy: the shared attack is untouched
+            call = copy.copy(
+                self
+            )  # the per-call seed on a shallow copy: the shared attack is untouched
             call.seed = int(seed)
-            return AttackCore.attack_tensor(call, model, x, y, clip_values=clip_values, y_true=y_true,
-                                            record=record, final_eval=final_eval)
+            return AttackCore.attack_tensor(
+                call,
+                model,
+                x,
+                y,
+                clip_values=clip_values,
+                y_true=y_true,
+                record=record,
+                final_eval=final_eval,
+            )
         self._check_core()
         clip = _clip_tuple(clip_values)
         check_images(x, name="x", clip_values=clip_values)
@@ -344,8 +410,9 @@ class AttackCore:
         if y_true is not None:
             logits = guard_logits(logits, y_true, name="y_true")
         with model_eval(model if isinstance(model, torch.nn.Module) else None):
-            out = self._run(logits, x.detach(), y, clip, y_true=y_true, record=record,
-                            final_eval=final_eval)
+            out = self._run(
+                logits, x.detach(), y, clip, y_true=y_true, record=record, final_eval=final_eval
+            )
             return self._summarize(out, x.detach(), as_numpy=False)
 
 
@@ -383,14 +450,24 @@ class ARTAttackMixin:
     ``__init__``.
     """
 
-    _common_params = ["max_iter", "targeted", "random_init", "early_stop_tau", "seed", "padding_mode",
-                      "batch_size", "verbose"]
+    _common_params = [
+        "max_iter",
+        "targeted",
+        "random_init",
+        "early_stop_tau",
+        "seed",
+        "padding_mode",
+        "batch_size",
+        "verbose",
+    ]
 
     def _check_params(self) -> None:
         super()._check_params()
         check_int("batch_size", self.batch_size, minimum=1)
         check_bool("verbose", self.verbose)
-        estimator_logits_fn(self.estimator)  # a PyTorchClassifier with PyTorch preprocessing, or an error
+        estimator_logits_fn(
+            self.estimator
+        )  # a PyTorchClassifier with PyTorch preprocessing, or an error
         self._check_core()
 
     @property
@@ -422,12 +499,19 @@ class ARTAttackMixin:
         self._check_params()
         unknown = sorted(set(kwargs) - set(_GENERATE_KWARGS))
         if unknown:
-            raise ValueError(f"{type(self).__name__}.generate got unknown keyword argument(s) {unknown}; "
-                             f"accepted: {list(_GENERATE_KWARGS)}")
+            raise ValueError(
+                f"{type(self).__name__}.generate got unknown keyword argument(s) {unknown}; "
+                f"accepted: {list(_GENERATE_KWARGS)}"
+            )
         x = np.asarray(x)
         channels_first = bool(getattr(self.estimator, "channels_first", True))
-        check_images(x, name="x", input_shape=self.estimator.input_shape, channels_first=channels_first,
-                     clip_values=self.estimator.clip_values)
+        check_images(
+            x,
+            name="x",
+            input_shape=self.estimator.input_shape,
+            channels_first=channels_first,
+            clip_values=self.estimator.clip_values,
+        )
         labels = self._labels(x, y)  # predictions of the estimator in its own layout when y is None
         x_in = x if channels_first else x.transpose(0, 3, 1, 2)  # the attacks work channels-first
         y_true = kwargs.get("y_true")
@@ -449,15 +533,24 @@ class ARTAttackMixin:
                 out = self._run(model, xb, yb, clip, y_true=ytb, record=record, final_eval=True)
                 parts.append(self._summarize(out, xb))
         if n == 0:  # an empty result of the right shape, as ART's own attacks return
-            parts.append(self._run_empty(torch.zeros(x_in.shape, dtype=torch.float32, device=device), clip,
-                                         record=record))
+            parts.append(
+                self._run_empty(
+                    torch.zeros(x_in.shape, dtype=torch.float32, device=device), clip, record=record
+                )
+            )
         result = AttackResult.concatenate(parts)
         if not channels_first:  # back to the estimator's layout
             result.x_adv = result.x_adv.transpose(0, 2, 3, 1)
             if "pixel" in result.params:
-                result.params["pixel"] = np.ascontiguousarray(result.params["pixel"].transpose(0, 2, 3, 1))
+                result.params["pixel"] = np.ascontiguousarray(
+                    result.params["pixel"].transpose(0, 2, 3, 1)
+                )
         result.x_adv = np.ascontiguousarray(result.x_adv, dtype=np.float32).reshape(x.shape)
         self._last_result = result
-        logger.info("%s: success rate %.3f, mean max displacement %.3f px", type(self).__name__,
-                    result.success_rate, float(np.mean(result.max_displacement_px)) if n else 0.0)
+        logger.info(
+            "%s: success rate %.3f, mean max displacement %.3f px",
+            type(self).__name__,
+            result.success_rate,
+            float(np.mean(result.max_displacement_px)) if n else 0.0,
+        )
         return result.x_adv

@@ -69,9 +69,19 @@ from ..threats import ThreatModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AttackSpec", "EngineOutput", "run_attack", "example_seeds", "per_example_uniform",
-           "per_example_targets", "APGDStep", "apgd_checkpoints", "dlr_loss", "dlr_targeted_loss",
-           "LOSSES"]
+__all__ = [
+    "AttackSpec",
+    "EngineOutput",
+    "run_attack",
+    "example_seeds",
+    "per_example_uniform",
+    "per_example_targets",
+    "APGDStep",
+    "apgd_checkpoints",
+    "dlr_loss",
+    "dlr_targeted_loss",
+    "LOSSES",
+]
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 Params = dict[str, torch.Tensor]
@@ -120,7 +130,9 @@ class AttackSpec:
         for ph in phases:
             for name in ph:
                 if name not in self.blocks:
-                    raise ValueError(f"phase names an unknown block {name!r}; blocks: {list(self.blocks)}")
+                    raise ValueError(
+                        f"phase names an unknown block {name!r}; blocks: {list(self.blocks)}"
+                    )
         return phases
 
 
@@ -176,7 +188,9 @@ def _generators(seeds: np.ndarray) -> list:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
-def per_example_uniform(gens: Sequence[torch.Generator], shape: tuple, device, dtype) -> torch.Tensor:
+def per_example_uniform(
+    gens: Sequence[torch.Generator], shape: tuple, device, dtype
+) -> torch.Tensor:
     """Stack ``U[0, 1)`` noise of ``shape`` drawn from each example's generator -> ``N x shape``."""
     if len(gens) == 0:
         return torch.zeros((0,) + tuple(shape), device=device, dtype=dtype)
@@ -184,10 +198,13 @@ def per_example_uniform(gens: Sequence[torch.Generator], shape: tuple, device, d
     return u.to(device=device, dtype=dtype)
 
 
-def per_example_targets(gens: Sequence[torch.Generator], y: torch.Tensor, nb_classes: int) -> torch.Tensor:
+def per_example_targets(
+    gens: Sequence[torch.Generator], y: torch.Tensor, nb_classes: int
+) -> torch.Tensor:
     """A uniformly random label different from ``y[i]`` per example (the Joint AT training attack)."""
-    offs = torch.tensor([int(torch.randint(1, nb_classes, (1,), generator=g)) for g in gens],
-                        dtype=torch.long)
+    offs = torch.tensor(
+        [int(torch.randint(1, nb_classes, (1,), generator=g)) for g in gens], dtype=torch.long
+    )
     return (y.detach().cpu().long() + offs) % nb_classes
 
 
@@ -205,7 +222,9 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     tensor([-0.5000])
     """
     if logits.shape[1] < 3:
-        raise ValueError(f"the DLR loss needs at least 3 classes, got logits of shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"the DLR loss needs at least 3 classes, got logits of shape {tuple(logits.shape)}"
+        )
     srt = logits.sort(dim=1, descending=True).values
     zy = logits.gather(1, y.view(-1, 1)).squeeze(1)
     other = logits.scatter(1, y.view(-1, 1), -float("inf")).amax(1)
@@ -223,11 +242,15 @@ def dlr_targeted_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     tensor([-0.4000])
     """
     if logits.shape[1] < 4:
-        raise ValueError("the targeted DLR loss needs at least 4 classes, got logits of shape "
-                         f"{tuple(logits.shape)}")
+        raise ValueError(
+            "the targeted DLR loss needs at least 4 classes, got logits of shape "
+            f"{tuple(logits.shape)}"
+        )
     if labels.dim() != 2 or labels.shape[1] != 2:
-        raise ValueError(f"labels of the targeted DLR loss must be N x 2 (true, target), got "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"labels of the targeted DLR loss must be N x 2 (true, target), got "
+            f"{tuple(labels.shape)}"
+        )
     srt = logits.sort(dim=1, descending=True).values
     zy = logits.gather(1, labels[:, :1]).squeeze(1)
     zt = logits.gather(1, labels[:, 1:]).squeeze(1)
@@ -236,11 +259,15 @@ def dlr_targeted_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 #: named per-example losses ``(logits, labels) -> N`` (ascended by an untargeted run)
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "ce": _ce, "dlr": dlr_loss, "dlr-targeted": dlr_targeted_loss}
+    "ce": _ce,
+    "dlr": dlr_loss,
+    "dlr-targeted": dlr_targeted_loss,
+}
 
 
-def apgd_checkpoints(max_iter: int, p1: float = 0.22, decay: float = 0.03,
-                     min_gap: float = 0.06) -> list[int]:
+def apgd_checkpoints(
+    max_iter: int, p1: float = 0.22, decay: float = 0.03, min_gap: float = 0.06
+) -> list[int]:
     """APGD's checkpoints ``w_j = ⌈p_j K⌉`` (Croce & Hein 2020, arXiv:2003.01690, §3.1).
 
     ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``; only the
@@ -303,10 +330,17 @@ class APGDStep:
     def __post_init__(self):
         for name in ("eta0", "momentum", "rho"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v <= 0
+            ):
                 raise ValueError(f"APGDStep {name} must be a positive finite number, got {v!r}")
         if self.momentum > 1 or self.rho > 1:
-            raise ValueError(f"APGDStep momentum and rho must be <= 1, got {self.momentum!r}, {self.rho!r}")
+            raise ValueError(
+                f"APGDStep momentum and rho must be <= 1, got {self.momentum!r}, {self.rho!r}"
+            )
 
 
 class _Best:
@@ -444,17 +478,25 @@ def run_attack(
         raise ValueError(f"early_stop_tau must be None or non-negative, got {early_stop_tau}")
     shared = tuple(name for name, tm in spec.blocks.items() if getattr(tm, "shared", False))
     if step_policy is not None and not isinstance(step_policy, APGDStep):
-        raise ValueError(f"step_policy must be None or an APGDStep, got {type(step_policy).__name__}")
+        raise ValueError(
+            f"step_policy must be None or an APGDStep, got {type(step_policy).__name__}"
+        )
     if step_policy is not None and shared:
-        raise ValueError(f"step_policy must be None with a batch-shared block ({', '.join(shared)}): the "
-                         "adaptive step is per example")
+        raise ValueError(
+            f"step_policy must be None with a batch-shared block ({', '.join(shared)}): the "
+            "adaptive step is per example"
+        )
     keep_best = bool(keep_best) or step_policy is not None
     if keep_best and shared:
-        raise ValueError(f"keep_best must be False with a batch-shared block ({', '.join(shared)}): a "
-                         "per-example best iterate would split the one shared parameter")
+        raise ValueError(
+            f"keep_best must be False with a batch-shared block ({', '.join(shared)}): a "
+            "per-example best iterate would split the one shared parameter"
+        )
     if shared and early_stop_tau is not None:
-        raise ValueError(f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
-                         "early stop would change the batch the shared parameter is fitted on mid-attack")
+        raise ValueError(
+            f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
+            "early stop would change the batch the shared parameter is fitted on mid-attack"
+        )
     loss_fn = loss_fn or _ce
     n, c, h, w = x.shape
     device, dtype = x.device, x.dtype
@@ -471,8 +513,10 @@ def run_attack(
         if init_params is not None and name in init_params:
             params[name] = init_params[name].detach().to(device, dtype).clone()
             if name in shared and n and not bool((params[name] == params[name][:1]).all()):
-                raise ValueError(f"init_params[{name!r}] of a batch-shared block must be identical across "
-                                 "the batch")
+                raise ValueError(
+                    f"init_params[{name!r}] of a batch-shared block must be identical across "
+                    "the batch"
+                )
         elif spec.random_init.get(name, random_init):
             shape = tm.param_shape(c, h, w)
             u = per_example_uniform(generators, shape, device, dtype)
@@ -502,13 +546,20 @@ def run_attack(
     kappa = torch.zeros(n, dtype=torch.long, device=device)
     stop_step = torch.full((n,), max_iter, dtype=torch.long, device=device)
     correct_hist = torch.zeros(n, max_iter + 1, dtype=torch.bool, device=device) if record else None
-    budget = None if early_stop_tau is None else torch.full((n,), int(early_stop_tau), dtype=torch.long,
-                                                             device=device)
+    budget = (
+        None
+        if early_stop_tau is None
+        else torch.full((n,), int(early_stop_tau), dtype=torch.long, device=device)
+    )
     active = None  # None = everybody (fast path, no gathers)
     n_fwd = n_bwd = 0
     sign = -1.0 if targeted else 1.0
     best = _Best(params, n, device, dtype) if keep_best else None
-    pstate = _APGDState(step_policy, params, max_iter, n, device, dtype) if step_policy is not None else None
+    pstate = (
+        _APGDState(step_policy, params, max_iter, n, device, dtype)
+        if step_policy is not None
+        else None
+    )
 
     for t in range(max_iter):
         if active is not None and active.numel() == 0:
@@ -557,9 +608,11 @@ def run_attack(
                         stop_step[idx[stop]] = t
                         if correct_hist is not None:
                             # a stopped example keeps its (misclassified) iterate for all later counts
-                            correct_hist[idx[stop], t + 1:] = False
+                            correct_hist[idx[stop], t + 1 :] = False
                         moving = ~stop
-            weights = torch.full_like(losses, sign) if moving is None else sign * moving.to(losses.dtype)
+            weights = (
+                torch.full_like(losses, sign) if moving is None else sign * moving.to(losses.dtype)
+            )
             grads = torch.autograd.grad((losses * weights).sum(), [sub[b] for b in blocks])
             n_bwd += m
             with torch.no_grad():
@@ -574,8 +627,9 @@ def run_attack(
                         new[b] = pstate.step(b, tm, sub[b].detach(), g, gidx)
                 if moving is not None:
                     for b in blocks:
-                        new[b] = torch.where(moving.view((-1,) + (1,) * (new[b].dim() - 1)), new[b],
-                                             sub[b].detach())
+                        new[b] = torch.where(
+                            moving.view((-1,) + (1,) * (new[b].dim() - 1)), new[b], sub[b].detach()
+                        )
                 if spec.feasible is not None:
                     merged = {k: (new[k] if k in new else sub[k].detach()) for k in sub}
                     merged = spec.feasible(xs, merged)
@@ -615,6 +669,15 @@ def run_attack(
             params = best.params
             x_adv = spec.render_final(x, params)
             final_correct, final_loss, final_score = ~best.fooled, best.ce, best.score
-    return EngineOutput(x_adv=x_adv, params={k: v.detach() for k, v in params.items()}, kappa=kappa,
-                        stop_step=stop_step, correct=correct_hist, final_correct=final_correct,
-                        final_loss=final_loss, n_forward=n_fwd, n_backward=n_bwd, final_score=final_score)
+    return EngineOutput(
+        x_adv=x_adv,
+        params={k: v.detach() for k, v in params.items()},
+        kappa=kappa,
+        stop_step=stop_step,
+        correct=correct_hist,
+        final_correct=final_correct,
+        final_loss=final_loss,
+        n_forward=n_fwd,
+        n_backward=n_bwd,
+        final_score=final_score,
+    )

@@ -67,7 +67,9 @@ TRANSLATIONS = tuple(np.linspace(-3, 3, 5).tolist())
 
 def grid_transforms(rotations, translations_x, translations_y) -> np.ndarray:
     """All ``(angle, tx, ty)`` combinations, rotation-major, as a float32 ``M x 3`` array."""
-    return np.array(list(itertools.product(rotations, translations_x, translations_y)), dtype=np.float32)
+    return np.array(
+        list(itertools.product(rotations, translations_x, translations_y)), dtype=np.float32
+    )
 
 
 def _as_values(name: str, values) -> np.ndarray:
@@ -112,19 +114,32 @@ class _GridCore(AttackCore):
         """Candidate transforms ``M x N x 3`` (grid: the same M for every example)."""
         n = x.shape[0]
         if self.mode == "grid":
-            t = torch.as_tensor(grid_transforms(self.rotations, self.translations_x, self.translations_y),
-                                device=x.device, dtype=x.dtype)
+            t = torch.as_tensor(
+                grid_transforms(self.rotations, self.translations_x, self.translations_y),
+                device=x.device,
+                dtype=x.dtype,
+            )
             return t.unsqueeze(1).expand(t.shape[0], n, 3)
-        lo = torch.tensor([np.min(self.rotations), np.min(self.translations_x), np.min(self.translations_y)],
-                          device=x.device, dtype=x.dtype)
-        hi = torch.tensor([np.max(self.rotations), np.max(self.translations_x), np.max(self.translations_y)],
-                          device=x.device, dtype=x.dtype)
-        u = per_example_uniform(_generators(example_seeds(x, self.seed)), (int(self.k), 3), x.device, x.dtype)
+        lo = torch.tensor(
+            [np.min(self.rotations), np.min(self.translations_x), np.min(self.translations_y)],
+            device=x.device,
+            dtype=x.dtype,
+        )
+        hi = torch.tensor(
+            [np.max(self.rotations), np.max(self.translations_x), np.max(self.translations_y)],
+            device=x.device,
+            dtype=x.dtype,
+        )
+        u = per_example_uniform(
+            _generators(example_seeds(x, self.seed)), (int(self.k), 3), x.device, x.dtype
+        )
         return (lo + u * (hi - lo)).transpose(0, 1)  # k x N x 3
 
     def _render(self, x: torch.Tensor, rt: torch.Tensor, clip: tuple) -> torch.Tensor:
         h, w = x.shape[-2:]
-        grid = W.make_grid(tuple(x.shape), affine=W.rt_to_affine(rt, h, w), device=x.device, dtype=x.dtype)
+        grid = W.make_grid(
+            tuple(x.shape), affine=W.rt_to_affine(rt, h, w), device=x.device, dtype=x.dtype
+        )
         return clamp_images(W.sample(x, grid, self.padding_mode), clip)
 
     # ------------------------------------------------------------------------------------- run
@@ -142,7 +157,7 @@ class _GridCore(AttackCore):
         chunk = max(1, int(self.eval_batch_size) // max(n, 1))
         with torch.no_grad():
             for start in range(0, m, chunk):
-                rt = cand[start:start + chunk]  # c x N x 3
+                rt = cand[start : start + chunk]  # c x N x 3
                 c = rt.shape[0]
                 xs = x.unsqueeze(0).expand(c, *x.shape).reshape(c * n, *x.shape[1:])
                 logits = model(self._render(xs, rt.reshape(c * n, 3), clip))
@@ -165,14 +180,17 @@ class _GridCore(AttackCore):
                 best_idx = torch.where(better, idx + start, best_idx)
             chosen = cand[best_idx, torch.arange(n, device=x.device)] if n else cand.new_zeros(0, 3)
             x_adv = self._render(x, chosen, clip) if n else x.clone()
-        return _GridOutput(x_adv=x_adv, rt=chosen, success=best_fool, n_fooling=n_fooling, n_forward=n_fwd)
+        return _GridOutput(
+            x_adv=x_adv, rt=chosen, success=best_fool, n_fooling=n_fooling, n_forward=n_fwd
+        )
 
     def _summarize(self, out: _GridOutput, x, as_numpy=True) -> AttackResult:
         n = x.shape[0]
         h, w = x.shape[-2:]
         with torch.no_grad():
-            grid = W.make_grid(tuple(x.shape), affine=W.rt_to_affine(out.rt, h, w), device=x.device,
-                               dtype=x.dtype)
+            grid = W.make_grid(
+                tuple(x.shape), affine=W.rt_to_affine(out.rt, h, w), device=x.device, dtype=x.dtype
+            )
             disp = W.displacement_pixels(grid).flatten(1)
             dmax = disp.amax(1) if n else disp.new_zeros(0)
             dmean = disp.mean(1) if n else disp.new_zeros(0)
@@ -182,10 +200,19 @@ class _GridCore(AttackCore):
             return t.detach().cpu().numpy() if as_numpy else t
 
         return AttackResult(
-            x_adv=cv(out.x_adv), params={"rt": cv(out.rt)}, success=cv(out.success),
-            max_displacement_px=cv(dmax), mean_displacement_px=cv(dmean), rotation_deg=cv(out.rt[:, 0]),
-            translation_px=cv(out.rt[:, 1:]), pixel_linf=cv(torch.zeros(n, device=x.device)),
-            kappa=cv(zeros), stop_step=cv(zeros), correct=None, n_forward=out.n_forward, n_backward=0,
+            x_adv=cv(out.x_adv),
+            params={"rt": cv(out.rt)},
+            success=cv(out.success),
+            max_displacement_px=cv(dmax),
+            mean_displacement_px=cv(dmean),
+            rotation_deg=cv(out.rt[:, 0]),
+            translation_px=cv(out.rt[:, 1:]),
+            pixel_linf=cv(torch.zeros(n, device=x.device)),
+            kappa=cv(zeros),
+            stop_step=cv(zeros),
+            correct=None,
+            n_forward=out.n_forward,
+            n_backward=0,
             extras={"n_fooling": cv(out.n_fooling)},
         )
 
@@ -215,18 +242,35 @@ class GridSpatialAttack(_GridCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_GridCore._core_params)
-                     + ["targeted", "seed", "padding_mode", "batch_size", "verbose"])
+    attack_params = (
+        EvasionAttack.attack_params
+        + list(_GridCore._core_params)
+        + ["targeted", "seed", "padding_mode", "batch_size", "verbose"]
+    )
     _estimator_requirements = (BaseEstimator, ClassifierMixin)
 
-    def __init__(self, estimator, rotations=ROTATIONS, translations_x=TRANSLATIONS,
-                 translations_y=TRANSLATIONS, mode: str = "grid", k: int = 10,
-                 targeted: bool = False, seed: int = 0, padding_mode: str = "zeros",
-                 eval_batch_size: int = 128, batch_size: int = 128, verbose: bool = True):
+    def __init__(
+        self,
+        estimator,
+        rotations=ROTATIONS,
+        translations_x=TRANSLATIONS,
+        translations_y=TRANSLATIONS,
+        mode: str = "grid",
+        k: int = 10,
+        targeted: bool = False,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        eval_batch_size: int = 128,
+        batch_size: int = 128,
+        verbose: bool = True,
+    ):
         super().__init__(estimator=estimator)
-        self.rotations, self.translations_x, self.translations_y = rotations, translations_x, translations_y
+        self.rotations, self.translations_x, self.translations_y = (
+            rotations,
+            translations_x,
+            translations_y,
+        )
         self.mode, self.k, self.eval_batch_size = mode, k, eval_batch_size
         # the loop's common parameters are fixed for a gradient-free search
         self._set_common(0, targeted, False, None, seed, padding_mode, batch_size, verbose)
         self._check_params()
-

@@ -91,10 +91,26 @@ class _JointOutput(EngineOutput):
 class _JointCore(_SpatialCore):
     """Core of the joint attack: blocks = spatial blocks + ``"pixel"``; render in either order."""
 
-    _core_params = ("spatial", "eps_pixel", "eps_step_pixel", "eps_flow", "eps_step_flow", "flow_norm",
-                    "units", "eps_affine", "eps_step_affine", "parametrization", "max_rotation",
-                    "max_translation", "rotation_step", "translation_step", "order", "schedule",
-                    "training_mode", "nb_classes")
+    _core_params = (
+        "spatial",
+        "eps_pixel",
+        "eps_step_pixel",
+        "eps_flow",
+        "eps_step_flow",
+        "flow_norm",
+        "units",
+        "eps_affine",
+        "eps_step_affine",
+        "parametrization",
+        "max_rotation",
+        "max_translation",
+        "rotation_step",
+        "translation_step",
+        "order",
+        "schedule",
+        "training_mode",
+        "nb_classes",
+    )
 
     # ------------------------------------------------------------------------------ parameters
     @property
@@ -106,9 +122,12 @@ class _JointCore(_SpatialCore):
     def _check_core(self):
         super()._check_core()
         if isinstance(self.spatial, _JointCore) or not (
-                isinstance(self.spatial, _SpatialCore) or self.spatial in SPATIAL_KINDS):
-            raise ValueError(f"spatial must be one of {SPATIAL_KINDS} or a FlowAttack / AffineAttack / "
-                             f"IntegratedSpatialAttack instance, got {self.spatial!r}")
+            isinstance(self.spatial, _SpatialCore) or self.spatial in SPATIAL_KINDS
+        ):
+            raise ValueError(
+                f"spatial must be one of {SPATIAL_KINDS} or a FlowAttack / AffineAttack / "
+                f"IntegratedSpatialAttack instance, got {self.spatial!r}"
+            )
         if isinstance(self.spatial, _SpatialCore):
             self.spatial._check_core()
         check_number("eps_pixel", self.eps_pixel, nonneg=True)
@@ -128,7 +147,9 @@ class _JointCore(_SpatialCore):
         check_choice("schedule", self.schedule, SCHEDULES)
         check_bool("training_mode", self.training_mode)
         if self.training_mode and self.targeted:
-            raise ValueError("training_mode draws its own random targets: use targeted=False with it")
+            raise ValueError(
+                "training_mode draws its own random targets: use targeted=False with it"
+            )
         if self.nb_classes is not None:
             check_int("nb_classes", self.nb_classes, minimum=2)
 
@@ -139,9 +160,15 @@ class _JointCore(_SpatialCore):
         if self.spatial in ("flow", "integrated"):
             blocks["flow"] = flow_threat(self.eps_flow, self.eps_step_flow, self.flow_norm)
         if self.spatial in ("affine", "integrated"):
-            g = affine_threat(self.parametrization, self.eps_affine, self.eps_step_affine,
-                              self.max_rotation, self.max_translation, self.rotation_step,
-                              self.translation_step)
+            g = affine_threat(
+                self.parametrization,
+                self.eps_affine,
+                self.eps_step_affine,
+                self.max_rotation,
+                self.max_translation,
+                self.rotation_step,
+                self.translation_step,
+            )
             blocks[g.name] = g
         return blocks
 
@@ -156,6 +183,7 @@ class _JointCore(_SpatialCore):
         pad = self.padding_mode
 
         if self.order == "spatial-pixel":
+
             def render(x, p):
                 xs = W.sample(x, self._grid_of(p, tuple(x.shape)), pad)
                 return clamp_images(xs + p["pixel"], clip)
@@ -169,9 +197,14 @@ class _JointCore(_SpatialCore):
                 out["pixel"] = d.clamp(-float(self.eps_pixel), float(self.eps_pixel))
                 return out
         else:
+
             def render(x, p):
-                return clamp_images(W.sample(clamp_images(x + p["pixel"], clip),
-                                             self._grid_of(p, tuple(x.shape)), pad), clip)
+                return clamp_images(
+                    W.sample(
+                        clamp_images(x + p["pixel"], clip), self._grid_of(p, tuple(x.shape)), pad
+                    ),
+                    clip,
+                )
 
             def feasible(x, p):
                 out = dict(p)
@@ -180,8 +213,14 @@ class _JointCore(_SpatialCore):
 
         if phases is None:
             phases = (spatial_names, ("pixel",)) if self.schedule == "double-pass" else None
-        return AttackSpec(blocks=self._blocks(), render=render, phases=phases, feasible=feasible,
-                          random_init=dict(random_init or {}), identity=lambda x: clamp_images(x, clip))
+        return AttackSpec(
+            blocks=self._blocks(),
+            render=render,
+            phases=phases,
+            feasible=feasible,
+            random_init=dict(random_init or {}),
+            identity=lambda x: clamp_images(x, clip),
+        )
 
     # ------------------------------------------------------------------------------------- run
     def _nb_classes_of(self, model, x) -> tuple:
@@ -208,32 +247,79 @@ class _JointCore(_SpatialCore):
             y_run, targeted = targets, True
         kw = dict(targeted=targeted, y_true=y_true, generators=gens, **self._engine_kwargs())
         if self.schedule != "cascade":
-            out = run_attack(model, x, y_run, self._spec(tuple(x.shape), clip), record=record,
-                             final_eval=final_eval, **kw)
+            out = run_attack(
+                model,
+                x,
+                y_run,
+                self._spec(tuple(x.shape), clip),
+                record=record,
+                final_eval=final_eval,
+                **kw,
+            )
         else:
             out = self._cascade(model, x, y_run, clip, record=record, final_eval=final_eval, **kw)
-        out = _JointOutput(**{f: getattr(out, f) for f in EngineOutput.__dataclass_fields__},
-                           targets=targets)
+        out = _JointOutput(
+            **{f: getattr(out, f) for f in EngineOutput.__dataclass_fields__}, targets=targets
+        )
         out.n_forward += extra_fwd
         return out
 
-    def _cascade(self, model, x, y, clip, *, record, final_eval, generators, max_iter, early_stop_tau,
-                 y_true, **kw):
+    def _cascade(
+        self,
+        model,
+        x,
+        y,
+        clip,
+        *,
+        record,
+        final_eval,
+        generators,
+        max_iter,
+        early_stop_tau,
+        y_true,
+        **kw,
+    ):
         """Full spatial attack (δ = 0), then full pixel attack on its output (ω frozen)."""
         spatial_names = tuple(self._spatial_blocks())
         n = x.shape[0]
         k = int(max_iter)
         s1 = self._spec(tuple(x.shape), clip, phases=(spatial_names,), random_init={"pixel": False})
-        o1 = run_attack(model, x, y, s1, max_iter=k, early_stop_tau=early_stop_tau, y_true=y_true,
-                        record=record, final_eval=False, generators=generators, **kw)
+        o1 = run_attack(
+            model,
+            x,
+            y,
+            s1,
+            max_iter=k,
+            early_stop_tau=early_stop_tau,
+            y_true=y_true,
+            record=record,
+            final_eval=False,
+            generators=generators,
+            **kw,
+        )
         # examples stopped in the spatial stage are final; the others get a full pixel stage
         go = torch.nonzero(o1.stop_step >= k).flatten()
-        s2 = self._spec(tuple(x.shape), clip, phases=(("pixel",),),
-                        random_init={nm: False for nm in spatial_names})
+        s2 = self._spec(
+            tuple(x.shape),
+            clip,
+            phases=(("pixel",),),
+            random_init={nm: False for nm in spatial_names},
+        )
         yt = None if y_true is None else y_true[go]
-        o2 = run_attack(model, x[go], y[go], s2, max_iter=k, early_stop_tau=early_stop_tau, y_true=yt,
-                        record=record, final_eval=False, generators=[generators[i] for i in go.tolist()],
-                        init_params={nm: v[go] for nm, v in o1.params.items()}, **kw)
+        o2 = run_attack(
+            model,
+            x[go],
+            y[go],
+            s2,
+            max_iter=k,
+            early_stop_tau=early_stop_tau,
+            y_true=yt,
+            record=record,
+            final_eval=False,
+            generators=[generators[i] for i in go.tolist()],
+            init_params={nm: v[go] for nm, v in o1.params.items()},
+            **kw,
+        )
         params = {nm: v.clone() for nm, v in o1.params.items()}
         for nm in params:
             params[nm][go] = o2.params[nm]
@@ -244,7 +330,7 @@ class _JointCore(_SpatialCore):
         correct = None
         if record:
             correct = torch.zeros(n, 2 * k + 1, dtype=torch.bool, device=x.device)
-            correct[:, :k + 1] = o1.correct
+            correct[:, : k + 1] = o1.correct
             correct[go, k:] = o2.correct
         n_fwd, n_bwd = o1.n_forward + o2.n_forward, o1.n_backward + o2.n_backward
         with torch.no_grad():
@@ -264,9 +350,17 @@ class _JointCore(_SpatialCore):
                 if correct is not None:
                     still = stop_step >= 2 * k
                     correct[still, 2 * k] = final_correct[still]
-        return EngineOutput(x_adv=x_adv, params=params, kappa=kappa, stop_step=stop_step, correct=correct,
-                            final_correct=final_correct, final_loss=final_loss, n_forward=n_fwd,
-                            n_backward=n_bwd)
+        return EngineOutput(
+            x_adv=x_adv,
+            params=params,
+            kappa=kappa,
+            stop_step=stop_step,
+            correct=correct,
+            final_correct=final_correct,
+            final_loss=final_loss,
+            n_forward=n_fwd,
+            n_backward=n_bwd,
+        )
 
     def _summarize(self, out, x, as_numpy=True):
         res = super()._summarize(out, x, as_numpy=as_numpy)
@@ -314,18 +408,40 @@ class JointSpatialPixelAttack(_JointCore, _ARTSpatialAttack):
         (2, 1, 28, 28)
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_JointCore._core_params)
-                     + ARTAttackMixin._common_params)
+    attack_params = (
+        EvasionAttack.attack_params + list(_JointCore._core_params) + ARTAttackMixin._common_params
+    )
 
-    def __init__(self, estimator, spatial="flow", eps_pixel: float = 8 / 255, eps_step_pixel: float = 2 / 255,
-                 eps_flow: float = 0.3, eps_step_flow: float = 0.15, flow_norm: str = "2,inf",
-                 units: str = "pixels", eps_affine: float = 0.3, eps_step_affine: float = 0.1,
-                 parametrization: str = "affine", max_rotation: float = 30.0, max_translation: float = 3.0,
-                 rotation_step: float = 3.0, translation_step: float = 0.3, max_iter: int = 20,
-                 order: str = "spatial-pixel", schedule: str = "double-pass", random_init: bool = True,
-                 targeted: bool = False, training_mode: bool = False, nb_classes: int | None = None,
-                 early_stop_tau: int | None = None, seed: int = 0, padding_mode: str = "zeros",
-                 batch_size: int = 128, verbose: bool = True):
+    def __init__(
+        self,
+        estimator,
+        spatial="flow",
+        eps_pixel: float = 8 / 255,
+        eps_step_pixel: float = 2 / 255,
+        eps_flow: float = 0.3,
+        eps_step_flow: float = 0.15,
+        flow_norm: str = "2,inf",
+        units: str = "pixels",
+        eps_affine: float = 0.3,
+        eps_step_affine: float = 0.1,
+        parametrization: str = "affine",
+        max_rotation: float = 30.0,
+        max_translation: float = 3.0,
+        rotation_step: float = 3.0,
+        translation_step: float = 0.3,
+        max_iter: int = 20,
+        order: str = "spatial-pixel",
+        schedule: str = "double-pass",
+        random_init: bool = True,
+        targeted: bool = False,
+        training_mode: bool = False,
+        nb_classes: int | None = None,
+        early_stop_tau: int | None = None,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        batch_size: int = 128,
+        verbose: bool = True,
+    ):
         super().__init__(estimator=estimator)
         self.spatial = spatial
         self.eps_pixel, self.eps_step_pixel = eps_pixel, eps_step_pixel
@@ -337,6 +453,7 @@ class JointSpatialPixelAttack(_JointCore, _ARTSpatialAttack):
         self.rotation_step, self.translation_step = rotation_step, translation_step
         self.order, self.schedule = order, schedule
         self.training_mode, self.nb_classes = training_mode, nb_classes
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size,
-                         verbose)
+        self._set_common(
+            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
+        )
         self._check_params()

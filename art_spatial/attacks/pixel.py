@@ -46,8 +46,11 @@ class _PixelCore(AttackCore):
             out["pixel"] = clamp_images(x + p["pixel"], clip) - x
             return out
 
-        return AttackSpec(blocks={"pixel": LinfBox("pixel", self.eps, self.eps_step, "pixel")}, render=render,
-                          feasible=feasible)
+        return AttackSpec(
+            blocks={"pixel": LinfBox("pixel", self.eps, self.eps_step, "pixel")},
+            render=render,
+            feasible=feasible,
+        )
 
 
 class PixelAttack(_PixelCore, _ARTSpatialAttack):
@@ -62,17 +65,30 @@ class PixelAttack(_PixelCore, _ARTSpatialAttack):
         targeted, seed, batch_size, verbose: as for the spatial attacks.
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_PixelCore._core_params)
-                     + ARTAttackMixin._common_params)
+    attack_params = (
+        EvasionAttack.attack_params + list(_PixelCore._core_params) + ARTAttackMixin._common_params
+    )
     _estimator_requirements = _ESTIMATOR_REQUIREMENTS
 
-    def __init__(self, estimator, eps: float = 0.3, eps_step: float = 0.01, max_iter: int = 40,
-                 random_init: bool = True, targeted: bool = False, early_stop_tau: int | None = None,
-                 seed: int = 0, padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
+    def __init__(
+        self,
+        estimator,
+        eps: float = 0.3,
+        eps_step: float = 0.01,
+        max_iter: int = 40,
+        random_init: bool = True,
+        targeted: bool = False,
+        early_stop_tau: int | None = None,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        batch_size: int = 128,
+        verbose: bool = True,
+    ):
         super().__init__(estimator=estimator)
         self.eps, self.eps_step = eps, eps_step
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
-                         batch_size, verbose)
+        self._set_common(
+            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
+        )
         self._check_params()
 
 

@@ -59,24 +59,39 @@ def flow_threat(eps: float, eps_step: float, norm: str) -> ThreatModel:
     return L2InfFlowBall("flow", eps, eps_step)
 
 
-def affine_threat(parametrization: str, eps, eps_step, max_rotation, max_translation, rotation_step,
-                  translation_step, shared: bool = False) -> ThreatModel:
+def affine_threat(
+    parametrization: str,
+    eps,
+    eps_step,
+    max_rotation,
+    max_translation,
+    rotation_step,
+    translation_step,
+    shared: bool = False,
+) -> ThreatModel:
     """The global block: affine increments ``w_RT`` (``N x 2 x 3``) or rotation-translation ``N x 3``.
 
     ``shared=True`` makes it one parameter for the whole batch (``affine_scope="batch"``).
     """
     if parametrization == "affine":
         return LinfBox("affine", eps, eps_step, "affine", shared=shared)
-    return LinfBox("rt", (max_rotation, max_translation, max_translation),
-                   (rotation_step, translation_step, translation_step), "rt", shared=shared)
+    return LinfBox(
+        "rt",
+        (max_rotation, max_translation, max_translation),
+        (rotation_step, translation_step, translation_step),
+        "rt",
+        shared=shared,
+    )
 
 
 def _check_affine_scope(attack) -> None:
     check_choice("affine_scope", attack.affine_scope, AFFINE_SCOPES)
     if attack.affine_scope == "batch" and attack.early_stop_tau is not None:
-        raise ValueError("affine_scope='batch' (one affine parameter for the whole batch) cannot be combined "
-                         f"with early_stop_tau={attack.early_stop_tau!r}: stopping examples one by one would "
-                         "change the batch the shared parameter is fitted on; use early_stop_tau=None")
+        raise ValueError(
+            "affine_scope='batch' (one affine parameter for the whole batch) cannot be combined "
+            f"with early_stop_tau={attack.early_stop_tau!r}: stopping examples one by one would "
+            "change the batch the shared parameter is fitted on; use early_stop_tau=None"
+        )
 
 
 def _affine_matrix(params: dict[str, torch.Tensor], shape: tuple) -> torch.Tensor | None:
@@ -98,9 +113,14 @@ class _SpatialCore(AttackCore):
         A = _affine_matrix(params, shape)
         if flow is None and A is None:
             return None
-        return W.make_grid(shape, affine=A, flow=flow, flow_units=self.flow_units,
-                           device=(flow if flow is not None else A).device,
-                           dtype=(flow if flow is not None else A).dtype)
+        return W.make_grid(
+            shape,
+            affine=A,
+            flow=flow,
+            flow_units=self.flow_units,
+            device=(flow if flow is not None else A).device,
+            dtype=(flow if flow is not None else A).dtype,
+        )
 
     def _affine_of(self, params, shape):
         return _affine_matrix(params, shape)
@@ -110,7 +130,9 @@ class _SpatialCore(AttackCore):
             grid = self._grid_of(p, tuple(x.shape))
             return clamp_images(W.sample(x, grid, self.padding_mode), clip)
 
-        return AttackSpec(blocks=self._blocks(), render=render, identity=lambda x: clamp_images(x, clip))
+        return AttackSpec(
+            blocks=self._blocks(), render=render, identity=lambda x: clamp_images(x, clip)
+        )
 
 
 class _FlowCore(_SpatialCore):
@@ -132,8 +154,16 @@ class _FlowCore(_SpatialCore):
 
 
 class _AffineCore(_SpatialCore):
-    _core_params = ("eps", "eps_step", "parametrization", "max_rotation", "max_translation", "rotation_step",
-                    "translation_step", "affine_scope")
+    _core_params = (
+        "eps",
+        "eps_step",
+        "parametrization",
+        "max_rotation",
+        "max_translation",
+        "rotation_step",
+        "translation_step",
+        "affine_scope",
+    )
 
     def _check_core(self):
         super()._check_core()
@@ -147,16 +177,34 @@ class _AffineCore(_SpatialCore):
         _check_affine_scope(self)
 
     def _blocks(self):
-        g = affine_threat(self.parametrization, self.eps, self.eps_step, self.max_rotation,
-                          self.max_translation, self.rotation_step, self.translation_step,
-                          shared=self.affine_scope == "batch")
+        g = affine_threat(
+            self.parametrization,
+            self.eps,
+            self.eps_step,
+            self.max_rotation,
+            self.max_translation,
+            self.rotation_step,
+            self.translation_step,
+            shared=self.affine_scope == "batch",
+        )
         return {g.name: g}
 
 
 class _IntegratedCore(_SpatialCore):
-    _core_params = ("eps_flow", "eps_affine", "eps_step_flow", "eps_step_affine", "flow_norm", "units",
-                    "parametrization", "max_rotation", "max_translation", "rotation_step", "translation_step",
-                    "affine_scope")
+    _core_params = (
+        "eps_flow",
+        "eps_affine",
+        "eps_step_flow",
+        "eps_step_affine",
+        "flow_norm",
+        "units",
+        "parametrization",
+        "max_rotation",
+        "max_translation",
+        "rotation_step",
+        "translation_step",
+        "affine_scope",
+    )
 
     @property
     def flow_units(self):  # type: ignore[override]
@@ -178,17 +226,33 @@ class _IntegratedCore(_SpatialCore):
         _check_affine_scope(self)
 
     def _blocks(self):
-        g = affine_threat(self.parametrization, self.eps_affine, self.eps_step_affine, self.max_rotation,
-                          self.max_translation, self.rotation_step, self.translation_step,
-                          shared=self.affine_scope == "batch")
+        g = affine_threat(
+            self.parametrization,
+            self.eps_affine,
+            self.eps_step_affine,
+            self.max_rotation,
+            self.max_translation,
+            self.rotation_step,
+            self.translation_step,
+            shared=self.affine_scope == "batch",
+        )
         return {"flow": flow_threat(self.eps_flow, self.eps_step_flow, self.flow_norm), g.name: g}
 
 
 class _ARTSpatialAttack(ARTAttackMixin, EvasionAttack):
     _estimator_requirements = _ESTIMATOR_REQUIREMENTS
 
-    def _set_common(self, max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size,
-                    verbose):
+    def _set_common(
+        self,
+        max_iter,
+        targeted,
+        random_init,
+        early_stop_tau,
+        seed,
+        padding_mode,
+        batch_size,
+        verbose,
+    ):
         self.max_iter = max_iter
         self._targeted = targeted
         self.random_init = random_init
@@ -231,17 +295,31 @@ class FlowAttack(_FlowCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_FlowCore._core_params)
-                     + ARTAttackMixin._common_params)
+    attack_params = (
+        EvasionAttack.attack_params + list(_FlowCore._core_params) + ARTAttackMixin._common_params
+    )
 
-    def __init__(self, estimator, eps: float = 0.3, eps_step: float = 0.01, max_iter: int = 20,
-                 norm: str = "inf", units: str = "normalized", random_init: bool = False,
-                 targeted: bool = False, early_stop_tau: int | None = None, seed: int = 0,
-                 padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True):
+    def __init__(
+        self,
+        estimator,
+        eps: float = 0.3,
+        eps_step: float = 0.01,
+        max_iter: int = 20,
+        norm: str = "inf",
+        units: str = "normalized",
+        random_init: bool = False,
+        targeted: bool = False,
+        early_stop_tau: int | None = None,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        batch_size: int = 128,
+        verbose: bool = True,
+    ):
         super().__init__(estimator=estimator)
         self.eps, self.eps_step, self.norm, self.units = eps, eps_step, norm, units
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
-                         batch_size, verbose)
+        self._set_common(
+            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
+        )
         self._check_params()
 
 
@@ -268,22 +346,38 @@ class AffineAttack(_AffineCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_AffineCore._core_params)
-                     + ARTAttackMixin._common_params)
+    attack_params = (
+        EvasionAttack.attack_params + list(_AffineCore._core_params) + ARTAttackMixin._common_params
+    )
 
-    def __init__(self, estimator, eps: float = 0.3, eps_step: float = 0.1, max_iter: int = 20,
-                 parametrization: str = "affine", max_rotation: float = 30.0, max_translation: float = 3.0,
-                 rotation_step: float = 3.0, translation_step: float = 0.3, random_init: bool = False,
-                 targeted: bool = False, early_stop_tau: int | None = None, seed: int = 0,
-                 padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True,
-                 affine_scope: str = "per-example"):
+    def __init__(
+        self,
+        estimator,
+        eps: float = 0.3,
+        eps_step: float = 0.1,
+        max_iter: int = 20,
+        parametrization: str = "affine",
+        max_rotation: float = 30.0,
+        max_translation: float = 3.0,
+        rotation_step: float = 3.0,
+        translation_step: float = 0.3,
+        random_init: bool = False,
+        targeted: bool = False,
+        early_stop_tau: int | None = None,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        batch_size: int = 128,
+        verbose: bool = True,
+        affine_scope: str = "per-example",
+    ):
         super().__init__(estimator=estimator)
         self.eps, self.eps_step, self.parametrization = eps, eps_step, parametrization
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.rotation_step, self.translation_step = rotation_step, translation_step
         self.affine_scope = affine_scope
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
-                         batch_size, verbose)
+        self._set_common(
+            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
+        )
         self._check_params()
 
 
@@ -305,16 +399,36 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
         (2, 1, 28, 28)
     """
 
-    attack_params = (EvasionAttack.attack_params + list(_IntegratedCore._core_params)
-                     + ARTAttackMixin._common_params)
+    attack_params = (
+        EvasionAttack.attack_params
+        + list(_IntegratedCore._core_params)
+        + ARTAttackMixin._common_params
+    )
 
-    def __init__(self, estimator, eps_flow: float = 0.3, eps_affine: float = 0.3, eps_step_flow: float = 0.01,
-                 eps_step_affine: float = 0.1, max_iter: int = 20, flow_norm: str = "inf",
-                 units: str = "normalized", parametrization: str = "affine", max_rotation: float = 30.0,
-                 max_translation: float = 3.0, rotation_step: float = 3.0, translation_step: float = 0.3,
-                 random_init: bool = False, targeted: bool = False, early_stop_tau: int | None = None,
-                 seed: int = 0, padding_mode: str = "zeros", batch_size: int = 128, verbose: bool = True,
-                 affine_scope: str = "per-example"):
+    def __init__(
+        self,
+        estimator,
+        eps_flow: float = 0.3,
+        eps_affine: float = 0.3,
+        eps_step_flow: float = 0.01,
+        eps_step_affine: float = 0.1,
+        max_iter: int = 20,
+        flow_norm: str = "inf",
+        units: str = "normalized",
+        parametrization: str = "affine",
+        max_rotation: float = 30.0,
+        max_translation: float = 3.0,
+        rotation_step: float = 3.0,
+        translation_step: float = 0.3,
+        random_init: bool = False,
+        targeted: bool = False,
+        early_stop_tau: int | None = None,
+        seed: int = 0,
+        padding_mode: str = "zeros",
+        batch_size: int = 128,
+        verbose: bool = True,
+        affine_scope: str = "per-example",
+    ):
         super().__init__(estimator=estimator)
         self.eps_flow, self.eps_affine = eps_flow, eps_affine
         self.eps_step_flow, self.eps_step_affine = eps_step_flow, eps_step_affine
@@ -322,6 +436,7 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
         self.max_rotation, self.max_translation = max_rotation, max_translation
         self.rotation_step, self.translation_step = rotation_step, translation_step
         self.affine_scope = affine_scope
-        self._set_common(max_iter, targeted, random_init, early_stop_tau, seed, padding_mode,
-                         batch_size, verbose)
+        self._set_common(
+            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
+        )
         self._check_params()

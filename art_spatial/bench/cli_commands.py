@@ -217,8 +217,7 @@ def load_model_from_args(args):
         ) from None
     except pickle.UnpicklingError as exc:
         raise ValueError(
-            f"--robustbench {args.robustbench!r}: cannot read its checkpoint in --model-dir "
-            f"({exc})"
+            f"--robustbench {args.robustbench!r}: cannot read its checkpoint in --model-dir ({exc})"
         ) from None
     return model, args.robustbench, type(model).__name__
 
@@ -246,7 +245,9 @@ def _import_model(spec: str):
             obj = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             top = module_name.split(".")[0]
-            if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            if exc.name is None or not (
+                module_name == exc.name or module_name.startswith(exc.name + ".")
+            ):
                 raise  # a module that the user's module imports is missing
             raise ValueError(
                 f"--model {spec!r}: no module named {exc.name!r} in the working directory {cwd!r} "
@@ -393,8 +394,14 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
         from .shards import partial_payload
 
         state_data = json.loads(state.read_text(encoding="utf-8"))
-        info = dict(name=name, authors=args.authors, venue=args.venue, architecture=arch,
-                    link=args.link, dataset=args.data if args.data != "mnist5k" else "mnist")
+        info = dict(
+            name=name,
+            authors=args.authors,
+            venue=args.venue,
+            architecture=arch,
+            link=args.link,
+            dataset=args.data if args.data != "mnist5k" else "mnist",
+        )
         _write_json(out / "partial.json", partial_payload(*shard, state_data, report, info))
         print(
             f"shard {shard[0]}/{shard[1]}: partial report written to {out / 'partial.json'}; "

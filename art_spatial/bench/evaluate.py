@@ -331,7 +331,9 @@ def _run_attack_entry(
     robust = np.zeros(m)
     robust_c = np.zeros(m)
     n_all = int(x.shape[0])
-    per_example = np.zeros((n_all, m))  # robust (1) or not (0) per point and strength; rows = points
+    per_example = np.zeros(
+        (n_all, m)
+    )  # robust (1) or not (0) per point and strength; rows = points
     sums = dict.fromkeys(_SIZE_KEYS, 0.0)
     maxs = dict.fromkeys(_SIZE_KEYS, 0.0)
     n_att = nf = nb = 0

@@ -174,10 +174,14 @@ def to_model_info(
         raise ValueError(f"report must be a RobustnessReport, got {type(report).__name__}")
     if reliable is not None:
         if not isinstance(reliable, RobustnessReport):
-            raise ValueError(f"reliable must be None or a RobustnessReport, got {type(reliable).__name__}")
+            raise ValueError(
+                f"reliable must be None or a RobustnessReport, got {type(reliable).__name__}"
+            )
         if suite_evaluation(reliable.suite_config) != "spatial-aa":
-            raise ValueError(f"reliable must be a report of a spatial-aa suite (the ensemble), got suite "
-                             f"{reliable.suite!r}")
+            raise ValueError(
+                f"reliable must be a report of a spatial-aa suite (the ensemble), got suite "
+                f"{reliable.suite!r}"
+            )
     evaluation = suite_evaluation(report.suite_config)
     aa = reliable if reliable is not None else (report if evaluation == "spatial-aa" else None)
     info = {

@@ -81,7 +81,9 @@ def _merge_attack(recs: list[dict]) -> dict[str, Any]:
         for s in range(m):
             rows = [r["robust_examples"][s] for r in recs]
             examples.append(
-                "".join("1" if any(row[j] == "1" for row in rows) else "0" for j in range(len(rows[0])))
+                "".join(
+                    "1" if any(row[j] == "1" for row in rows) else "0" for j in range(len(rows[0]))
+                )
             )
     extra = {}
     if all("components" in r for r in recs):  # the ensemble's per-component counts (spatial-aa)
@@ -171,8 +173,14 @@ def merge_partials(partials: list[dict]) -> RobustnessReport:
             **rec,
         }
         entry["strengths"] = strengths_from_record(full)
-        for k in ("perturbation", "n_attacked", "robust_examples", "wall_time_s", "n_forward",
-                  "n_backward"):
+        for k in (
+            "perturbation",
+            "n_attacked",
+            "robust_examples",
+            "wall_time_s",
+            "n_forward",
+            "n_backward",
+        ):
             entry[k] = rec[k]
         if "components" in rec:
             entry["components"] = rec["components"]
@@ -180,7 +188,9 @@ def merge_partials(partials: list[dict]) -> RobustnessReport:
             rep["warnings"] = [w for w in rep["warnings"] if not w.startswith(prefix)] + [
                 prefix + w for w in rec["attack_warnings"]
             ]
-    rep["profiles"] = {k: _merge_profile([s["profiles"][k] for s in states]) for k in rep["profiles"]}
+    rep["profiles"] = {
+        k: _merge_profile([s["profiles"][k] for s in states]) for k in rep["profiles"]
+    }
     rep["wall_time_s"] = max(p["report"]["wall_time_s"] for p in partials)
     rep["meta"] = {**rep["meta"], "world_size": 1, "shards": n, "merged_from_shards": True}
     out = RobustnessReport.from_dict(rep)

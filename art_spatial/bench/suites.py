@@ -675,18 +675,42 @@ def _aa_entries(pixel_eps: float, flow_eps: float, affine_eps: float, budget: di
     names and categories), plus the rotation-translation box and the integrated threat (not scored)."""
 
     def entry(name, category, threat, description, **params):
-        return {"name": name, "attack": "spatial-aa", "category": category, "description": description,
-                "params": {"threat": threat, **params, **budget}}
+        return {
+            "name": name,
+            "attack": "spatial-aa",
+            "category": category,
+            "description": description,
+            "params": {"threat": threat, **params, **budget},
+        }
 
     return [
         entry("pgd", "sensitivity", "pixel", "pixel L-inf ensemble", eps=pixel_eps),
-        entry("flow", "local", "flow", "flow L-inf ensemble (normalized units)", eps=flow_eps, norm="inf",
-              units="normalized"),
+        entry(
+            "flow",
+            "local",
+            "flow",
+            "flow L-inf ensemble (normalized units)",
+            eps=flow_eps,
+            norm="inf",
+            units="normalized",
+        ),
         entry("rt", "global", "affine", "affine (w_RT) ensemble", eps=affine_eps),
-        entry("rt-box", None, "rt", "rotation-translation box +-30 deg, +-3 px (Engstrom et al.)",
-              max_rotation=30.0, max_translation=3.0),
-        entry("integrated", None, "integrated", "integrated flow + affine ensemble", eps=affine_eps,
-              eps_flow=flow_eps),
+        entry(
+            "rt-box",
+            None,
+            "rt",
+            "rotation-translation box +-30 deg, +-3 px (Engstrom et al.)",
+            max_rotation=30.0,
+            max_translation=3.0,
+        ),
+        entry(
+            "integrated",
+            None,
+            "integrated",
+            "integrated flow + affine ensemble",
+            eps=affine_eps,
+            eps_flow=flow_eps,
+        ),
     ]
 
 
@@ -696,8 +720,10 @@ AA_BUDGET = {"n_iter": 25, "n_restarts": 3, "n_target_classes": 2, "n_queries": 
 
 SUITES["spatial-aa-mnist"] = {
     "name": "spatial-aa-mnist",
-    "description": ("Parameter-free spatial evaluation (worst case per example over grid seed, APGD-CE, "
-                    "APGD-T and a gradient-free random search) at the pareto-mnist budgets."),
+    "description": (
+        "Parameter-free spatial evaluation (worst case per example over grid seed, APGD-CE, "
+        "APGD-T and a gradient-free random search) at the pareto-mnist budgets."
+    ),
     "dataset": "mnist",
     "source": "Croce & Hein, arXiv:2003.01690 (ensemble); Pareto AT Appendix E (budgets)",
     "score_convention": "correct-only",
@@ -705,8 +731,10 @@ SUITES["spatial-aa-mnist"] = {
 }
 SUITES["spatial-aa-cifar10"] = {
     "name": "spatial-aa-cifar10",
-    "description": ("Parameter-free spatial evaluation (worst case per example over grid seed, APGD-CE, "
-                    "APGD-T and a gradient-free random search) at the pareto-cifar10 budgets."),
+    "description": (
+        "Parameter-free spatial evaluation (worst case per example over grid seed, APGD-CE, "
+        "APGD-T and a gradient-free random search) at the pareto-cifar10 budgets."
+    ),
     "dataset": "cifar10",
     "source": "Croce & Hein, arXiv:2003.01690 (ensemble); Pareto AT Appendix E (budgets)",
     "score_convention": "correct-only",

@@ -38,7 +38,7 @@ def _digits(n: int, offset: int = 0):
     from art_spatial.data import load_mnist5k
 
     x, y = load_mnist5k("test", seed=0)
-    return torch.from_numpy(x[offset:offset + n]), torch.from_numpy(y[offset:offset + n])
+    return torch.from_numpy(x[offset : offset + n]), torch.from_numpy(y[offset : offset + n])
 
 
 def _acc(res) -> float:
@@ -59,8 +59,15 @@ def joint_cost(model, batch: int, k: int, repeats: int) -> dict:
 
     x, y = _digits(batch)
     clf = make_classifier(model)
-    out = {"batch": batch, "max_iter": k, "repeats": repeats, "image": "1x28x28", "model": "SmallCNN"}
+    out = {
+        "batch": batch,
+        "max_iter": k,
+        "repeats": repeats,
+        "image": "1x28x28",
+        "model": "SmallCNN",
+    }
     with model_eval(model):
+
         def fwd_bwd():
             xi = x.clone().requires_grad_(True)
             loss = F.cross_entropy(model(xi), y, reduction="none").sum()
@@ -70,14 +77,26 @@ def joint_cost(model, batch: int, k: int, repeats: int) -> dict:
         # that both see the same load
         for sch in ("double-pass", "one-pass", "cascade"):
             base = median_time(fwd_bwd, repeats=max(repeats, 5), warmup=2)
-            atk_k, atk_0 = _joint(clf, schedule=sch, max_iter=k), _joint(clf, schedule=sch, max_iter=0)
-            t_k = median_time(lambda a=atk_k: a.attack_tensor(model, x, y, final_eval=False), repeats)
-            t_0 = median_time(lambda a=atk_0: a.attack_tensor(model, x, y, final_eval=False), repeats)
+            atk_k, atk_0 = (
+                _joint(clf, schedule=sch, max_iter=k),
+                _joint(clf, schedule=sch, max_iter=0),
+            )
+            t_k = median_time(
+                lambda a=atk_k: a.attack_tensor(model, x, y, final_eval=False), repeats
+            )
+            t_0 = median_time(
+                lambda a=atk_0: a.attack_tensor(model, x, y, final_eval=False), repeats
+            )
             per = (t_k["median_s"] - t_0["median_s"]) / k
             passes = 1 if sch == "one-pass" else 2
-            out[sch] = {"per_iteration_s": per, "setup_s": t_0["median_s"], "passes_per_step": passes,
-                        "forward_backward_s": base["median_s"],
-                        "ratio": per / base["median_s"], "ratio_per_pass": per / base["median_s"] / passes}
+            out[sch] = {
+                "per_iteration_s": per,
+                "setup_s": t_0["median_s"],
+                "passes_per_step": passes,
+                "forward_backward_s": base["median_s"],
+                "ratio": per / base["median_s"],
+                "ratio_per_pass": per / base["median_s"] / passes,
+            }
             logger.info("joint %s: %.2f x forward+backward per step", sch, out[sch]["ratio"])
     out["target"] = "double-pass ratio <= 2.3"
     out["target_met"] = bool(out["double-pass"]["ratio"] <= 2.3)
@@ -101,16 +120,21 @@ def pgd_trained_smallcnn(quick: bool):
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval(), recipe, 0.0
     x, y = load_mnist5k("train", seed=0)
-    x, y = torch.from_numpy(x[:recipe["n"]]), torch.from_numpy(y[:recipe["n"]])
-    attack = PixelAttack(make_classifier(model), eps=recipe["eps"], eps_step=recipe["eps_step"],
-                         max_iter=recipe["max_iter"], verbose=False)
+    x, y = torch.from_numpy(x[: recipe["n"]]), torch.from_numpy(y[: recipe["n"]])
+    attack = PixelAttack(
+        make_classifier(model),
+        eps=recipe["eps"],
+        eps_step=recipe["eps_step"],
+        max_iter=recipe["max_iter"],
+        verbose=False,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     g = torch.Generator().manual_seed(recipe["seed"])
     t0 = time.perf_counter()
     for epoch in range(recipe["epochs"]):
         perm = torch.randperm(len(y), generator=g)
         for start in range(0, len(y), recipe["batch_size"]):
-            idx = perm[start:start + recipe["batch_size"]]
+            idx = perm[start : start + recipe["batch_size"]]
             attack.seed = epoch * 100000 + start  # fresh random starts every batch
             x_adv = attack.attack_tensor(model, x[idx], y[idx], final_eval=False).x_adv
             model.train()
@@ -137,12 +161,18 @@ def early_stop(quick: bool) -> dict:
     with torch.no_grad():
         clean = float((model(x).argmax(1) == y).float().mean())
     k = 10
-    out = {"model": {"recipe": recipe, "train_s": train_s, "clean_accuracy": clean}, "n": n, "max_iter": k}
+    out = {
+        "model": {"recipe": recipe, "train_s": train_s, "clean_accuracy": clean},
+        "n": n,
+        "max_iter": k,
+    }
     makers = {
-        "pixel": lambda tau: PixelAttack(clf, eps=0.3, eps_step=0.03, max_iter=k, early_stop_tau=tau,
-                                         verbose=False),
-        "joint_double_pass": lambda tau: _joint(clf, eps_pixel=0.3, eps_step_pixel=0.03, max_iter=k,
-                                                early_stop_tau=tau),
+        "pixel": lambda tau: PixelAttack(
+            clf, eps=0.3, eps_step=0.03, max_iter=k, early_stop_tau=tau, verbose=False
+        ),
+        "joint_double_pass": lambda tau: _joint(
+            clf, eps_pixel=0.3, eps_step_pixel=0.03, max_iter=k, early_stop_tau=tau
+        ),
     }
     for name, make in makers.items():
         rows = {}
@@ -151,16 +181,23 @@ def early_stop(quick: bool) -> dict:
             t0 = time.perf_counter()
             res = atk.attack_tensor(model, x, y)
             rows["plain" if tau is None else f"tau={tau}"] = {
-                "n_forward": res.n_forward, "n_backward": res.n_backward, "time_s": time.perf_counter() - t0,
-                "accuracy": _acc(res), "mean_kappa": float(res.kappa.float().mean()),
-                "stopped": int((res.stop_step < k).sum())}
+                "n_forward": res.n_forward,
+                "n_backward": res.n_backward,
+                "time_s": time.perf_counter() - t0,
+                "accuracy": _acc(res),
+                "mean_kappa": float(res.kappa.float().mean()),
+                "stopped": int((res.stop_step < k).sum()),
+            }
         plain = rows["plain"]
         for row in rows.values():
             row["backward_saved_vs_plain"] = 1.0 - row["n_backward"] / plain["n_backward"]
             row["forward_saved_vs_plain"] = 1.0 - row["n_forward"] / plain["n_forward"]
         out[name] = rows
-        logger.info("early stop %s: %s", name, {k_: round(v["backward_saved_vs_plain"], 3)
-                                                 for k_, v in rows.items()})
+        logger.info(
+            "early stop %s: %s",
+            name,
+            {k_: round(v["backward_saved_vs_plain"], 3) for k_, v in rows.items()},
+        )
     return out
 
 
@@ -176,21 +213,39 @@ def grid_speed(model, n: int) -> dict:
     t0 = time.perf_counter()
     res = ours.attack_tensor(model, x, y)
     t_ours = time.perf_counter() - t0
-    art = SpatialTransformation(clf, max_translation=100.0 * 3.0 / 28.0, num_translations=5,
-                                max_rotation=30.0, num_rotations=31, verbose=False)
+    art = SpatialTransformation(
+        clf,
+        max_translation=100.0 * 3.0 / 28.0,
+        num_translations=5,
+        max_rotation=30.0,
+        num_rotations=31,
+        verbose=False,
+    )
     t0 = time.perf_counter()
     x_art = art.generate(x.numpy())
     t_art = time.perf_counter() - t0
     with torch.no_grad():
-        art_acc = float((model(torch.from_numpy(x_art.astype(np.float32))).argmax(1) == y).float().mean())
-    return {"n": n, "transforms": 775,
-            "ours": {"images_per_s": n / t_ours, "time_s": t_ours, "robust_accuracy": _acc(res),
-                     "n_forward": res.n_forward},
-            "art_spatial_transformation": {"images_per_s": n / t_art, "time_s": t_art,
-                                           "robust_accuracy": art_acc,
-                                           "note": "one transform for the whole batch; x shift computed from "
-                                                   "the channel axis on NCHW (0 px)"},
-            "speedup": t_art / t_ours}
+        art_acc = float(
+            (model(torch.from_numpy(x_art.astype(np.float32))).argmax(1) == y).float().mean()
+        )
+    return {
+        "n": n,
+        "transforms": 775,
+        "ours": {
+            "images_per_s": n / t_ours,
+            "time_s": t_ours,
+            "robust_accuracy": _acc(res),
+            "n_forward": res.n_forward,
+        },
+        "art_spatial_transformation": {
+            "images_per_s": n / t_art,
+            "time_s": t_art,
+            "robust_accuracy": art_acc,
+            "note": "one transform for the whole batch; x shift computed from "
+            "the channel axis on NCHW (0 px)",
+        },
+        "speedup": t_art / t_ours,
+    }
 
 
 def rt_vs_grid(model, n: int) -> dict:
@@ -200,10 +255,16 @@ def rt_vs_grid(model, n: int) -> dict:
     x, y = _digits(n)
     clf = make_classifier(model)
     attacks = {
-        "first_order_rt_20": AffineAttack(clf, parametrization="rotation-translation", max_iter=20,
-                                          verbose=False),
-        "first_order_rt_20_random_start": AffineAttack(clf, parametrization="rotation-translation",
-                                                       max_iter=20, random_init=True, verbose=False),
+        "first_order_rt_20": AffineAttack(
+            clf, parametrization="rotation-translation", max_iter=20, verbose=False
+        ),
+        "first_order_rt_20_random_start": AffineAttack(
+            clf,
+            parametrization="rotation-translation",
+            max_iter=20,
+            random_init=True,
+            verbose=False,
+        ),
         "grid_775": GridSpatialAttack(clf, verbose=False),
         "worst_of_10": GridSpatialAttack(clf, mode="worst_of_k", k=10, verbose=False),
     }
@@ -211,8 +272,12 @@ def rt_vs_grid(model, n: int) -> dict:
     for name, atk in attacks.items():
         t0 = time.perf_counter()
         res = atk.attack_tensor(model, x, y)
-        out[name] = {"robust_accuracy": _acc(res), "time_s": time.perf_counter() - t0,
-                     "n_forward": res.n_forward, "n_backward": res.n_backward}
+        out[name] = {
+            "robust_accuracy": _acc(res),
+            "time_s": time.perf_counter() - t0,
+            "n_forward": res.n_forward,
+            "n_backward": res.n_backward,
+        }
     return out
 
 
@@ -221,7 +286,10 @@ def schedules(model, n: int, ks, seeds) -> dict:
 
     x, y = _digits(n)
     clf = make_classifier(model)
-    out = {"n": n, "config": "eps_pixel 0.1 step 0.025; flow l2,inf 0.3 px step 0.15 px; random start"}
+    out = {
+        "n": n,
+        "config": "eps_pixel 0.1 step 0.025; flow l2,inf 0.3 px step 0.15 px; random start",
+    }
     for k in ks:
         for order in ("spatial-pixel", "pixel-spatial"):
             for sch in ("double-pass", "one-pass", "cascade"):
@@ -229,7 +297,10 @@ def schedules(model, n: int, ks, seeds) -> dict:
                 for s in seeds:
                     atk = _joint(clf, order=order, schedule=sch, max_iter=k, seed=s)
                     accs.append(_acc(atk.attack_tensor(model, x, y)))
-                out[f"K={k} {order} {sch}"] = {"accuracy_per_seed": accs, "mean": float(np.mean(accs))}
+                out[f"K={k} {order} {sch}"] = {
+                    "accuracy_per_seed": accs,
+                    "mean": float(np.mean(accs)),
+                }
                 logger.info("K=%d %s %s: %s", k, order, sch, accs)
     return out
 
@@ -265,11 +336,21 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     quick = "--quick" in sys.argv
     if "--cost-only" in sys.argv:
-        res = joint_cost(trained_smallcnn(), batch=16 if quick else 128, k=2 if quick else 10,
-                         repeats=2 if quick else 5)
-        path = write_json(REPO_ROOT / "benchmarks" / "results" / "perf_joint_cost.json",
-                          {"benchmark": "perf_joint_cost", "quick": quick, "meta": machine_metadata(),
-                           "joint_cost": res})
+        res = joint_cost(
+            trained_smallcnn(),
+            batch=16 if quick else 128,
+            k=2 if quick else 10,
+            repeats=2 if quick else 5,
+        )
+        path = write_json(
+            REPO_ROOT / "benchmarks" / "results" / "perf_joint_cost.json",
+            {
+                "benchmark": "perf_joint_cost",
+                "quick": quick,
+                "meta": machine_metadata(),
+                "joint_cost": res,
+            },
+        )
         print(json.dumps(res, indent=1), f"\nwrote {path}")
     else:
         print(json.dumps(run(quick=quick), indent=1, default=str))

@@ -37,8 +37,13 @@ def _core_attack(kind: str, clf, max_iter: int):
     if kind == "affine":
         return AffineAttack(clf, eps=0.3, eps_step=0.1, **common)
     if kind == "rt":
-        return AffineAttack(clf, parametrization="rotation-translation", max_rotation=30.0,
-                            max_translation=3.0, **common)
+        return AffineAttack(
+            clf,
+            parametrization="rotation-translation",
+            max_rotation=30.0,
+            max_translation=3.0,
+            **common,
+        )
     if kind == "integrated":
         return IntegratedSpatialAttack(clf, **common)
     if kind == "pixel":
@@ -46,7 +51,9 @@ def _core_attack(kind: str, clf, max_iter: int):
     raise ValueError(kind)
 
 
-def per_iteration_cost(model: torch.nn.Module, shape: tuple, batch: int, k: int, repeats: int) -> dict:
+def per_iteration_cost(
+    model: torch.nn.Module, shape: tuple, batch: int, k: int, repeats: int
+) -> dict:
     """Per-iteration time of each attack ÷ one forward+backward (w.r.t. the input) on the same batch."""
     from art_spatial.attacks import model_eval
     from art_spatial.models import make_classifier
@@ -58,6 +65,7 @@ def per_iteration_cost(model: torch.nn.Module, shape: tuple, batch: int, k: int,
     clf = make_classifier(model, input_shape=shape)
     out = {"batch": batch, "image": f"{c}x{h}x{w}", "max_iter": k, "repeats": repeats}
     with model_eval(model):
+
         def fwd_bwd():
             xi = x.clone().requires_grad_(True)
             loss = F.cross_entropy(model(xi), y, reduction="none").sum()
@@ -68,12 +76,22 @@ def per_iteration_cost(model: torch.nn.Module, shape: tuple, batch: int, k: int,
         for kind in ATTACK_KINDS:
             attack = _core_attack(kind, clf, k)
             zero = _core_attack(kind, clf, 0)
-            t_k = median_time(lambda a=attack: a.attack_tensor(model, x, y, final_eval=False), repeats)
-            t_0 = median_time(lambda a=zero: a.attack_tensor(model, x, y, final_eval=False), repeats)
+            t_k = median_time(
+                lambda a=attack: a.attack_tensor(model, x, y, final_eval=False), repeats
+            )
+            t_0 = median_time(
+                lambda a=zero: a.attack_tensor(model, x, y, final_eval=False), repeats
+            )
             per_iter = (t_k["median_s"] - t_0["median_s"]) / k
-            out[kind] = {"per_iteration_s": per_iter, "setup_s": t_0["median_s"],
-                         "ratio": per_iter / base["median_s"], "times_K_s": t_k["times_s"]}
-            logger.info("%s %s: %.2f x forward+backward", type(model).__name__, kind, out[kind]["ratio"])
+            out[kind] = {
+                "per_iteration_s": per_iter,
+                "setup_s": t_0["median_s"],
+                "ratio": per_iter / base["median_s"],
+                "times_K_s": t_k["times_s"],
+            }
+            logger.info(
+                "%s %s: %.2f x forward+backward", type(model).__name__, kind, out[kind]["ratio"]
+            )
     return out
 
 
@@ -88,7 +106,7 @@ def _eval_subset(n: int):
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return (model(torch.from_numpy(x)).argmax(1).numpy() == y)
+        return model(torch.from_numpy(x)).argmax(1).numpy() == y
 
 
 def flow_vs_stadv(model, n: int, stadv_iterations: int) -> dict:
@@ -105,21 +123,35 @@ def flow_vs_stadv(model, n: int, stadv_iterations: int) -> dict:
     t_flow = time.perf_counter() - t0
     flow_acc = _accuracy(model, x_flow, y)
 
-    stadv = at.SpatialTransformAttack(model, num_classes=10, max_iterations=stadv_iterations,
-                                      search_steps=1, clip_min=0.0, clip_max=1.0)
+    stadv = at.SpatialTransformAttack(
+        model,
+        num_classes=10,
+        max_iterations=stadv_iterations,
+        search_steps=1,
+        clip_min=0.0,
+        clip_max=1.0,
+    )
     t0 = time.perf_counter()
     x_st = stadv.perturb(torch.from_numpy(x), torch.from_numpy(y)).detach().numpy()
     t_st = time.perf_counter() - t0
     zero = np.abs(x_st).reshape(len(x), -1).max(1) == 0
     st_acc = np.where(zero, clean, _accuracy(model, x_st.astype(np.float32), y))
     return {
-        "n": int(len(x)), "clean_accuracy": float(clean.mean()),
-        "flow": {"config": "eps 0.3 (normalized), step 0.01, 20 steps",
-                 "robust_accuracy": float(flow_acc.mean()), "time_s": t_flow,
-                 "max_displacement_px_mean": float(attack.last_result.max_displacement_px.mean())},
-        "stadv": {"config": f"advertorch SpatialTransformAttack, L-BFGS max_iterations={stadv_iterations}, "
-                            "search_steps=1, initial_const=1", "robust_accuracy": float(st_acc.mean()),
-                  "time_s": t_st, "all_zero_outputs": int(zero.sum())},
+        "n": int(len(x)),
+        "clean_accuracy": float(clean.mean()),
+        "flow": {
+            "config": "eps 0.3 (normalized), step 0.01, 20 steps",
+            "robust_accuracy": float(flow_acc.mean()),
+            "time_s": t_flow,
+            "max_displacement_px_mean": float(attack.last_result.max_displacement_px.mean()),
+        },
+        "stadv": {
+            "config": f"advertorch SpatialTransformAttack, L-BFGS max_iterations={stadv_iterations}, "
+            "search_steps=1, initial_const=1",
+            "robust_accuracy": float(st_acc.mean()),
+            "time_s": t_st,
+            "all_zero_outputs": int(zero.sum()),
+        },
         "time_ratio_flow_over_stadv": t_flow / t_st,
         "target": "flow accuracy <= stAdv accuracy at <= 1/20 of the time",
         "target_met": bool(flow_acc.mean() <= st_acc.mean() and t_flow <= t_st / 20),
@@ -140,25 +172,38 @@ def rt_vs_art_grid(model, n: int) -> dict:
     t_rt = time.perf_counter() - t0
     rt_acc = _accuracy(model, x_rt, y)
     max_translation_pct = 100.0 * 3.0 / 28.0
-    grid = SpatialTransformation(clf, max_translation=max_translation_pct, num_translations=5,
-                                 max_rotation=30.0, num_rotations=31, verbose=False)
+    grid = SpatialTransformation(
+        clf,
+        max_translation=max_translation_pct,
+        num_translations=5,
+        max_rotation=30.0,
+        num_rotations=31,
+        verbose=False,
+    )
     t0 = time.perf_counter()
     x_grid = grid.generate(x)
     t_grid = time.perf_counter() - t0
     grid_acc = _accuracy(model, x_grid.astype(np.float32), y)
     return {
-        "n": int(len(x)), "clean_accuracy": float(_accuracy(model, x, y).mean()),
-        "rt": {"config": "rotation-translation, |angle|<=30 deg, |t|<=3 px, steps 3 deg / 0.3 px, 20 steps",
-               "robust_accuracy": float(rt_acc.mean()), "time_s": t_rt},
-        "art_grid": {"config": f"SpatialTransformation(max_translation={max_translation_pct:.2f} %, "
-                               "num_translations=5, max_rotation=30, num_rotations=31); one transform per "
-                               "batch; translations from x.shape[1:3] (NCHW: C and H), so the x shift is "
-                               "round(1*10.7/100) = 0 px",
-                     "robust_accuracy": float(grid_acc.mean()), "time_s": t_grid,
-                     "fooling_rate": float(getattr(grid, "fooling_rate", float("nan"))),
-                     "attack_trans_x": getattr(grid, "attack_trans_x", None),
-                     "attack_trans_y": getattr(grid, "attack_trans_y", None),
-                     "attack_rot": getattr(grid, "attack_rot", None)},
+        "n": int(len(x)),
+        "clean_accuracy": float(_accuracy(model, x, y).mean()),
+        "rt": {
+            "config": "rotation-translation, |angle|<=30 deg, |t|<=3 px, steps 3 deg / 0.3 px, 20 steps",
+            "robust_accuracy": float(rt_acc.mean()),
+            "time_s": t_rt,
+        },
+        "art_grid": {
+            "config": f"SpatialTransformation(max_translation={max_translation_pct:.2f} %, "
+            "num_translations=5, max_rotation=30, num_rotations=31); one transform per "
+            "batch; translations from x.shape[1:3] (NCHW: C and H), so the x shift is "
+            "round(1*10.7/100) = 0 px",
+            "robust_accuracy": float(grid_acc.mean()),
+            "time_s": t_grid,
+            "fooling_rate": float(getattr(grid, "fooling_rate", float("nan"))),
+            "attack_trans_x": getattr(grid, "attack_trans_x", None),
+            "attack_trans_y": getattr(grid, "attack_trans_y", None),
+            "attack_rot": getattr(grid, "attack_rot", None),
+        },
         "time_ratio_rt_over_grid": t_rt / t_grid,
         "target": "RT accuracy < grid accuracy at no more time",
         "target_met": bool(rt_acc.mean() < grid_acc.mean() and t_rt <= t_grid),
@@ -173,12 +218,16 @@ def run(quick: bool) -> dict:
     torch.manual_seed(0)
     resnet = PreActResNet18().eval()
     if quick:
-        cost = {"smallcnn_28": per_iteration_cost(small, (1, 28, 28), 16, 2, 1),
-                "preactresnet18_32": per_iteration_cost(resnet, (3, 32, 32), 4, 1, 1)}
+        cost = {
+            "smallcnn_28": per_iteration_cost(small, (1, 28, 28), 16, 2, 1),
+            "preactresnet18_32": per_iteration_cost(resnet, (3, 32, 32), 4, 1, 1),
+        }
         n, stadv_it = 10, 20
     else:
-        cost = {"smallcnn_28": per_iteration_cost(small, (1, 28, 28), 128, 10, 5),
-                "preactresnet18_32": per_iteration_cost(resnet, (3, 32, 32), 32, 3, 3)}
+        cost = {
+            "smallcnn_28": per_iteration_cost(small, (1, 28, 28), 128, 10, 5),
+            "preactresnet18_32": per_iteration_cost(resnet, (3, 32, 32), 32, 3, 3),
+        }
         n, stadv_it = 100, 1000
     cost["smallcnn_28"]["target"] = 1.5
     cost["preactresnet18_32"]["target"] = 1.15

@@ -21,6 +21,7 @@ demo: venv
 	$(BIN)/art-spatial demo
 
 test: venv
+	$(BIN)/ruff format --check art_spatial tests benchmarks docs/gen_api.py
 	$(PYTEST) -m "not slow" --doctest-modules art_spatial tests
 
 test-all: venv
@@ -28,6 +29,7 @@ test-all: venv
 
 lint: venv
 	$(BIN)/ruff check art_spatial tests
+	$(BIN)/ruff format --check art_spatial tests benchmarks docs/gen_api.py
 
 clean:
 	rm -rf build dist *.egg-info runs

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from test_bench_distributed import SUITE as DIST_SUITE
 
 from art_spatial.cli import main
 
@@ -210,27 +211,8 @@ def test_train_under_torchrun_equals_one_process(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-SHARD_SUITE = {
-    "name": "shard",
-    "attacks": [
-        {
-            "name": "pgd",
-            "attack": "pgd",
-            "category": "sensitivity",
-            "params": {"eps": 0.3, "eps_step": 0.05, "random_init": True},
-            "iterations": [1, 3],
-        },
-        {
-            "name": "flow",
-            "attack": "flow",
-            "category": "local",
-            "params": {"eps": 0.3, "eps_step": 0.05},
-            "iterations": [2],
-        },
-    ],
-    "profiles": [{"name": "rotation", "kind": "rotation", "values": [0, 90]}],
-    "reference": {"sensitivity": 10.0, "local": 5.0},
-}
+# the small suite of the distributed-evaluation tests: the sharded CLI runs must merge like them
+SHARD_SUITE = DIST_SUITE
 
 
 def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_smallcnn, capsys):

@@ -82,7 +82,9 @@ def check_int(name: str, value: Any, *, minimum: int = 0, allow_none: bool = Fal
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
-        rule = "positive" if minimum == 1 else f">= {minimum}"
+        rule = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
         raise ValueError(f"{name} must be {rule}, got {value!r}")
     return int(value)
 

@@ -25,9 +25,9 @@ Importing this module needs the ``advertorch`` extra (``pip install 'art-spatial
 raises an :class:`ImportError` naming it otherwise, while ``import art_spatial.attacks`` never needs it.
 
 Adding a façade (e.g. for a new ART attack ``art_spatial.attacks.joint.JointSpatialPixelAttack`` built
-as ``class JointSpatialPixelAttack(_JointCore, _ARTSpatialAttack)``) takes three lines: subclass its
-core mixin and :class:`_AdvertorchBase`, and name the ART twin, whose ``__init__`` signature defines the
-accepted hyper-parameters and their defaults::
+as ``class JointSpatialPixelAttack(_JointCore, ARTAttack)``) takes three lines: subclass its core mixin
+and :class:`_AdvertorchBase`, and name the ART twin, whose ``__init__`` signature (its ``_defaults``)
+defines the accepted hyper-parameters and their defaults::
 
     class JointSpatialPixelAttack(_JointCore, _AdvertorchBase):
         \"\"\"AdverTorch façade of :class:`art_spatial.attacks.joint.JointSpatialPixelAttack`.\"\"\"
@@ -58,11 +58,11 @@ from typing import Any
 
 import torch
 
-from .._checks import check_images, check_labels
+from .._checks import check_images
 from .._compat import import_advertorch
 from . import pixel as _pixel
 from . import spatial as _spatial
-from .base import AttackCore, AttackResult
+from .base import AttackCore, AttackResult, attack_labels
 from .pixel import _PixelCore
 from .spatial import _AffineCore, _FlowCore, _IntegratedCore
 
@@ -170,21 +170,19 @@ class _AdvertorchBase(AttackCore, _at.Attack, _at.LabelMixin):
         if not lo < hi:
             raise ValueError(f"clip_min must be < clip_max, got {lo} and {hi}")
 
-    def _engine_kwargs(self) -> dict:
-        kwargs = super()._engine_kwargs()
-        if self._per_example_loss is not None:
-            kwargs["loss_fn"] = self._per_example_loss
-        return kwargs
+    def _loss_fn(self):
+        return self._per_example_loss
 
     def _labels(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        if y is None:
-            if self.targeted:
-                raise ValueError("y (the target labels) is required when targeted=True")
-            if x.shape[0] == 0:
-                return torch.zeros(0, dtype=torch.long, device=x.device)
-            return self._get_predicted_label(x)
         # indices or one-hot rows; the upper bound is checked against the logits in attack_tensor
-        return torch.as_tensor(check_labels(y, x.shape[0], name="y"), device=x.device)
+        labels = attack_labels(
+            y,
+            x.shape[0],
+            targeted=self.targeted,
+            predict=lambda: self._get_predicted_label(x),
+            empty=torch.zeros(0, dtype=torch.long, device=x.device),
+        )
+        return labels if y is None else torch.as_tensor(labels, device=x.device)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Adversarial examples for ``x`` (``N x C x H x W``) with labels ``y`` (``N``) or predictions.

@@ -59,7 +59,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -75,7 +75,8 @@ __all__ = [
     "run_attack",
     "example_seeds",
     "per_example_uniform",
-    "per_example_targets",
+    "random_targets",
+    "run_cascade",
     "APGDStep",
     "apgd_checkpoints",
     "dlr_loss",
@@ -104,6 +105,9 @@ class AttackSpec:
             (``max_iter=0`` without random start) or stopped before its first step — gets it instead
             of ``render``, whose resampling at the identity grid reproduces ``x`` only up to float
             rounding (about 1e-6 on 28-pixel images).
+        pixel_first: the ``"pixel"`` block is added *before* the spatial warp (the joint attack's
+            ``order="pixel-spatial"``): the summary reports ``‖δ‖∞`` as the pixel change instead of
+            ``‖x_adv − T(x; ω)‖∞``.
     """
 
     blocks: dict[str, ThreatModel]
@@ -112,6 +116,7 @@ class AttackSpec:
     feasible: Callable[[torch.Tensor, Params], Params] | None = None
     random_init: dict[str, bool] = field(default_factory=dict)
     identity: Callable[[torch.Tensor], torch.Tensor] | None = None
+    pixel_first: bool = False
 
     def render_final(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """``render(x, params)`` without gradient, with ``identity(x)`` for all-zero parameters."""
@@ -198,14 +203,37 @@ def per_example_uniform(
     return u.to(device=device, dtype=dtype)
 
 
-def per_example_targets(
-    gens: Sequence[torch.Generator], y: torch.Tensor, nb_classes: int
+def random_targets(
+    y: torch.Tensor,
+    nb_classes: int,
+    generator: torch.Generator | Sequence[torch.Generator],
+    ctx=None,
 ) -> torch.Tensor:
-    """A uniformly random label different from ``y[i]`` per example (the Joint AT training attack)."""
-    offs = torch.tensor(
-        [int(torch.randint(1, nb_classes, (1,), generator=g)) for g in gens], dtype=torch.long
-    )
-    return (y.detach().cpu().long() + offs) % nb_classes
+    """A uniformly random label different from ``y[i]`` per example (Joint AT §4.2 training mode).
+
+    ``generator``: one ``torch.Generator`` drawing the offsets of the whole batch (the trainers), or a
+    sequence of per-example generators, one draw each (the joint attack's training mode: an example's
+    target then does not depend on its batch). With a distributed ``ctx``
+    (:class:`~art_spatial.trainers.base.BatchContext` of a rank's share of a global batch) one generator
+    draws the offsets of the whole global batch and this rank's rows are kept, so the targets do not
+    depend on the number of ranks. Draws happen on the CPU generators; the result is on ``y``'s device.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> t = random_targets(torch.tensor([0, 1, 2]), 10, g)
+    >>> bool((t != torch.tensor([0, 1, 2])).all())
+    True
+    """
+    if isinstance(generator, torch.Generator):
+        n = y.shape[0] if ctx is None or ctx.n_global is None else ctx.n_global
+        offs = torch.randint(1, nb_classes, (n,), generator=generator)
+        if ctx is not None:
+            offs = ctx.local(offs)
+    else:
+        offs = torch.tensor(
+            [int(torch.randint(1, nb_classes, (1,), generator=g)) for g in generator],
+            dtype=torch.long,
+        )
+    return (y.detach().long() + offs.to(y.device)).remainder(nb_classes)
 
 
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -424,6 +452,276 @@ class _APGDState:
             self.has_prev[k][g] = False
 
 
+def _check_run(spec: AttackSpec, max_iter, early_stop_tau, step_policy, keep_best) -> tuple:
+    """Refuse inconsistent arguments of :func:`run_attack`; returns the names of the batch-shared blocks."""
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be non-negative, got {max_iter}")
+    if early_stop_tau is not None and early_stop_tau < 0:
+        raise ValueError(f"early_stop_tau must be None or non-negative, got {early_stop_tau}")
+    shared = tuple(name for name, tm in spec.blocks.items() if getattr(tm, "shared", False))
+    if step_policy is not None and not isinstance(step_policy, APGDStep):
+        raise ValueError(
+            f"step_policy must be None or an APGDStep, got {type(step_policy).__name__}"
+        )
+    if step_policy is not None and shared:
+        raise ValueError(
+            f"step_policy must be None with a batch-shared block ({', '.join(shared)}): the "
+            "adaptive step is per example"
+        )
+    if (keep_best or step_policy is not None) and shared:
+        raise ValueError(
+            f"keep_best must be False with a batch-shared block ({', '.join(shared)}): a "
+            "per-example best iterate would split the one shared parameter"
+        )
+    if shared and early_stop_tau is not None:
+        raise ValueError(
+            f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
+            "early stop would change the batch the shared parameter is fitted on mid-attack"
+        )
+    return shared
+
+
+def _start_params(
+    spec: AttackSpec, x: torch.Tensor, shared: tuple, *, init_params, generators, random_init, seed
+) -> Params:
+    """The starting point: ``init_params``, a random start or zero per block (then ``feasible``).
+
+    Every block draws from each example's generator; with a batch-shared block a batch stream seeded by
+    ``(seed, the batch's bytes)`` draws alongside, block by block, as an example's stream does.
+    """
+    n, c, h, w = x.shape
+    device, dtype = x.device, x.dtype
+    batch_gen = torch.Generator().manual_seed(_batch_seed(x, seed)) if shared else None
+    params: Params = {}
+    for name, tm in spec.blocks.items():
+        if init_params is not None and name in init_params:
+            params[name] = init_params[name].detach().to(device, dtype).clone()
+            if name in shared and n and not bool((params[name] == params[name][:1]).all()):
+                raise ValueError(
+                    f"init_params[{name!r}] of a batch-shared block must be identical across "
+                    "the batch"
+                )
+        elif spec.random_init.get(name, random_init):
+            shape = tm.param_shape(c, h, w)
+            u = per_example_uniform(generators, shape, device, dtype)
+            if batch_gen is not None:
+                ub = torch.rand(shape, generator=batch_gen).to(device=device, dtype=dtype)
+                if name in shared:
+                    u = ub.expand((n,) + tuple(shape)).clone()
+            params[name] = tm.project(tm.from_uniform(u))
+        else:
+            params[name] = tm.zeros(n, c, h, w, device=device, dtype=dtype)
+    if spec.feasible is not None:
+        params = spec.feasible(x, params)
+    return params
+
+
+def _reference(y: torch.Tensor, y_true, targeted: bool) -> tuple:
+    """``(labels, equal)``: an example is "correct" when its prediction equals (``equal``) or differs
+    from the labels — the true labels when known, else ``y`` (for a targeted attack: not the target)."""
+    if y_true is not None:
+        return y_true.to(y.device).long(), True
+    return y, not targeted
+
+
+def _final_eval(model, x_adv, y, ref, equal, correct_hist, stop_step, last: int) -> tuple:
+    """One forward on the returned iterates: ``(logits, correct, CE w.r.t. the true labels)``; fills the
+    last column ``last`` of ``correct_hist`` for the examples that never stopped."""
+    logits = model(x_adv)
+    pred = logits.argmax(1)
+    final_correct = pred == ref if equal else pred != ref
+    final_loss = _ce(logits, ref if equal else y)
+    if correct_hist is not None:
+        still = stop_step >= last
+        correct_hist[still, last] = final_correct[still]
+    return logits, final_correct, final_loss
+
+
+class _Loop:
+    """The state of one run of :func:`run_attack` (global example indices; ``active`` None = all)."""
+
+    def __init__(self, model, x, y, spec, params, *, max_iter, targeted, y_true, loss_fn, **opts):
+        n, device, dtype = x.shape[0], x.device, x.dtype
+        self.model, self.x, self.y, self.spec, self.params = model, x, y, spec, params
+        self.max_iter, self.loss_fn, self.shared = max_iter, loss_fn, opts["shared"]
+        self.ref, self.equal = _reference(y, y_true, targeted)
+        self.sign = -1.0 if targeted else 1.0
+        self.kappa = torch.zeros(n, dtype=torch.long, device=device)
+        self.stop_step = torch.full((n,), max_iter, dtype=torch.long, device=device)
+        self.correct_hist = (
+            torch.zeros(n, max_iter + 1, dtype=torch.bool, device=device)
+            if opts["record"]
+            else None
+        )
+        tau = opts["early_stop_tau"]
+        self.budget = (
+            None if tau is None else torch.full((n,), int(tau), dtype=torch.long, device=device)
+        )
+        self.active = None  # None = everybody (fast path, no gathers)
+        self.n_fwd = self.n_bwd = 0
+        policy = opts["step_policy"]
+        self.best = _Best(params, n, device, dtype) if opts["keep_best"] else None
+        self.pstate = (
+            _APGDState(policy, params, max_iter, n, device, dtype) if policy is not None else None
+        )
+
+    def _all(self) -> torch.Tensor:
+        return torch.arange(self.x.shape[0], device=self.x.device)
+
+    def run(self, phases) -> None:
+        """``max_iter`` steps of every phase; early stop drops examples from the batch."""
+        for t in range(self.max_iter):
+            if self.active is not None and self.active.numel() == 0:
+                break
+            for k_phase, blocks in enumerate(phases):
+                if not self._phase(t, k_phase == 0, blocks):
+                    break
+            if self.budget is not None and self.active is None:
+                self.active = self._all()
+
+    def _phase(self, t: int, first: bool, blocks) -> bool:
+        """One forward/backward updating ``blocks``; False once no example is left moving."""
+        active = self.active
+        xs = self.x if active is None else self.x[active]
+        ys = self.y if active is None else self.y[active]
+        sub = {k: (v if active is None else v[active]) for k, v in self.params.items()}
+        for b in blocks:
+            sub[b] = sub[b].detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = self.model(self.spec.render(xs, sub))
+            losses = self.loss_fn(logits, ys)
+        m = xs.shape[0]
+        self.n_fwd += m
+        gidx = None
+        if self.best is not None:
+            gidx = self._all() if active is None else active
+        moving = reset = None
+        if first:  # the iterate's correctness: κ, the record, early stop, the best iterate
+            moving, reset = self._observe(t, logits, losses, sub, gidx)
+        weights = (
+            torch.full_like(losses, self.sign)
+            if moving is None
+            else self.sign * moving.to(losses.dtype)
+        )
+        grads = torch.autograd.grad((losses * weights).sum(), [sub[b] for b in blocks])
+        self.n_bwd += m
+        with torch.no_grad():
+            self._update(xs, sub, blocks, grads, moving, reset, gidx)
+        if moving is not None:
+            idx = self._all() if active is None else active
+            self.active = idx[moving]
+            if self.active.numel() == 0:
+                return False
+        return True
+
+    def _observe(self, t: int, logits, losses, sub, gidx) -> tuple:
+        """Record iterate ``t``; returns ``(moving, reset)`` masks of the active examples (or None)."""
+        active = self.active
+        pred = logits.detach().argmax(1)
+        r = self.ref if active is None else self.ref[active]
+        ok = pred == r if self.equal else pred != r
+        reset = None
+        if self.best is not None:
+            with torch.no_grad():
+                score = self.sign * losses.detach()
+                ce = _ce(logits.detach(), self.ref[gidx])
+            self.best.update(gidx, sub, ok, score, ce)
+            if self.pstate is not None:
+                reset = self.pstate.observe(t, gidx, score)
+        if self.correct_hist is not None:
+            if active is None:
+                self.correct_hist[:, t] = ok
+            else:
+                self.correct_hist[active, t] = ok
+        if active is None:
+            self.kappa += ok.long()
+        else:
+            self.kappa[active] += ok.long()
+        if self.budget is None:
+            return None, reset
+        idx = self._all() if active is None else active
+        mis = ~ok
+        stop = mis & (self.budget[idx] == 0)
+        spend = mis & ~stop
+        self.budget[idx[spend]] -= 1
+        if not bool(stop.any()):
+            return None, reset
+        self.stop_step[idx[stop]] = t
+        if self.correct_hist is not None:
+            # a stopped example keeps its (misclassified) iterate for all later counts
+            self.correct_hist[idx[stop], t + 1 :] = False
+        return ~stop, reset
+
+    def _update(self, xs, sub, blocks, grads, moving, reset, gidx) -> None:
+        """The step of ``blocks`` (projected, feasible) for the moving examples, into ``params``."""
+        new = {}
+        for b, g in zip(blocks, grads, strict=True):
+            tm = self.spec.blocks[b]
+            if b in self.shared:  # one parameter: the gradient of the summed loss, on every row
+                g = g.sum(0, keepdim=True).expand_as(g)
+            if self.pstate is None:
+                new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
+            else:
+                new[b] = self.pstate.step(b, tm, sub[b].detach(), g, gidx)
+        if moving is not None:
+            for b in blocks:
+                new[b] = torch.where(
+                    moving.view((-1,) + (1,) * (new[b].dim() - 1)), new[b], sub[b].detach()
+                )
+        if self.spec.feasible is not None:
+            merged = {k: (new[k] if k in new else sub[k].detach()) for k in sub}
+            merged = self.spec.feasible(xs, merged)
+            new = {b: merged[b] for b in blocks}
+        for b in blocks:
+            if self.active is None:
+                self.params[b] = new[b]
+            else:
+                self.params[b] = self.params[b].index_copy(0, self.active, new[b])
+        if reset is not None:
+            if moving is not None:
+                reset = reset & moving
+            if bool(reset.any()):
+                self.pstate.reset(gidx[reset], self.best, self.params)
+
+    def finish(self, final_eval: bool) -> EngineOutput:
+        """The returned iterates (the best ones with ``keep_best``), their final forward, the output."""
+        n, params, best = self.x.shape[0], self.params, self.best
+        with torch.no_grad():
+            x_adv = self.spec.render_final(self.x, params)
+            final_correct = final_loss = final_score = None
+            if final_eval or self.correct_hist is not None or best is not None:
+                logits, final_correct, final_loss = _final_eval(
+                    self.model,
+                    x_adv,
+                    self.y,
+                    self.ref,
+                    self.equal,
+                    self.correct_hist,
+                    self.stop_step,
+                    self.max_iter,
+                )
+                self.n_fwd += n
+            if best is not None:
+                if n:
+                    score = self.sign * self.loss_fn(logits, self.y)
+                    best.update(None, params, final_correct, score, final_loss)
+                params = best.params
+                x_adv = self.spec.render_final(self.x, params)
+                final_correct, final_loss, final_score = ~best.fooled, best.ce, best.score
+        return EngineOutput(
+            x_adv=x_adv,
+            params={k: v.detach() for k, v in params.items()},
+            kappa=self.kappa,
+            stop_step=self.stop_step,
+            correct=self.correct_hist,
+            final_correct=final_correct,
+            final_loss=final_loss,
+            n_forward=self.n_fwd,
+            n_backward=self.n_bwd,
+            final_score=final_score,
+        )
+
+
 def run_attack(
     model: LogitsFn,
     x: torch.Tensor,
@@ -472,212 +770,125 @@ def run_attack(
             and objective are known from the forwards already made (no extra pass; the final forward is
             always made). ``final_score`` holds the objective.
     """
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be non-negative, got {max_iter}")
-    if early_stop_tau is not None and early_stop_tau < 0:
-        raise ValueError(f"early_stop_tau must be None or non-negative, got {early_stop_tau}")
-    shared = tuple(name for name, tm in spec.blocks.items() if getattr(tm, "shared", False))
-    if step_policy is not None and not isinstance(step_policy, APGDStep):
-        raise ValueError(
-            f"step_policy must be None or an APGDStep, got {type(step_policy).__name__}"
-        )
-    if step_policy is not None and shared:
-        raise ValueError(
-            f"step_policy must be None with a batch-shared block ({', '.join(shared)}): the "
-            "adaptive step is per example"
-        )
-    keep_best = bool(keep_best) or step_policy is not None
-    if keep_best and shared:
-        raise ValueError(
-            f"keep_best must be False with a batch-shared block ({', '.join(shared)}): a "
-            "per-example best iterate would split the one shared parameter"
-        )
-    if shared and early_stop_tau is not None:
-        raise ValueError(
-            f"early_stop_tau must be None with a batch-shared block ({', '.join(shared)}): "
-            "early stop would change the batch the shared parameter is fitted on mid-attack"
-        )
-    loss_fn = loss_fn or _ce
-    n, c, h, w = x.shape
-    device, dtype = x.device, x.dtype
+    shared = _check_run(spec, max_iter, early_stop_tau, step_policy, keep_best)
     x = x.detach()
-    y = y.to(device).long()
+    y = y.to(x.device).long()
     phases = spec.phase_list()
     if generators is None:
+        generators = _generators(example_seeds(x, seed)) if x.shape[0] else []
+    params = _start_params(
+        spec,
+        x,
+        shared,
+        init_params=init_params,
+        generators=generators,
+        random_init=random_init,
+        seed=seed,
+    )
+    loop = _Loop(
+        model,
+        x,
+        y,
+        spec,
+        params,
+        max_iter=max_iter,
+        targeted=targeted,
+        y_true=y_true,
+        loss_fn=loss_fn or _ce,
+        shared=shared,
+        record=record,
+        early_stop_tau=early_stop_tau,
+        step_policy=step_policy,
+        keep_best=bool(keep_best) or step_policy is not None,
+    )
+    loop.run(phases)
+    return loop.finish(final_eval)
+
+
+def _stage_spec(spec: AttackSpec, stage: tuple) -> AttackSpec:
+    """``spec`` updating only the blocks of ``stage`` (the others start at zero, or where given)."""
+    frozen = {name: False for name in spec.blocks if name not in stage}
+    return replace(spec, phases=(tuple(stage),), random_init={**spec.random_init, **frozen})
+
+
+def run_cascade(
+    model: LogitsFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    stages: Sequence[tuple[str, ...]],
+    max_iter: int,
+    y_true: torch.Tensor | None = None,
+    early_stop_tau: int | None = None,
+    record: bool = False,
+    final_eval: bool = True,
+    generators: list | None = None,
+    seed: int = 0,
+    **kwargs,
+) -> EngineOutput:
+    """A cascade of full attacks: stage ``s`` runs :func:`run_attack` for ``max_iter`` steps on its blocks
+    only, starting from the parameters the previous stages found (Joint AT §4.1, §6.2: a full spatial
+    attack with ``δ = 0``, then a full pixel attack on its output with ``ω`` frozen).
+
+    Blocks outside the first stage start at zero; examples that stop (early stop) in a stage are final,
+    the others enter the next stage with a fresh τ, so ``early_stop_tau = max_iter`` reproduces the plain
+    cascade. κ adds up the stages, ``stop_step`` runs over ``0 .. S·K`` (``S·K`` = never stopped), the
+    record has ``S·K + 1`` columns and the passes add up. ``kwargs`` go to every stage's
+    :func:`run_attack` (``targeted``, ``random_init``, ``loss_fn`` ...); the final forward is made once.
+    """
+    n, k = x.shape[0], int(max_iter)
+    if generators is None:
         generators = _generators(example_seeds(x, seed)) if n else []
-
-    # starting point (a batch stream mirrors an example's draws when a block is batch-shared)
-    batch_gen = torch.Generator().manual_seed(_batch_seed(x, seed)) if shared else None
-    params: Params = {}
-    for name, tm in spec.blocks.items():
-        if init_params is not None and name in init_params:
-            params[name] = init_params[name].detach().to(device, dtype).clone()
-            if name in shared and n and not bool((params[name] == params[name][:1]).all()):
-                raise ValueError(
-                    f"init_params[{name!r}] of a batch-shared block must be identical across "
-                    "the batch"
-                )
-        elif spec.random_init.get(name, random_init):
-            shape = tm.param_shape(c, h, w)
-            u = per_example_uniform(generators, shape, device, dtype)
-            if batch_gen is not None:
-                ub = torch.rand(shape, generator=batch_gen).to(device=device, dtype=dtype)
-                if name in shared:
-                    u = ub.expand((n,) + tuple(shape)).clone()
-            params[name] = tm.project(tm.from_uniform(u))
-        else:
-            params[name] = tm.zeros(n, c, h, w, device=device, dtype=dtype)
-    if spec.feasible is not None:
-        params = spec.feasible(x, params)
-
-    if y_true is not None:
-        ref = y_true.to(device).long()
-        correct_is_equal = True
-    elif targeted:
-        ref, correct_is_equal = y, False
-    else:
-        ref, correct_is_equal = y, True
-
-    def is_correct(logits, idx):
-        pred = logits.argmax(1)
-        r = ref if idx is None else ref[idx]
-        return pred == r if correct_is_equal else pred != r
-
-    kappa = torch.zeros(n, dtype=torch.long, device=device)
-    stop_step = torch.full((n,), max_iter, dtype=torch.long, device=device)
-    correct_hist = torch.zeros(n, max_iter + 1, dtype=torch.bool, device=device) if record else None
-    budget = (
-        None
-        if early_stop_tau is None
-        else torch.full((n,), int(early_stop_tau), dtype=torch.long, device=device)
+    kw = dict(max_iter=k, early_stop_tau=early_stop_tau, record=record, final_eval=False, seed=seed)
+    params = kappa = stop_step = go = None
+    correct = (
+        torch.zeros(n, len(stages) * k + 1, dtype=torch.bool, device=x.device) if record else None
     )
-    active = None  # None = everybody (fast path, no gathers)
     n_fwd = n_bwd = 0
-    sign = -1.0 if targeted else 1.0
-    best = _Best(params, n, device, dtype) if keep_best else None
-    pstate = (
-        _APGDState(step_policy, params, max_iter, n, device, dtype)
-        if step_policy is not None
-        else None
-    )
-
-    for t in range(max_iter):
-        if active is not None and active.numel() == 0:
-            break
-        for k_phase, blocks in enumerate(phases):
-            xs = x if active is None else x[active]
-            ys = y if active is None else y[active]
-            sub = {k: (v if active is None else v[active]) for k, v in params.items()}
-            for b in blocks:
-                sub[b] = sub[b].detach().requires_grad_(True)
-            with torch.enable_grad():
-                logits = model(spec.render(xs, sub))
-                losses = loss_fn(logits, ys)
-            m = xs.shape[0]
-            n_fwd += m
-            moving = None
-            reset = None
-            gidx = None
-            if best is not None:
-                gidx = torch.arange(n, device=device) if active is None else active
-            if k_phase == 0:
-                ok = is_correct(logits.detach(), active)
-                if best is not None:
-                    with torch.no_grad():
-                        score = sign * losses.detach()
-                        ce = _ce(logits.detach(), ref[gidx])
-                    best.update(gidx, sub, ok, score, ce)
-                    if pstate is not None:
-                        reset = pstate.observe(t, gidx, score)
-                if correct_hist is not None:
-                    if active is None:
-                        correct_hist[:, t] = ok
-                    else:
-                        correct_hist[active, t] = ok
-                if active is None:
-                    kappa += ok.long()
-                else:
-                    kappa[active] += ok.long()
-                if budget is not None:
-                    idx = torch.arange(n, device=device) if active is None else active
-                    mis = ~ok
-                    stop = mis & (budget[idx] == 0)
-                    spend = mis & ~stop
-                    budget[idx[spend]] -= 1
-                    if bool(stop.any()):
-                        stop_step[idx[stop]] = t
-                        if correct_hist is not None:
-                            # a stopped example keeps its (misclassified) iterate for all later counts
-                            correct_hist[idx[stop], t + 1 :] = False
-                        moving = ~stop
-            weights = (
-                torch.full_like(losses, sign) if moving is None else sign * moving.to(losses.dtype)
-            )
-            grads = torch.autograd.grad((losses * weights).sum(), [sub[b] for b in blocks])
-            n_bwd += m
-            with torch.no_grad():
-                new = {}
-                for b, g in zip(blocks, grads, strict=True):
-                    tm = spec.blocks[b]
-                    if b in shared:  # one parameter: the gradient of the summed loss, on every row
-                        g = g.sum(0, keepdim=True).expand_as(g)
-                    if pstate is None:
-                        new[b] = tm.project(tm.step(sub[b].detach(), g, ascend=True))
-                    else:
-                        new[b] = pstate.step(b, tm, sub[b].detach(), g, gidx)
-                if moving is not None:
-                    for b in blocks:
-                        new[b] = torch.where(
-                            moving.view((-1,) + (1,) * (new[b].dim() - 1)), new[b], sub[b].detach()
-                        )
-                if spec.feasible is not None:
-                    merged = {k: (new[k] if k in new else sub[k].detach()) for k in sub}
-                    merged = spec.feasible(xs, merged)
-                    new = {b: merged[b] for b in blocks}
-                for b in blocks:
-                    if active is None:
-                        params[b] = new[b]
-                    else:
-                        params[b] = params[b].index_copy(0, active, new[b])
-                if reset is not None:
-                    if moving is not None:
-                        reset = reset & moving
-                    if bool(reset.any()):
-                        pstate.reset(gidx[reset], best, params)
-            if moving is not None:
-                idx = torch.arange(n, device=device) if active is None else active
-                active = idx[moving]
-                if active.numel() == 0:
-                    break
-        if early_stop_tau is not None and active is None:
-            active = torch.arange(n, device=device)
-
+    for s, stage in enumerate(stages):
+        sel = slice(None) if go is None else go
+        out = run_attack(
+            model,
+            x[sel],
+            y[sel],
+            _stage_spec(spec, stage),
+            y_true=None if y_true is None else y_true[sel],
+            generators=generators if go is None else [generators[i] for i in go.tolist()],
+            init_params=None if params is None else {nm: v[sel] for nm, v in params.items()},
+            **kw,
+            **kwargs,
+        )
+        if params is None:
+            params = {nm: v.clone() for nm, v in out.params.items()}
+            kappa, stop_step = out.kappa.clone(), out.stop_step.clone()
+        else:
+            for nm in params:
+                params[nm][go] = out.params[nm]
+            kappa[go] += out.kappa
+            stop_step[go] = s * k + out.stop_step
+        if correct is not None:
+            correct[sel, s * k : (s + 1) * k + 1] = out.correct
+        n_fwd, n_bwd = n_fwd + out.n_forward, n_bwd + out.n_backward
+        # examples stopped in this stage are final; the others get the next stage
+        go = torch.nonzero(stop_step >= (s + 1) * k).flatten()
     with torch.no_grad():
         x_adv = spec.render_final(x, params)
-        final_correct = final_loss = final_score = None
-        if final_eval or record or best is not None:
-            logits = model(x_adv)
+        final_correct = final_loss = None
+        if final_eval or record:
+            ref, equal = _reference(y, y_true, bool(kwargs.get("targeted", False)))
+            _, final_correct, final_loss = _final_eval(
+                model, x_adv, y, ref, equal, correct, stop_step, len(stages) * k
+            )
             n_fwd += n
-            final_correct = is_correct(logits, None)
-            final_loss = _ce(logits, ref if correct_is_equal else y)
-            if correct_hist is not None:
-                still = stop_step >= max_iter
-                correct_hist[still, max_iter] = final_correct[still]
-        if best is not None:
-            if n:
-                best.update(None, params, final_correct, sign * loss_fn(logits, y), final_loss)
-            params = best.params
-            x_adv = spec.render_final(x, params)
-            final_correct, final_loss, final_score = ~best.fooled, best.ce, best.score
     return EngineOutput(
         x_adv=x_adv,
-        params={k: v.detach() for k, v in params.items()},
+        params=params,
         kappa=kappa,
         stop_step=stop_step,
-        correct=correct_hist,
+        correct=correct,
         final_correct=final_correct,
         final_loss=final_loss,
         n_forward=n_fwd,
         n_backward=n_bwd,
-        final_score=final_score,
     )

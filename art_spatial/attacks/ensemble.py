@@ -47,10 +47,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,13 +61,17 @@ from art.attacks.attack import EvasionAttack
 from .. import warp as W
 from ..threats import L2InfFlowBall, ThreatModel
 from .base import (
+    ART_DEFAULTS,
+    LOOP_DEFAULTS,
+    ARTAttack,
     AttackCore,
-    AttackResult,
     check_bool,
     check_choice,
     check_int,
     check_number,
+    engine_result,
 )
+from .budgets import FLOW_NORMS, FLOW_UNITS
 from .engine import (
     LOSSES,
     APGDStep,
@@ -76,13 +82,7 @@ from .engine import (
     run_attack,
 )
 from .pixel import _PixelCore
-from .spatial import (
-    _ESTIMATOR_REQUIREMENTS,
-    _AffineCore,
-    _ARTSpatialAttack,
-    _FlowCore,
-    _IntegratedCore,
-)
+from .spatial import _AffineCore, _FlowCore, _IntegratedCore
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,18 @@ def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     zy = logits.gather(1, y.view(-1, 1)).squeeze(1)
     other = logits.scatter(1, y.view(-1, 1), -float("inf")).amax(1)
     return zy - other
+
+
+def _example_problem():
+    """The docstring examples' toy problem: a linear 3-class model on four 4 x 4 images, a pixel budget."""
+    from ..threats import LinfBox
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    spec = AttackSpec(
+        blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
+        render=lambda x, p: (x + p["pixel"]).clamp(0, 1),
+    )
+    return model, torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), spec
 
 
 def _rank_key(fooled: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
@@ -252,14 +264,8 @@ def apgd_restarts(
     ``N x ...``, ``fooled`` ``N`` bool, ``ce`` ``N`` cross-entropy w.r.t. ``y``, ``x_adv`` ``N x C x H x W``)
     and the example-level forward / backward passes spent. Paper: Croce & Hein 2020 (arXiv:2003.01690).
 
-    >>> import torch
-    >>> from art_spatial.threats import LinfBox
-    >>> from art_spatial.attacks.engine import AttackSpec
-    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
-    >>> spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
-    ...                   render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
-    >>> res, nf, nb = apgd_restarts(model, torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), spec,
-    ...                             n_iter=5, n_restarts=2, random_first=True)
+    >>> model, x, y, spec = _example_problem()  # a linear model, a pixel budget of 0.1
+    >>> res, nf, nb = apgd_restarts(model, x, y, spec, n_iter=5, n_restarts=2, random_first=True)
     >>> bool(res.params["pixel"].abs().max() <= 0.1 + 1e-6), nb <= 2 * 5 * 4  # early stop: fewer
     (True, True)
     """
@@ -351,14 +357,8 @@ def random_search(
     query and example. Returns ``(params, fooled, ce, x_adv, n_forward)`` (``N``-row tensors; ``ce`` the
     cross-entropy of ``x_adv`` w.r.t. ``y``). Randomness: the example's own generator.
 
-    >>> import torch
-    >>> from art_spatial.threats import LinfBox
-    >>> from art_spatial.attacks.engine import AttackSpec
-    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
-    >>> spec = AttackSpec(blocks={"pixel": LinfBox("pixel", 0.1, 0.02, "pixel")},
-    ...                   render=lambda x, p: (x + p["pixel"]).clamp(0, 1))
-    >>> params, fooled, ce, x_adv, nf = random_search(model, torch.rand(4, 1, 4, 4),
-    ...                                               torch.tensor([0, 1, 2, 0]), spec, n_queries=10)
+    >>> model, x, y, spec = _example_problem()  # a linear model, a pixel budget of 0.1
+    >>> params, fooled, ce, x_adv, nf = random_search(model, x, y, spec, n_queries=10)
     >>> bool(params["pixel"].abs().max() <= 0.1 + 1e-6), nf <= 4 * 12
     (True, True)
     """
@@ -389,55 +389,67 @@ def random_search(
             if act.numel() == 0:
                 break
             name = names[it % len(names)]
-            tm = spec.blocks[name]
-            p = params[name][act]
             pi = _square_p(it, n_queries, p_init)
-            if _is_field(tm):
-                hh, ww = (
-                    (p.shape[-2], p.shape[-1]) if tm.shape == "pixel" else (p.shape[1], p.shape[2])
-                )
-                s = int(max(1, min(round(math.sqrt(pi * hh * ww)), hh - 1)))
-                k_ch = p.shape[1] if tm.shape == "pixel" else 2
-                u = draw((2 + k_ch,), act.cpu())
-                r0 = (u[:, 0] * (hh - s + 1)).floor().long().clamp(max=hh - s)
-                c0 = (u[:, 1] * (ww - s + 1)).floor().long().clamp(max=ww - s)
-                rows = torch.arange(hh, device=x.device).view(1, hh, 1)
-                cols = torch.arange(ww, device=x.device).view(1, 1, ww)
-                win = (
-                    (rows >= r0.view(-1, 1, 1))
-                    & (rows < (r0 + s).view(-1, 1, 1))
-                    & (cols >= c0.view(-1, 1, 1))
-                    & (cols < (c0 + s).view(-1, 1, 1))
-                )
-                if tm.shape == "pixel":
-                    val = _vertex(tm, u[:, 2:].view(-1, k_ch, 1, 1).expand(-1, k_ch, hh, ww))
-                    new = torch.where(win.unsqueeze(1), val, p)
-                else:
-                    val = _vertex(tm, u[:, 2:].view(-1, 1, 1, 2).expand(-1, hh, ww, 2))
-                    new = torch.where(win.unsqueeze(-1), val, p)
-            else:
-                u = draw(tuple(p.shape[1:]), act.cpu())
-                size = min(2.0, 2.0 * pi / p_init)
-                new = p + size * (2.0 * u - 1.0) * tm.radius(p)
-            new = tm.project(new)
-            cand = {k: v[act] for k, v in params.items()}
-            cand[name] = new
-            if spec.feasible is not None:
-                cand = spec.feasible(x[act], cand)
-            lg = model(spec.render(x[act], cand))
-            nf += int(act.numel())
-            mg = _margin(lg, y[act])
-            acc = mg < margin[act]
-            if bool(acc.any()):
-                ga = act[acc]
-                for k in params:
-                    params[k][ga] = cand[k][acc]
-                margin[ga] = mg[acc]
-                fooled[ga] = lg[acc].argmax(1) != y[ga]
+            noise = functools.partial(draw, idx=act.cpu())
+            new = _proposal(spec.blocks[name], params[name][act], pi, p_init, noise)
+            nf += _try_proposal(model, x, y, spec, params, (name, new, act), margin, fooled)
         x_adv = spec.render_final(x, params)
         ce = torch.nn.functional.cross_entropy(model(x_adv), y, reduction="none") if n else margin
         nf += n
     return params, fooled, ce, x_adv, nf
+
+
+def _proposal(tm: ThreatModel, p: torch.Tensor, pi: float, p_init: float, draw) -> torch.Tensor:
+    """A random-search proposal for the rows ``p`` of one block (projected onto its budget).
+
+    Flow / pixel field: a random ``s × s`` window set to one random vertex value; RT / affine vector: a
+    uniform move of ``2 p_i / p_init · ε`` per coordinate. ``draw(shape)`` gives each row's uniform noise.
+    """
+    if not _is_field(tm):
+        u = draw(tuple(p.shape[1:]))
+        size = min(2.0, 2.0 * pi / p_init)
+        return tm.project(p + size * (2.0 * u - 1.0) * tm.radius(p))
+    hh, ww = (p.shape[-2], p.shape[-1]) if tm.shape == "pixel" else (p.shape[1], p.shape[2])
+    s = int(max(1, min(round(math.sqrt(pi * hh * ww)), hh - 1)))
+    k_ch = p.shape[1] if tm.shape == "pixel" else 2
+    u = draw((2 + k_ch,))
+    r0 = (u[:, 0] * (hh - s + 1)).floor().long().clamp(max=hh - s)
+    c0 = (u[:, 1] * (ww - s + 1)).floor().long().clamp(max=ww - s)
+    rows = torch.arange(hh, device=p.device).view(1, hh, 1)
+    cols = torch.arange(ww, device=p.device).view(1, 1, ww)
+    win = (
+        (rows >= r0.view(-1, 1, 1))
+        & (rows < (r0 + s).view(-1, 1, 1))
+        & (cols >= c0.view(-1, 1, 1))
+        & (cols < (c0 + s).view(-1, 1, 1))
+    )
+    if tm.shape == "pixel":
+        val = _vertex(tm, u[:, 2:].view(-1, k_ch, 1, 1).expand(-1, k_ch, hh, ww))
+        new = torch.where(win.unsqueeze(1), val, p)
+    else:
+        val = _vertex(tm, u[:, 2:].view(-1, 1, 1, 2).expand(-1, hh, ww, 2))
+        new = torch.where(win.unsqueeze(-1), val, p)
+    return tm.project(new)
+
+
+def _try_proposal(model, x, y, spec, params, proposal, margin, fooled) -> int:
+    """Evaluate ``proposal = (block, new rows, example indices)``; keep it where the margin decreases
+    (``params``, ``margin`` and ``fooled`` are updated in place). Returns the forwards spent."""
+    name, new, act = proposal
+    cand = {k: v[act] for k, v in params.items()}
+    cand[name] = new
+    if spec.feasible is not None:
+        cand = spec.feasible(x[act], cand)
+    lg = model(spec.render(x[act], cand))
+    mg = _margin(lg, y[act])
+    acc = mg < margin[act]
+    if bool(acc.any()):
+        ga = act[acc]
+        for k in params:
+            params[k][ga] = cand[k][acc]
+        margin[ga] = mg[acc]
+        fooled[ga] = lg[acc].argmax(1) != y[ga]
+    return int(act.numel())
 
 
 # ------------------------------------------------------------------------------------------- core
@@ -474,39 +486,29 @@ def _threat_core(threat: str, attack) -> AttackCore:
     return core
 
 
+@dataclass
+class _EnsembleRun:
+    """One batch of the ensemble: its inputs, the merged worst case, the grid seeds (once per batch)."""
+
+    model: Callable
+    x: torch.Tensor
+    y: torch.Tensor
+    spec: AttackSpec
+    seed: int
+    merged: _Merged
+    block: str | None
+    seeds: torch.Tensor | None = None  # k x N x block shape
+
+
 class _EnsembleCore(AttackCore):
     """The ensemble runner (see the module docstring)."""
-
-    _core_params = (
-        "threat",
-        "eps",
-        "eps_flow",
-        "norm",
-        "units",
-        "max_rotation",
-        "max_translation",
-        "n_iter",
-        "n_restarts",
-        "n_target_classes",
-        "n_queries",
-        "grid_size",
-        "components",
-        "early_stop",
-        "eval_batch_size",
-    )
-    random_init = False
-    early_stop_tau = None
-
-    @property
-    def max_iter(self):  # the common checks read it
-        return self.n_iter
 
     def _check_core(self):
         check_choice("threat", self.threat, THREATS)
         check_number("eps", self.eps, nonneg=True)
         check_number("eps_flow", self.eps_flow, nonneg=True)
-        check_choice("norm", self.norm, ("inf", "2,inf"))
-        check_choice("units", self.units, ("normalized", "pixels"))
+        check_choice("norm", self.norm, FLOW_NORMS)
+        check_choice("units", self.units, FLOW_UNITS)
         check_number("max_rotation", self.max_rotation, nonneg=True)
         check_number("max_translation", self.max_translation, nonneg=True)
         check_int("n_iter", self.n_iter, minimum=1)
@@ -544,16 +546,12 @@ class _EnsembleCore(AttackCore):
                 "remove their component)"
             )
         check_bool("early_stop", self.early_stop)
-        check_bool("targeted", self.targeted)
+        super()._check_core()  # targeted, seed, padding_mode
         if self.targeted:
             raise ValueError(
                 "targeted must be False: the ensemble measures robust accuracy (untargeted); its "
                 "targeted component picks its own targets"
             )
-        check_int("seed", self.seed, minimum=0)
-        from .. import warp as _W
-
-        check_choice("padding_mode", self.padding_mode, _W.PADDING_MODES)
 
     # -------------------------------------------------------------------------------- plumbing
     def _core(self) -> AttackCore:
@@ -624,7 +622,7 @@ class _EnsembleCore(AttackCore):
         row["wall_time_s"] += float(dt)
 
     # -------------------------------------------------------------------------------------- run
-    def _run(self, model, x, y, clip, *, y_true=None, record=False, final_eval=True):
+    def _attack_batch(self, model, x, y, clip, *, seed, y_true, record, final_eval, as_numpy):
         if record:
             raise ValueError(
                 "record must be False: the ensemble reports one verdict per example (give its "
@@ -632,132 +630,40 @@ class _EnsembleCore(AttackCore):
             )
         if y_true is not None:
             y = y_true
-        y = y.to(x.device).long()
-        n, (c, h, w) = x.shape[0], x.shape[1:]
-        spec = self._core()._spec(tuple(x.shape), clip)
-        merged = _Merged(x, spec)
-        fooled_by = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        plan = self.plan()
-        self._last_plan = plan
+        core = self._core()
+        spec = core._spec(tuple(x.shape), clip)
+        run = _EnsembleRun(model, x, y.to(x.device).long(), spec, seed, _Merged(x, spec), None)
+        run.block = _global_block(spec)
+        out, fooled_by = self._run_plan(run)
+        res = engine_result(core, out, x, spec, as_numpy)
+        res.extras["fooled_by"] = fooled_by.cpu().numpy() if as_numpy else fooled_by
+        return res
+
+    def _run_plan(self, run: _EnsembleRun) -> tuple[EngineOutput, torch.Tensor]:
+        """The components of :meth:`plan` in turn on the examples not fooled yet; the merged output
+        and, per example, the index of the component that fooled it (−1: robust)."""
+        n, merged = run.x.shape[0], run.merged
+        fooled_by = torch.full((n,), -1, dtype=torch.long, device=run.x.device)
+        plan = self._last_plan = self.plan()
+        components = {
+            "grid-seed": self._grid_seed,
+            "apgd-ce": self._apgd_ce,
+            "apgd-t": self._apgd_t,
+            "random-search": self._random_search,
+        }
         nf_tot = nb_tot = 0
-        block = _global_block(spec)
-        seeds = None  # k x N x block shape, from the grid (computed once per batch)
-
-        def grid_seeds(idx):
-            nonlocal seeds
-            cand = coarse_rt_grid(
-                float(self.max_rotation), float(self.max_translation), *self.grid_size
-            )
-            cand = _rt_as_block(cand.to(x.device, x.dtype), block, spec.blocks[block], h, w)
-            s, f, ce, nf = _grid_seeds(
-                model,
-                x[idx],
-                y[idx],
-                spec,
-                cand,
-                max(1, int(self.n_restarts)),
-                self.eval_batch_size,
-            )
-            return s, f, ce, nf
-
         for ci, comp in enumerate(plan):
             todo = torch.nonzero(~merged.fooled).flatten()
             if todo.numel() == 0:
                 self._account(comp, 0, 0, 0, 0, 0.0)
                 continue
             t0 = time.perf_counter()
-            nf = nb = 0
             before = merged.fooled.clone()
-            if comp == "grid-seed":
-                s, f, ce, nf = grid_seeds(todo)
-                seeds = torch.zeros(
-                    (s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype
-                )
-                seeds[:, todo] = s
-                params = {
-                    k: tm.zeros(todo.numel(), c, h, w, device=x.device, dtype=x.dtype)
-                    for k, tm in spec.blocks.items()
-                }
-                params[block] = s[0]
-                with torch.no_grad():
-                    x_adv = spec.render_final(x[todo], params)
-                merged.update(todo, params, f[0], ce[0], x_adv)
-            elif comp in ("apgd-ce", "apgd-t"):
-                if block is not None and seeds is None:
-                    # run without the grid-seed component: this component computes its own seeds
-                    s, _, _, nf0 = grid_seeds(todo)
-                    seeds = torch.zeros(
-                        (s.shape[0], n) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype
-                    )
-                    seeds[:, todo] = s
-                    nf += nf0
-
-                def inits_of(idx, first_only=False, seeds=seeds):
-                    if seeds is None:
-                        return None
-                    k = 1 if first_only else seeds.shape[0]
-                    return [{block: seeds[r][idx]} for r in range(k)]
-
-                rand_first = self.threat == "pixel"
-                if comp == "apgd-ce":
-                    m, f_, b_ = apgd_restarts(
-                        model,
-                        x[todo],
-                        y[todo],
-                        spec,
-                        n_iter=self.n_iter,
-                        n_restarts=self.n_restarts,
-                        loss="ce",
-                        seed=self.seed,
-                        inits=inits_of(todo),
-                        random_first=rand_first,
-                        early_stop=self.early_stop,
-                    )
-                    nf, nb = nf + f_, nb + b_
-                    merged.update(todo, m.params, m.fooled, m.ce, m.x_adv)
-                else:
-                    with torch.no_grad():
-                        lg = model(x[todo])
-                    nf += todo.numel()
-                    if lg.shape[1] < 4:
-                        raise ValueError(
-                            "n_target_classes > 0 needs a model with at least 4 classes (the "
-                            "targeted DLR loss); set n_target_classes=0"
-                        )
-                    lg = lg.scatter(1, y[todo].view(-1, 1), -float("inf"))
-                    k = min(int(self.n_target_classes), lg.shape[1] - 1)
-                    tgts = lg.argsort(dim=1, descending=True, stable=True)[:, :k]
-                    for j in range(k):
-                        sub = torch.nonzero(~merged.fooled[todo]).flatten()
-                        if sub.numel() == 0:
-                            break
-                        idx = todo[sub]
-                        m, f_, b_ = apgd_restarts(
-                            model,
-                            x[idx],
-                            y[idx],
-                            spec,
-                            n_iter=self.n_iter,
-                            n_restarts=1,
-                            loss="dlr-targeted",
-                            targets=tgts[sub, j],
-                            seed=restart_seed(self.seed, 1000 + j),
-                            inits=inits_of(idx, first_only=True),
-                            random_first=rand_first,
-                            early_stop=self.early_stop,
-                        )
-                        nf, nb = nf + f_, nb + b_
-                        merged.update(idx, m.params, m.fooled, m.ce, m.x_adv)
-            else:  # random search
-                params, f, ce, x_adv, nf = random_search(
-                    model, x[todo], y[todo], spec, n_queries=self.n_queries, seed=self.seed
-                )
-                merged.update(todo, params, f, ce, x_adv)
+            nf, nb = components[comp](run, todo)
             newly = merged.fooled & ~before
             fooled_by[newly] = ci
-            dt = time.perf_counter() - t0
             nf_tot, nb_tot = nf_tot + nf, nb_tot + nb
-            self._account(comp, todo.numel(), int(newly.sum()), nf, nb, dt)
+            self._account(comp, todo.numel(), int(newly.sum()), nf, nb, time.perf_counter() - t0)
             gradient_ran = any(c in ("apgd-ce", "apgd-t") for c in plan[:ci])
             if comp == "random-search" and gradient_ran and bool(newly.any()):
                 logger.warning(
@@ -769,11 +675,9 @@ class _EnsembleCore(AttackCore):
                     int(newly.sum()),
                 )
         self._last_fooled_by = fooled_by
-        with torch.no_grad():
-            x_adv = merged.x_adv
-        zeros = torch.zeros(n, dtype=torch.long, device=x.device)
-        return EngineOutput(
-            x_adv=x_adv,
+        zeros = torch.zeros(n, dtype=torch.long, device=run.x.device)
+        out = EngineOutput(
+            x_adv=merged.x_adv,
             params=merged.params,
             kappa=zeros,
             stop_step=zeros,
@@ -783,14 +687,122 @@ class _EnsembleCore(AttackCore):
             n_forward=nf_tot,
             n_backward=nb_tot,
         )
+        return out, fooled_by
 
-    def _summarize(self, out: EngineOutput, x, as_numpy=True) -> AttackResult:
-        res = AttackCore._summarize(self, out, x, as_numpy=as_numpy)
-        fb = getattr(self, "_last_fooled_by", None)
-        if fb is None or fb.shape[0] != x.shape[0]:
-            fb = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
-        res.extras["fooled_by"] = fb.cpu().numpy() if as_numpy else fb
-        return res
+    # ------------------------------------------------------------------------------- components
+    def _seed_grid(self, run: _EnsembleRun, todo: torch.Tensor) -> tuple:
+        """The grid's worst candidates for examples ``todo`` (kept in ``run.seeds``): ``(seeds, fooled,
+        ce, forwards)``."""
+        x = run.x
+        cand = coarse_rt_grid(
+            float(self.max_rotation), float(self.max_translation), *self.grid_size
+        )
+        cand = _rt_as_block(
+            cand.to(x.device, x.dtype), run.block, run.spec.blocks[run.block], *x.shape[2:]
+        )
+        s, f, ce, nf = _grid_seeds(
+            run.model,
+            x[todo],
+            run.y[todo],
+            run.spec,
+            cand,
+            max(1, int(self.n_restarts)),
+            self.eval_batch_size,
+        )
+        run.seeds = torch.zeros(
+            (s.shape[0], x.shape[0]) + tuple(s.shape[2:]), device=x.device, dtype=x.dtype
+        )
+        run.seeds[:, todo] = s
+        return s, f, ce, nf
+
+    def _grid_seed(self, run: _EnsembleRun, todo: torch.Tensor) -> tuple[int, int]:
+        s, f, ce, nf = self._seed_grid(run, todo)
+        (c, h, w), x = run.x.shape[1:], run.x
+        params = {
+            k: tm.zeros(todo.numel(), c, h, w, device=x.device, dtype=x.dtype)
+            for k, tm in run.spec.blocks.items()
+        }
+        params[run.block] = s[0]
+        with torch.no_grad():
+            x_adv = run.spec.render_final(x[todo], params)
+        run.merged.update(todo, params, f[0], ce[0], x_adv)
+        return nf, 0
+
+    def _inits(self, run: _EnsembleRun, idx: torch.Tensor, first_only: bool = False):
+        """The grid seeds of examples ``idx`` as APGD starting points (None without a global block)."""
+        if run.seeds is None:
+            return None
+        k = 1 if first_only else run.seeds.shape[0]
+        return [{run.block: run.seeds[r][idx]} for r in range(k)]
+
+    def _apgd(self, run: _EnsembleRun, idx: torch.Tensor, **kwargs) -> tuple[int, int]:
+        """One :func:`apgd_restarts` call on examples ``idx``, merged; returns the passes spent."""
+        m, nf, nb = apgd_restarts(
+            run.model,
+            run.x[idx],
+            run.y[idx],
+            run.spec,
+            n_iter=self.n_iter,
+            random_first=self.threat == "pixel",
+            early_stop=self.early_stop,
+            **kwargs,
+        )
+        run.merged.update(idx, m.params, m.fooled, m.ce, m.x_adv)
+        return nf, nb
+
+    def _apgd_ce(self, run: _EnsembleRun, todo: torch.Tensor) -> tuple[int, int]:
+        nf = 0
+        if run.block is not None and run.seeds is None:
+            # run without the grid-seed component: this component computes its own seeds
+            nf = self._seed_grid(run, todo)[3]
+        f_, b_ = self._apgd(
+            run,
+            todo,
+            n_restarts=self.n_restarts,
+            loss="ce",
+            seed=run.seed,
+            inits=self._inits(run, todo),
+        )
+        return nf + f_, b_
+
+    def _apgd_t(self, run: _EnsembleRun, todo: torch.Tensor) -> tuple[int, int]:
+        nf = nb = 0
+        if run.block is not None and run.seeds is None:
+            nf = self._seed_grid(run, todo)[3]
+        with torch.no_grad():
+            lg = run.model(run.x[todo])
+        nf += todo.numel()
+        if lg.shape[1] < 4:
+            raise ValueError(
+                "n_target_classes > 0 needs a model with at least 4 classes (the "
+                "targeted DLR loss); set n_target_classes=0"
+            )
+        lg = lg.scatter(1, run.y[todo].view(-1, 1), -float("inf"))
+        k = min(int(self.n_target_classes), lg.shape[1] - 1)
+        tgts = lg.argsort(dim=1, descending=True, stable=True)[:, :k]
+        for j in range(k):
+            sub = torch.nonzero(~run.merged.fooled[todo]).flatten()
+            if sub.numel() == 0:
+                break
+            idx = todo[sub]
+            f_, b_ = self._apgd(
+                run,
+                idx,
+                n_restarts=1,
+                loss="dlr-targeted",
+                targets=tgts[sub, j],
+                seed=restart_seed(run.seed, 1000 + j),
+                inits=self._inits(run, idx, first_only=True),
+            )
+            nf, nb = nf + f_, nb + b_
+        return nf, nb
+
+    def _random_search(self, run: _EnsembleRun, todo: torch.Tensor) -> tuple[int, int]:
+        params, f, ce, x_adv, nf = random_search(
+            run.model, run.x[todo], run.y[todo], run.spec, n_queries=self.n_queries, seed=run.seed
+        )
+        run.merged.update(todo, params, f, ce, x_adv)
+        return nf, 0
 
     @property
     def warnings(self) -> list[str]:
@@ -809,7 +821,7 @@ class _EnsembleCore(AttackCore):
         return out
 
 
-class SpatialAutoAttack(_EnsembleCore, _ARTSpatialAttack):
+class SpatialAutoAttack(_EnsembleCore, ARTAttack):
     """Parameter-free spatial robustness evaluation: worst case per example over an attack ensemble.
 
     See the module docstring for the components and the runner (Croce & Hein, "Reliable evaluation of
@@ -849,57 +861,32 @@ class SpatialAutoAttack(_EnsembleCore, _ARTSpatialAttack):
         (['apgd-ce', 'random-search'], True)
     """
 
-    attack_params = (
-        EvasionAttack.attack_params
-        + list(_EnsembleCore._core_params)
-        + ["targeted", "seed", "padding_mode", "batch_size", "verbose"]
-    )
-    _estimator_requirements = _ESTIMATOR_REQUIREMENTS
+    _defaults = {
+        "threat": "rt",
+        "eps": 0.3,
+        "eps_flow": 0.3,
+        "norm": "inf",
+        "units": "normalized",
+        "max_rotation": 30.0,
+        "max_translation": 3.0,
+        "n_iter": 50,
+        "n_restarts": 2,
+        "n_target_classes": 3,
+        "n_queries": 500,
+        "grid_size": (7, 3),
+        "components": None,
+        "early_stop": True,
+        **{name: LOOP_DEFAULTS[name] for name in ("seed", "padding_mode")},
+        "eval_batch_size": 128,
+        **ART_DEFAULTS,
+    }
+    attack_params = EvasionAttack.attack_params + [*_defaults, "targeted"]
 
-    def __init__(
-        self,
-        estimator,
-        threat: str = "rt",
-        eps: float = 0.3,
-        eps_flow: float = 0.3,
-        norm: str = "inf",
-        units: str = "normalized",
-        max_rotation: float = 30.0,
-        max_translation: float = 3.0,
-        n_iter: int = 50,
-        n_restarts: int = 2,
-        n_target_classes: int = 3,
-        n_queries: int = 500,
-        grid_size: tuple = (7, 3),
-        components: list | None = None,
-        early_stop: bool = True,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        eval_batch_size: int = 128,
-        batch_size: int = 128,
-        verbose: bool = True,
-    ):
-        super().__init__(estimator=estimator)
-        self.threat, self.eps, self.eps_flow, self.norm, self.units = (
-            threat,
-            eps,
-            eps_flow,
-            norm,
-            units,
-        )
-        self.max_rotation, self.max_translation = max_rotation, max_translation
-        self.n_iter, self.n_restarts, self.n_target_classes = n_iter, n_restarts, n_target_classes
-        self.n_queries = n_queries
-        self.grid_size = tuple(grid_size) if isinstance(grid_size, list) else grid_size
-        self.components = list(components) if isinstance(components, tuple) else components
-        self.early_stop, self.eval_batch_size = early_stop, eval_batch_size
+    def _init_state(self) -> None:
+        if isinstance(self.grid_size, list):
+            self.grid_size = tuple(self.grid_size)
+        if isinstance(self.components, tuple):
+            self.components = list(self.components)
         self._targeted = False
-        self.seed, self.padding_mode, self.batch_size, self.verbose = (
-            seed,
-            padding_mode,
-            batch_size,
-            verbose,
-        )
         self._stats = None
         self._last_fooled_by = None
-        self._check_params()

@@ -40,12 +40,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from art.attacks.attack import EvasionAttack
 from art.estimators.classification.classifier import ClassifierMixin
 from art.estimators.estimator import BaseEstimator
 
 from .. import warp as W
 from .base import (
+    ART_DEFAULTS,
+    LOOP_DEFAULTS,
+    ARTAttack,
     AttackCore,
     AttackResult,
     check_choice,
@@ -53,7 +55,6 @@ from .base import (
     clamp_images,
 )
 from .engine import _generators, example_seeds, per_example_uniform
-from .spatial import _ARTSpatialAttack
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,9 @@ class _GridOutput:
 
 
 class _GridCore(AttackCore):
-    """Gradient-free search over rotation-translations (see the module docstring)."""
-
-    _core_params = ("rotations", "translations_x", "translations_y", "mode", "k", "eval_batch_size")
-    # the loop's common parameters are fixed for a gradient-free search
-    max_iter = 0
-    random_init = False
-    early_stop_tau = None
+    """Gradient-free search over rotation-translations (see the module docstring): forward passes only,
+    no iterative loop (its hyper-parameters besides ``targeted``, ``seed``, ``padding_mode`` are the
+    candidate set and the evaluation batch)."""
 
     def _check_core(self):
         super()._check_core()
@@ -110,9 +107,11 @@ class _GridCore(AttackCore):
         check_int("eval_batch_size", self.eval_batch_size, minimum=1)
 
     # ------------------------------------------------------------------------------ candidates
-    def _candidates(self, x: torch.Tensor) -> torch.Tensor:
-        """Candidate transforms ``M x N x 3`` (grid: the same M for every example)."""
+    def _candidates(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """Candidate transforms ``M x N x 3`` (grid: the same M for every example; worst-of-k: drawn
+        from the streams of ``seed``, None = the ``seed`` attribute)."""
         n = x.shape[0]
+        seed = int(self.seed if seed is None else seed)
         if self.mode == "grid":
             t = torch.as_tensor(
                 grid_transforms(self.rotations, self.translations_x, self.translations_y),
@@ -131,7 +130,7 @@ class _GridCore(AttackCore):
             dtype=x.dtype,
         )
         u = per_example_uniform(
-            _generators(example_seeds(x, self.seed)), (int(self.k), 3), x.device, x.dtype
+            _generators(example_seeds(x, seed)), (int(self.k), 3), x.device, x.dtype
         )
         return (lo + u * (hi - lo)).transpose(0, 1)  # k x N x 3
 
@@ -143,9 +142,13 @@ class _GridCore(AttackCore):
         return clamp_images(W.sample(x, grid, self.padding_mode), clip)
 
     # ------------------------------------------------------------------------------------- run
-    def _run(self, model, x, y, clip, *, y_true=None, record=False, final_eval=True):
+    def _attack_batch(self, model, x, y, clip, *, seed, y_true, record, final_eval, as_numpy):
+        return self._summarize(self._search(model, x, y, clip, seed), x, as_numpy)
+
+    def _search(self, model, x, y, clip, seed: int) -> _GridOutput:
+        """The worst candidate per example (``y_true`` / ``record`` / ``final_eval`` do not apply)."""
         n = x.shape[0]
-        cand = self._candidates(x)
+        cand = self._candidates(x, seed)
         m = cand.shape[0]
         targeted = bool(self.targeted)
         y = y.to(x.device).long()
@@ -184,7 +187,7 @@ class _GridCore(AttackCore):
             x_adv=x_adv, rt=chosen, success=best_fool, n_fooling=n_fooling, n_forward=n_fwd
         )
 
-    def _summarize(self, out: _GridOutput, x, as_numpy=True) -> AttackResult:
+    def _summarize(self, out: _GridOutput, x, as_numpy: bool) -> AttackResult:
         n = x.shape[0]
         h, w = x.shape[-2:]
         with torch.no_grad():
@@ -217,7 +220,7 @@ class _GridCore(AttackCore):
         )
 
 
-class GridSpatialAttack(_GridCore, _ARTSpatialAttack):
+class GridSpatialAttack(_GridCore, ARTAttack):
     """Engstrom et al.'s exhaustive grid / worst-of-k rotation-translation attack as an ART attack.
 
     Args:
@@ -242,35 +245,14 @@ class GridSpatialAttack(_GridCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = (
-        EvasionAttack.attack_params
-        + list(_GridCore._core_params)
-        + ["targeted", "seed", "padding_mode", "batch_size", "verbose"]
-    )
+    _defaults = {
+        "rotations": ROTATIONS,
+        "translations_x": TRANSLATIONS,
+        "translations_y": TRANSLATIONS,
+        "mode": "grid",
+        "k": 10,
+        **{name: LOOP_DEFAULTS[name] for name in ("targeted", "seed", "padding_mode")},
+        "eval_batch_size": 128,
+        **ART_DEFAULTS,
+    }
     _estimator_requirements = (BaseEstimator, ClassifierMixin)
-
-    def __init__(
-        self,
-        estimator,
-        rotations=ROTATIONS,
-        translations_x=TRANSLATIONS,
-        translations_y=TRANSLATIONS,
-        mode: str = "grid",
-        k: int = 10,
-        targeted: bool = False,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        eval_batch_size: int = 128,
-        batch_size: int = 128,
-        verbose: bool = True,
-    ):
-        super().__init__(estimator=estimator)
-        self.rotations, self.translations_x, self.translations_y = (
-            rotations,
-            translations_x,
-            translations_y,
-        )
-        self.mode, self.k, self.eval_batch_size = mode, k, eval_batch_size
-        # the loop's common parameters are fixed for a gradient-free search
-        self._set_common(0, targeted, False, None, seed, padding_mode, batch_size, verbose)
-        self._check_params()

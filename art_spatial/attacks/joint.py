@@ -49,28 +49,29 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from art.attacks.attack import EvasionAttack
 
 from .. import warp as W
-from ..threats import LinfBox
-from .base import ARTAttackMixin, check_bool, check_choice, check_int, check_number, clamp_images
+from .base import (
+    ART_DEFAULTS,
+    LOOP_DEFAULTS,
+    ARTAttack,
+    check_bool,
+    check_choice,
+    check_int,
+    clamp_images,
+    engine_result,
+)
+from .budgets import AffineBudget, FlowBudget, PixelBudget, spatial_blocks
 from .engine import (
     AttackSpec,
     EngineOutput,
     _generators,
     example_seeds,
-    per_example_targets,
+    random_targets,
     run_attack,
+    run_cascade,
 )
-from .spatial import (
-    FLOW_NORMS,
-    FLOW_UNITS,
-    PARAMETRIZATIONS,
-    _ARTSpatialAttack,
-    _SpatialCore,
-    affine_threat,
-    flow_threat,
-)
+from .spatial import AFFINE_NAMES_PREFIXED, FLOW_NAMES_PREFIXED, _SpatialCore
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ __all__ = ["JointSpatialPixelAttack", "SPATIAL_KINDS", "ORDERS", "SCHEDULES"]
 SPATIAL_KINDS = ("flow", "affine", "integrated")
 ORDERS = ("spatial-pixel", "pixel-spatial")
 SCHEDULES = ("double-pass", "one-pass", "cascade")
+#: the joint attack's parameter names of the budget fields (its affine block is never batch-shared)
+PIXEL_NAMES = ("eps_pixel", "eps_step_pixel")
+JOINT_AFFINE_NAMES = (*AFFINE_NAMES_PREFIXED[:-1], None)
 
 
 @dataclass
@@ -91,26 +95,8 @@ class _JointOutput(EngineOutput):
 class _JointCore(_SpatialCore):
     """Core of the joint attack: blocks = spatial blocks + ``"pixel"``; render in either order."""
 
-    _core_params = (
-        "spatial",
-        "eps_pixel",
-        "eps_step_pixel",
-        "eps_flow",
-        "eps_step_flow",
-        "flow_norm",
-        "units",
-        "eps_affine",
-        "eps_step_affine",
-        "parametrization",
-        "max_rotation",
-        "max_translation",
-        "rotation_step",
-        "translation_step",
-        "order",
-        "schedule",
-        "training_mode",
-        "nb_classes",
-    )
+    _flow_names = FLOW_NAMES_PREFIXED
+    _affine_names = JOINT_AFFINE_NAMES
 
     # ------------------------------------------------------------------------------ parameters
     @property
@@ -120,7 +106,6 @@ class _JointCore(_SpatialCore):
         return self.units
 
     def _check_core(self):
-        super()._check_core()
         if isinstance(self.spatial, _JointCore) or not (
             isinstance(self.spatial, _SpatialCore) or self.spatial in SPATIAL_KINDS
         ):
@@ -130,19 +115,8 @@ class _JointCore(_SpatialCore):
             )
         if isinstance(self.spatial, _SpatialCore):
             self.spatial._check_core()
-        check_number("eps_pixel", self.eps_pixel, nonneg=True)
-        check_number("eps_step_pixel", self.eps_step_pixel, positive=True)
-        check_number("eps_flow", self.eps_flow, nonneg=True)
-        check_number("eps_step_flow", self.eps_step_flow, positive=True)
-        check_choice("flow_norm", self.flow_norm, FLOW_NORMS)
-        check_choice("units", self.units, FLOW_UNITS)
-        check_number("eps_affine", self.eps_affine, nonneg=True)
-        check_number("eps_step_affine", self.eps_step_affine, positive=True)
-        check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
-        check_number("max_rotation", self.max_rotation, nonneg=True)
-        check_number("max_translation", self.max_translation, nonneg=True)
-        check_number("rotation_step", self.rotation_step, positive=True)
-        check_number("translation_step", self.translation_step, positive=True)
+        super()._check_core()  # the loop's parameters and the flow / affine budgets
+        PixelBudget.of(self, PIXEL_NAMES)
         check_choice("order", self.order, ORDERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_bool("training_mode", self.training_mode)
@@ -156,29 +130,19 @@ class _JointCore(_SpatialCore):
     def _spatial_blocks(self) -> dict:
         if isinstance(self.spatial, _SpatialCore):
             return dict(self.spatial._blocks())
-        blocks = {}
-        if self.spatial in ("flow", "integrated"):
-            blocks["flow"] = flow_threat(self.eps_flow, self.eps_step_flow, self.flow_norm)
-        if self.spatial in ("affine", "integrated"):
-            g = affine_threat(
-                self.parametrization,
-                self.eps_affine,
-                self.eps_step_affine,
-                self.max_rotation,
-                self.max_translation,
-                self.rotation_step,
-                self.translation_step,
-            )
-            blocks[g.name] = g
-        return blocks
+        flow, affine = self._budgets()
+        return spatial_blocks(
+            flow if self.spatial in ("flow", "integrated") else None,
+            affine if self.spatial in ("affine", "integrated") else None,
+        )
 
     def _blocks(self):
         blocks = self._spatial_blocks()
-        blocks["pixel"] = LinfBox("pixel", self.eps_pixel, self.eps_step_pixel, "pixel")
+        blocks["pixel"] = PixelBudget.of(self, PIXEL_NAMES).threat()
         return blocks
 
     # ---------------------------------------------------------------------------------- render
-    def _spec(self, shape, clip, phases=None, random_init=None):
+    def _spec(self, shape, clip):
         spatial_names = tuple(self._spatial_blocks())
         pad = self.padding_mode
 
@@ -211,15 +175,13 @@ class _JointCore(_SpatialCore):
                 out["pixel"] = clamp_images(x + p["pixel"], clip) - x
                 return out
 
-        if phases is None:
-            phases = (spatial_names, ("pixel",)) if self.schedule == "double-pass" else None
         return AttackSpec(
             blocks=self._blocks(),
             render=render,
-            phases=phases,
+            phases=(spatial_names, ("pixel",)) if self.schedule == "double-pass" else None,
             feasible=feasible,
-            random_init=dict(random_init or {}),
             identity=lambda x: clamp_images(x, clip),
+            pixel_first=self.order == "pixel-spatial",
         )
 
     # ------------------------------------------------------------------------------------- run
@@ -233,9 +195,9 @@ class _JointCore(_SpatialCore):
         with torch.no_grad():
             return int(model(x[:1]).shape[1]), 1
 
-    def _run(self, model, x, y, clip, *, y_true=None, record=False, final_eval=True):
+    def _run(self, model, x, y, spec, *, seed, y_true, record, final_eval):
         n = x.shape[0]
-        gens = _generators(example_seeds(x, self.seed)) if n else []
+        gens = _generators(example_seeds(x, seed)) if n else []
         targeted = bool(self.targeted)
         targets = None
         extra_fwd = 0
@@ -243,134 +205,36 @@ class _JointCore(_SpatialCore):
         if self.training_mode:
             nb, extra_fwd = self._nb_classes_of(model, x) if n else (2, 0)
             y_true = y
-            targets = per_example_targets(gens, y, nb).to(x.device) if n else y.clone()
+            targets = random_targets(y, nb, gens) if n else y.clone()
             y_run, targeted = targets, True
-        kw = dict(targeted=targeted, y_true=y_true, generators=gens, **self._engine_kwargs())
+        kw = dict(
+            targeted=targeted,
+            y_true=y_true,
+            generators=gens,
+            record=record,
+            final_eval=final_eval,
+            **self._engine_kwargs(seed),
+        )
         if self.schedule != "cascade":
-            out = run_attack(
-                model,
-                x,
-                y_run,
-                self._spec(tuple(x.shape), clip),
-                record=record,
-                final_eval=final_eval,
-                **kw,
-            )
-        else:
-            out = self._cascade(model, x, y_run, clip, record=record, final_eval=final_eval, **kw)
+            out = run_attack(model, x, y_run, spec, **kw)
+        else:  # a full spatial attack (δ = 0), then a full pixel attack on its output (ω frozen)
+            spatial_names = tuple(name for name in spec.blocks if name != "pixel")
+            out = run_cascade(model, x, y_run, spec, stages=(spatial_names, ("pixel",)), **kw)
         out = _JointOutput(
             **{f: getattr(out, f) for f in EngineOutput.__dataclass_fields__}, targets=targets
         )
         out.n_forward += extra_fwd
         return out
 
-    def _cascade(
-        self,
-        model,
-        x,
-        y,
-        clip,
-        *,
-        record,
-        final_eval,
-        generators,
-        max_iter,
-        early_stop_tau,
-        y_true,
-        **kw,
-    ):
-        """Full spatial attack (δ = 0), then full pixel attack on its output (ω frozen)."""
-        spatial_names = tuple(self._spatial_blocks())
-        n = x.shape[0]
-        k = int(max_iter)
-        s1 = self._spec(tuple(x.shape), clip, phases=(spatial_names,), random_init={"pixel": False})
-        o1 = run_attack(
-            model,
-            x,
-            y,
-            s1,
-            max_iter=k,
-            early_stop_tau=early_stop_tau,
-            y_true=y_true,
-            record=record,
-            final_eval=False,
-            generators=generators,
-            **kw,
-        )
-        # examples stopped in the spatial stage are final; the others get a full pixel stage
-        go = torch.nonzero(o1.stop_step >= k).flatten()
-        s2 = self._spec(
-            tuple(x.shape),
-            clip,
-            phases=(("pixel",),),
-            random_init={nm: False for nm in spatial_names},
-        )
-        yt = None if y_true is None else y_true[go]
-        o2 = run_attack(
-            model,
-            x[go],
-            y[go],
-            s2,
-            max_iter=k,
-            early_stop_tau=early_stop_tau,
-            y_true=yt,
-            record=record,
-            final_eval=False,
-            generators=[generators[i] for i in go.tolist()],
-            init_params={nm: v[go] for nm, v in o1.params.items()},
-            **kw,
-        )
-        params = {nm: v.clone() for nm, v in o1.params.items()}
-        for nm in params:
-            params[nm][go] = o2.params[nm]
-        kappa = o1.kappa.clone()
-        kappa[go] += o2.kappa
-        stop_step = o1.stop_step.clone()
-        stop_step[go] = k + o2.stop_step
-        correct = None
-        if record:
-            correct = torch.zeros(n, 2 * k + 1, dtype=torch.bool, device=x.device)
-            correct[:, : k + 1] = o1.correct
-            correct[go, k:] = o2.correct
-        n_fwd, n_bwd = o1.n_forward + o2.n_forward, o1.n_backward + o2.n_backward
-        with torch.no_grad():
-            x_adv = s2.render_final(x, params)
-            final_correct = final_loss = None
-            if final_eval or record:
-                logits = model(x_adv)
-                n_fwd += n
-                targeted = kw["targeted"]
-                if y_true is not None:
-                    ref, eq = y_true.to(x.device), True
-                else:
-                    ref, eq = y, not targeted
-                pred = logits.argmax(1)
-                final_correct = pred == ref if eq else pred != ref
-                final_loss = torch.nn.functional.cross_entropy(logits, ref, reduction="none")
-                if correct is not None:
-                    still = stop_step >= 2 * k
-                    correct[still, 2 * k] = final_correct[still]
-        return EngineOutput(
-            x_adv=x_adv,
-            params=params,
-            kappa=kappa,
-            stop_step=stop_step,
-            correct=correct,
-            final_correct=final_correct,
-            final_loss=final_loss,
-            n_forward=n_fwd,
-            n_backward=n_bwd,
-        )
-
-    def _summarize(self, out, x, as_numpy=True):
-        res = super()._summarize(out, x, as_numpy=as_numpy)
+    def _summarize(self, out, x, spec, as_numpy):
+        res = engine_result(self, out, x, spec, as_numpy)
         targets = getattr(out, "targets", None)
         if targets is not None:
             res.extras["target"] = targets.detach().cpu().numpy() if as_numpy else targets
         return res
 
 
-class JointSpatialPixelAttack(_JointCore, _ARTSpatialAttack):
+class JointSpatialPixelAttack(_JointCore, ARTAttack):
     """Joint spatial + pixel attack (Joint AT, Eq. 10-11, Alg. 2; ablations §6.2-6.3) as an ART attack.
 
     See the module docstring for the generation model, the schedules, the training mode and early stop.
@@ -408,52 +272,16 @@ class JointSpatialPixelAttack(_JointCore, _ARTSpatialAttack):
         (2, 1, 28, 28)
     """
 
-    attack_params = (
-        EvasionAttack.attack_params + list(_JointCore._core_params) + ARTAttackMixin._common_params
-    )
-
-    def __init__(
-        self,
-        estimator,
-        spatial="flow",
-        eps_pixel: float = 8 / 255,
-        eps_step_pixel: float = 2 / 255,
-        eps_flow: float = 0.3,
-        eps_step_flow: float = 0.15,
-        flow_norm: str = "2,inf",
-        units: str = "pixels",
-        eps_affine: float = 0.3,
-        eps_step_affine: float = 0.1,
-        parametrization: str = "affine",
-        max_rotation: float = 30.0,
-        max_translation: float = 3.0,
-        rotation_step: float = 3.0,
-        translation_step: float = 0.3,
-        max_iter: int = 20,
-        order: str = "spatial-pixel",
-        schedule: str = "double-pass",
-        random_init: bool = True,
-        targeted: bool = False,
-        training_mode: bool = False,
-        nb_classes: int | None = None,
-        early_stop_tau: int | None = None,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        batch_size: int = 128,
-        verbose: bool = True,
-    ):
-        super().__init__(estimator=estimator)
-        self.spatial = spatial
-        self.eps_pixel, self.eps_step_pixel = eps_pixel, eps_step_pixel
-        self.eps_flow, self.eps_step_flow = eps_flow, eps_step_flow
-        self.flow_norm, self.units = flow_norm, units
-        self.eps_affine, self.eps_step_affine = eps_affine, eps_step_affine
-        self.parametrization = parametrization
-        self.max_rotation, self.max_translation = max_rotation, max_translation
-        self.rotation_step, self.translation_step = rotation_step, translation_step
-        self.order, self.schedule = order, schedule
-        self.training_mode, self.nb_classes = training_mode, nb_classes
-        self._set_common(
-            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
-        )
-        self._check_params()
+    _defaults = {
+        "spatial": "flow",
+        **PixelBudget.defaults(PIXEL_NAMES, eps=8 / 255, eps_step=2 / 255),
+        **FlowBudget.defaults(FLOW_NAMES_PREFIXED, eps_step=0.15, norm="2,inf", units="pixels"),
+        **AffineBudget.defaults(JOINT_AFFINE_NAMES),
+        "order": "spatial-pixel",
+        "schedule": "double-pass",
+        "training_mode": False,
+        "nb_classes": None,
+        **LOOP_DEFAULTS,
+        "random_init": True,
+        **ART_DEFAULTS,
+    }

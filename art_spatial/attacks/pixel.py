@@ -19,23 +19,21 @@ Example:
 
 from __future__ import annotations
 
-from art.attacks.attack import EvasionAttack
-
-from ..threats import LinfBox
-from .base import ARTAttackMixin, AttackCore, check_number, clamp_images
+from .base import ART_DEFAULTS, LOOP_DEFAULTS, ARTAttack, IterativeCore, clamp_images
+from .budgets import PixelBudget
 from .engine import AttackSpec
-from .spatial import _ESTIMATOR_REQUIREMENTS, _ARTSpatialAttack
 
 __all__ = ["PixelAttack", "EarlyStoppedPGD"]
 
 
-class _PixelCore(AttackCore):
-    _core_params = ("eps", "eps_step")
+#: the pixel attack's parameter names of the :class:`PixelBudget` fields
+PIXEL_NAMES = ("eps", "eps_step")
 
+
+class _PixelCore(IterativeCore):
     def _check_core(self):
         super()._check_core()
-        check_number("eps", self.eps, nonneg=True)
-        check_number("eps_step", self.eps_step, positive=True)
+        PixelBudget.of(self, PIXEL_NAMES)
 
     def _spec(self, shape, clip):
         def render(x, p):
@@ -47,13 +45,13 @@ class _PixelCore(AttackCore):
             return out
 
         return AttackSpec(
-            blocks={"pixel": LinfBox("pixel", self.eps, self.eps_step, "pixel")},
+            blocks={"pixel": PixelBudget.of(self, PIXEL_NAMES).threat()},
             render=render,
             feasible=feasible,
         )
 
 
-class PixelAttack(_PixelCore, _ARTSpatialAttack):
+class PixelAttack(_PixelCore, ARTAttack):
     """L∞ PGD on pixels (Madry et al.), optionally early-stopped (FAT PGD-K-τ), reporting κ.
 
     Args:
@@ -65,31 +63,13 @@ class PixelAttack(_PixelCore, _ARTSpatialAttack):
         targeted, seed, batch_size, verbose: as for the spatial attacks.
     """
 
-    attack_params = (
-        EvasionAttack.attack_params + list(_PixelCore._core_params) + ARTAttackMixin._common_params
-    )
-    _estimator_requirements = _ESTIMATOR_REQUIREMENTS
-
-    def __init__(
-        self,
-        estimator,
-        eps: float = 0.3,
-        eps_step: float = 0.01,
-        max_iter: int = 40,
-        random_init: bool = True,
-        targeted: bool = False,
-        early_stop_tau: int | None = None,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        batch_size: int = 128,
-        verbose: bool = True,
-    ):
-        super().__init__(estimator=estimator)
-        self.eps, self.eps_step = eps, eps_step
-        self._set_common(
-            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
-        )
-        self._check_params()
+    _defaults = {
+        **PixelBudget.defaults(PIXEL_NAMES),
+        **LOOP_DEFAULTS,
+        "max_iter": 40,
+        "random_init": True,
+        **ART_DEFAULTS,
+    }
 
 
 #: FAT's early-stopped PGD is :class:`PixelAttack` with ``early_stop_tau`` set.

@@ -34,64 +34,38 @@ Example:
 from __future__ import annotations
 
 import torch
-from art.attacks.attack import EvasionAttack
-from art.estimators.classification.classifier import ClassifierMixin
-from art.estimators.estimator import BaseEstimator, LossGradientsMixin
 
 from .. import warp as W
-from ..threats import L2InfFlowBall, LinfBox, ThreatModel
-from .base import ARTAttackMixin, AttackCore, check_choice, check_number, clamp_images
+from ..threats import ThreatModel
+from .base import ART_DEFAULTS, LOOP_DEFAULTS, ARTAttack, IterativeCore, clamp_images
+from .budgets import (
+    AFFINE_SCOPES,
+    FLOW_NORMS,
+    FLOW_UNITS,
+    PARAMETRIZATIONS,
+    AffineBudget,
+    FlowBudget,
+    affine_threat,
+    flow_threat,
+    spatial_blocks,
+)
 from .engine import AttackSpec
 
 __all__ = ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack", "flow_threat", "affine_threat"]
+__all__ += ["FLOW_NORMS", "FLOW_UNITS", "PARAMETRIZATIONS", "AFFINE_SCOPES"]
 
-FLOW_NORMS = ("inf", "2,inf")
-FLOW_UNITS = ("normalized", "pixels")
-PARAMETRIZATIONS = ("affine", "rotation-translation")
-AFFINE_SCOPES = ("per-example", "batch")
-_ESTIMATOR_REQUIREMENTS = (BaseEstimator, LossGradientsMixin, ClassifierMixin)
-
-
-def flow_threat(eps: float, eps_step: float, norm: str) -> ThreatModel:
-    """The flow block: ``LinfBox`` (``norm="inf"``) or ``L2InfFlowBall`` (``norm="2,inf"``)."""
-    if norm == "inf":
-        return LinfBox("flow", eps, eps_step, "flow")
-    return L2InfFlowBall("flow", eps, eps_step)
-
-
-def affine_threat(
-    parametrization: str,
-    eps,
-    eps_step,
-    max_rotation,
-    max_translation,
-    rotation_step,
-    translation_step,
-    shared: bool = False,
-) -> ThreatModel:
-    """The global block: affine increments ``w_RT`` (``N x 2 x 3``) or rotation-translation ``N x 3``.
-
-    ``shared=True`` makes it one parameter for the whole batch (``affine_scope="batch"``).
-    """
-    if parametrization == "affine":
-        return LinfBox("affine", eps, eps_step, "affine", shared=shared)
-    return LinfBox(
-        "rt",
-        (max_rotation, max_translation, max_translation),
-        (rotation_step, translation_step, translation_step),
-        "rt",
-        shared=shared,
-    )
-
-
-def _check_affine_scope(attack) -> None:
-    check_choice("affine_scope", attack.affine_scope, AFFINE_SCOPES)
-    if attack.affine_scope == "batch" and attack.early_stop_tau is not None:
-        raise ValueError(
-            "affine_scope='batch' (one affine parameter for the whole batch) cannot be combined "
-            f"with early_stop_tau={attack.early_stop_tau!r}: stopping examples one by one would "
-            "change the batch the shared parameter is fitted on; use early_stop_tau=None"
-        )
+#: the attacks' parameter names of the :class:`FlowBudget` / :class:`AffineBudget` fields
+FLOW_NAMES = ("eps", "eps_step", "norm", "units")
+FLOW_NAMES_PREFIXED = ("eps_flow", "eps_step_flow", "flow_norm", "units")
+_AFFINE_BOX = (
+    "parametrization",
+    "max_rotation",
+    "max_translation",
+    "rotation_step",
+    "translation_step",
+)
+AFFINE_NAMES = ("eps", "eps_step", *_AFFINE_BOX, "affine_scope")
+AFFINE_NAMES_PREFIXED = ("eps_affine", "eps_step_affine", *_AFFINE_BOX, "affine_scope")
 
 
 def _affine_matrix(params: dict[str, torch.Tensor], shape: tuple) -> torch.Tensor | None:
@@ -102,11 +76,38 @@ def _affine_matrix(params: dict[str, torch.Tensor], shape: tuple) -> torch.Tenso
     return None
 
 
-class _SpatialCore(AttackCore):
-    """Spatial parameter blocks -> one grid -> one bilinear sample, clipped to the image range."""
+class _SpatialCore(IterativeCore):
+    """Spatial parameter blocks -> one grid -> one bilinear sample, clipped to the image range.
 
-    def _blocks(self) -> dict[str, ThreatModel]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    A subclass names the attributes holding its budgets (``_flow_names`` / ``_affine_names``, the
+    parameter name of every budget field, None: no such block); checks, blocks and flow units follow.
+    """
+
+    _flow_names: tuple | None = None
+    _affine_names: tuple | None = None
+
+    @property
+    def flow_units(self):  # type: ignore[override]
+        return self.units if self._flow_names is not None else "normalized"
+
+    def _budgets(self) -> tuple[FlowBudget | None, AffineBudget | None]:
+        """The attack's flow and affine budgets, read from its attributes (checked once each)."""
+        flow = None if self._flow_names is None else FlowBudget.of(self, self._flow_names)
+        affine = None if self._affine_names is None else AffineBudget.of(self, self._affine_names)
+        return flow, affine
+
+    def _check_core(self):
+        super()._check_core()
+        _, affine = self._budgets()
+        if affine is not None and affine.scope == "batch" and self.early_stop_tau is not None:
+            raise ValueError(
+                "affine_scope='batch' (one affine parameter for the whole batch) cannot be combined "
+                f"with early_stop_tau={self.early_stop_tau!r}: stopping examples one by one would "
+                "change the batch the shared parameter is fitted on; use early_stop_tau=None"
+            )
+
+    def _blocks(self) -> dict[str, ThreatModel]:
+        return spatial_blocks(*self._budgets())
 
     def _grid_of(self, params, shape):
         flow = params.get("flow")
@@ -136,134 +137,19 @@ class _SpatialCore(AttackCore):
 
 
 class _FlowCore(_SpatialCore):
-    _core_params = ("eps", "eps_step", "norm", "units")
-
-    @property
-    def flow_units(self):  # type: ignore[override]
-        return self.units
-
-    def _check_core(self):
-        super()._check_core()
-        check_number("eps", self.eps, nonneg=True)
-        check_number("eps_step", self.eps_step, positive=True)
-        check_choice("norm", self.norm, FLOW_NORMS)
-        check_choice("units", self.units, FLOW_UNITS)
-
-    def _blocks(self):
-        return {"flow": flow_threat(self.eps, self.eps_step, self.norm)}
+    _flow_names = FLOW_NAMES
 
 
 class _AffineCore(_SpatialCore):
-    _core_params = (
-        "eps",
-        "eps_step",
-        "parametrization",
-        "max_rotation",
-        "max_translation",
-        "rotation_step",
-        "translation_step",
-        "affine_scope",
-    )
-
-    def _check_core(self):
-        super()._check_core()
-        check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
-        check_number("eps", self.eps, nonneg=True)
-        check_number("eps_step", self.eps_step, positive=True)
-        check_number("max_rotation", self.max_rotation, nonneg=True)
-        check_number("max_translation", self.max_translation, nonneg=True)
-        check_number("rotation_step", self.rotation_step, positive=True)
-        check_number("translation_step", self.translation_step, positive=True)
-        _check_affine_scope(self)
-
-    def _blocks(self):
-        g = affine_threat(
-            self.parametrization,
-            self.eps,
-            self.eps_step,
-            self.max_rotation,
-            self.max_translation,
-            self.rotation_step,
-            self.translation_step,
-            shared=self.affine_scope == "batch",
-        )
-        return {g.name: g}
+    _affine_names = AFFINE_NAMES
 
 
 class _IntegratedCore(_SpatialCore):
-    _core_params = (
-        "eps_flow",
-        "eps_affine",
-        "eps_step_flow",
-        "eps_step_affine",
-        "flow_norm",
-        "units",
-        "parametrization",
-        "max_rotation",
-        "max_translation",
-        "rotation_step",
-        "translation_step",
-        "affine_scope",
-    )
-
-    @property
-    def flow_units(self):  # type: ignore[override]
-        return self.units
-
-    def _check_core(self):
-        super()._check_core()
-        check_number("eps_flow", self.eps_flow, nonneg=True)
-        check_number("eps_affine", self.eps_affine, nonneg=True)
-        check_number("eps_step_flow", self.eps_step_flow, positive=True)
-        check_number("eps_step_affine", self.eps_step_affine, positive=True)
-        check_choice("flow_norm", self.flow_norm, FLOW_NORMS)
-        check_choice("units", self.units, FLOW_UNITS)
-        check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
-        check_number("max_rotation", self.max_rotation, nonneg=True)
-        check_number("max_translation", self.max_translation, nonneg=True)
-        check_number("rotation_step", self.rotation_step, positive=True)
-        check_number("translation_step", self.translation_step, positive=True)
-        _check_affine_scope(self)
-
-    def _blocks(self):
-        g = affine_threat(
-            self.parametrization,
-            self.eps_affine,
-            self.eps_step_affine,
-            self.max_rotation,
-            self.max_translation,
-            self.rotation_step,
-            self.translation_step,
-            shared=self.affine_scope == "batch",
-        )
-        return {"flow": flow_threat(self.eps_flow, self.eps_step_flow, self.flow_norm), g.name: g}
+    _flow_names = FLOW_NAMES_PREFIXED
+    _affine_names = AFFINE_NAMES_PREFIXED
 
 
-class _ARTSpatialAttack(ARTAttackMixin, EvasionAttack):
-    _estimator_requirements = _ESTIMATOR_REQUIREMENTS
-
-    def _set_common(
-        self,
-        max_iter,
-        targeted,
-        random_init,
-        early_stop_tau,
-        seed,
-        padding_mode,
-        batch_size,
-        verbose,
-    ):
-        self.max_iter = max_iter
-        self._targeted = targeted
-        self.random_init = random_init
-        self.early_stop_tau = early_stop_tau
-        self.seed = seed
-        self.padding_mode = padding_mode
-        self.batch_size = batch_size
-        self.verbose = verbose
-
-
-class FlowAttack(_FlowCore, _ARTSpatialAttack):
+class FlowAttack(_FlowCore, ARTAttack):
     """Flow-based (local) spatial attack (Pareto AT Eq. 2; ℓ2,∞ variant: Joint AT Alg. 1).
 
     Maximizes ``CE(f(x(grid_id + w_F)), y)`` over a per-pixel flow ``w_F`` (``N x H x W x 2``) by
@@ -295,35 +181,10 @@ class FlowAttack(_FlowCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = (
-        EvasionAttack.attack_params + list(_FlowCore._core_params) + ARTAttackMixin._common_params
-    )
-
-    def __init__(
-        self,
-        estimator,
-        eps: float = 0.3,
-        eps_step: float = 0.01,
-        max_iter: int = 20,
-        norm: str = "inf",
-        units: str = "normalized",
-        random_init: bool = False,
-        targeted: bool = False,
-        early_stop_tau: int | None = None,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        batch_size: int = 128,
-        verbose: bool = True,
-    ):
-        super().__init__(estimator=estimator)
-        self.eps, self.eps_step, self.norm, self.units = eps, eps_step, norm, units
-        self._set_common(
-            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
-        )
-        self._check_params()
+    _defaults = {**FlowBudget.defaults(FLOW_NAMES), **LOOP_DEFAULTS, **ART_DEFAULTS}
 
 
-class AffineAttack(_AffineCore, _ARTSpatialAttack):
+class AffineAttack(_AffineCore, ARTAttack):
     """Affine / rotation-translation (global) spatial attack (Pareto AT Eq. 5-6; Engstrom et al.).
 
     ``parametrization="affine"``: ``A = [[1,0,0],[0,1,0]] + w_RT``, ``‖w_RT‖∞ ≤ eps`` in normalized
@@ -346,42 +207,10 @@ class AffineAttack(_AffineCore, _ARTSpatialAttack):
         True
     """
 
-    attack_params = (
-        EvasionAttack.attack_params + list(_AffineCore._core_params) + ARTAttackMixin._common_params
-    )
-
-    def __init__(
-        self,
-        estimator,
-        eps: float = 0.3,
-        eps_step: float = 0.1,
-        max_iter: int = 20,
-        parametrization: str = "affine",
-        max_rotation: float = 30.0,
-        max_translation: float = 3.0,
-        rotation_step: float = 3.0,
-        translation_step: float = 0.3,
-        random_init: bool = False,
-        targeted: bool = False,
-        early_stop_tau: int | None = None,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        batch_size: int = 128,
-        verbose: bool = True,
-        affine_scope: str = "per-example",
-    ):
-        super().__init__(estimator=estimator)
-        self.eps, self.eps_step, self.parametrization = eps, eps_step, parametrization
-        self.max_rotation, self.max_translation = max_rotation, max_translation
-        self.rotation_step, self.translation_step = rotation_step, translation_step
-        self.affine_scope = affine_scope
-        self._set_common(
-            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
-        )
-        self._check_params()
+    _defaults = {**AffineBudget.defaults(AFFINE_NAMES), **LOOP_DEFAULTS, **ART_DEFAULTS}
 
 
-class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
+class IntegratedSpatialAttack(_IntegratedCore, ARTAttack):
     """Integrated spatial attack: flow and affine in one sampling grid (Pareto AT Eq. 7-9).
 
     ``x_w = x(A_{w_RT} [u, v, 1]^T + w_F)`` with one bilinear resampling; PGD on ``[w_F, w_RT]``
@@ -399,44 +228,9 @@ class IntegratedSpatialAttack(_IntegratedCore, _ARTSpatialAttack):
         (2, 1, 28, 28)
     """
 
-    attack_params = (
-        EvasionAttack.attack_params
-        + list(_IntegratedCore._core_params)
-        + ARTAttackMixin._common_params
-    )
-
-    def __init__(
-        self,
-        estimator,
-        eps_flow: float = 0.3,
-        eps_affine: float = 0.3,
-        eps_step_flow: float = 0.01,
-        eps_step_affine: float = 0.1,
-        max_iter: int = 20,
-        flow_norm: str = "inf",
-        units: str = "normalized",
-        parametrization: str = "affine",
-        max_rotation: float = 30.0,
-        max_translation: float = 3.0,
-        rotation_step: float = 3.0,
-        translation_step: float = 0.3,
-        random_init: bool = False,
-        targeted: bool = False,
-        early_stop_tau: int | None = None,
-        seed: int = 0,
-        padding_mode: str = "zeros",
-        batch_size: int = 128,
-        verbose: bool = True,
-        affine_scope: str = "per-example",
-    ):
-        super().__init__(estimator=estimator)
-        self.eps_flow, self.eps_affine = eps_flow, eps_affine
-        self.eps_step_flow, self.eps_step_affine = eps_step_flow, eps_step_affine
-        self.flow_norm, self.units, self.parametrization = flow_norm, units, parametrization
-        self.max_rotation, self.max_translation = max_rotation, max_translation
-        self.rotation_step, self.translation_step = rotation_step, translation_step
-        self.affine_scope = affine_scope
-        self._set_common(
-            max_iter, targeted, random_init, early_stop_tau, seed, padding_mode, batch_size, verbose
-        )
-        self._check_params()
+    _defaults = {
+        **FlowBudget.defaults(FLOW_NAMES_PREFIXED),
+        **AffineBudget.defaults(AFFINE_NAMES_PREFIXED),
+        **LOOP_DEFAULTS,
+        **ART_DEFAULTS,
+    }

@@ -68,7 +68,14 @@ import torch
 import torch.nn.functional as F
 from art.defences.trainer import Trainer
 
-from ..attacks.base import _clip_tuple, check_bool, check_int, check_number, model_eval
+from ..attacks.base import (
+    _clip_tuple,
+    check_bool,
+    check_int,
+    check_number,
+    estimator_inputs,
+    model_eval,
+)
 from .batches import BatchContext, as_batch, check_x, check_y, derive_seed, epoch_batches
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -334,9 +341,7 @@ class AdversarialTrainerBase(Trainer):
         ``channels_first=False`` it is transposed to ``N x H x W x C`` before preprocessing and model.
         """
         clf = self._classifier
-        if not self.channels_first:
-            x = x.permute(0, 2, 3, 1)
-        xp, _ = clf._apply_preprocessing(x, y=None, fit=fit, no_grad=False)
+        xp = estimator_inputs(clf, x, fit=fit)
         # the update's forward goes through DistributedDataParallel (gradient all-reduce) when training
         # distributed; attacks and evaluation use the bare model
         net = self._ddp if (fit and self._ddp is not None) else clf._model

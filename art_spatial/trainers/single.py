@@ -27,6 +27,7 @@ import logging
 import torch
 
 from ..attacks.base import check_bool
+from ..attacks.engine import random_targets
 from .base import AdversarialTrainerBase, BatchContext, BatchObjective, _check_attack
 
 logger = logging.getLogger(__name__)
@@ -39,28 +40,6 @@ __all__ = [
     "JointAdversarialTrainer",
     "random_targets",
 ]
-
-
-def random_targets(
-    y: torch.Tensor, nb_classes: int, generator: torch.Generator, ctx: BatchContext | None = None
-) -> torch.Tensor:
-    """A uniformly random label different from ``y[i]`` per example (Joint AT §4.2 training mode).
-
-    With a distributed ``ctx`` (:class:`~art_spatial.trainers.base.BatchContext` of a rank's share of a
-    global batch) the offsets are drawn for the whole global batch and this rank's rows kept, so the
-    targets do not depend on the number of ranks. The draw happens on the CPU generator and is moved to
-    ``y``'s device (no device-to-host copy).
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> t = random_targets(torch.tensor([0, 1, 2]), 10, g)
-    >>> bool((t != torch.tensor([0, 1, 2])).all())
-    True
-    """
-    n = y.shape[0] if ctx is None or ctx.n_global is None else ctx.n_global
-    offs = torch.randint(1, nb_classes, (n,), generator=generator)
-    if ctx is not None:
-        offs = ctx.local(offs)
-    return (y.detach().long() + offs.to(y.device)).remainder(nb_classes)
 
 
 class NaturalTrainer(AdversarialTrainerBase):

@@ -207,10 +207,11 @@ class FlowAttack(_FlowCore, _AdvertorchBase):
     """AdverTorch façade of :class:`art_spatial.attacks.FlowAttack` (Pareto AT Eq. 2; Joint AT Alg. 1).
 
     >>> import torch
-    >>> attack = FlowAttack(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
-    ...                     eps=1.0, eps_step=0.5, units="pixels", norm="2,inf", max_iter=2)
-    >>> attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
-    torch.Size([2, 1, 8, 8])
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    >>> attack = FlowAttack(model, eps=1.0, eps_step=0.5, units="pixels", norm="2,inf", max_iter=2)
+    >>> _ = attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2]))
+    >>> bool(attack.last_result.max_displacement_px.max() <= 1.0 + 1e-4)  # pixels
+    True
     """
 
     _art_class = _spatial.FlowAttack
@@ -233,10 +234,10 @@ class IntegratedSpatialAttack(_IntegratedCore, _AdvertorchBase):
     """AdverTorch façade of :class:`art_spatial.attacks.IntegratedSpatialAttack` (Pareto AT Eq. 7-9).
 
     >>> import torch
-    >>> attack = IntegratedSpatialAttack(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
-    ...                                  max_iter=2)
-    >>> attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
-    torch.Size([2, 1, 8, 8])
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    >>> IntegratedSpatialAttack(model, max_iter=2).perturb(x, torch.tensor([0, 2])).shape == x.shape
+    True
     """
 
     _art_class = _spatial.IntegratedSpatialAttack
@@ -272,9 +273,11 @@ class JointSpatialPixelAttack(_JointCore, _AdvertorchBase):
 
     >>> import torch
     >>> attack = JointSpatialPixelAttack(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
-    ...                                  max_iter=2)
-    >>> attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
-    torch.Size([2, 1, 8, 8])
+    ...                                  training_mode=True, max_iter=2)
+    >>> y = torch.tensor([0, 2])
+    >>> _ = attack.perturb(torch.rand(2, 1, 8, 8), y)
+    >>> bool((attack.last_result.extras["target"] != y).all())  # random targets, never the label
+    True
     """
 
     _art_class = _joint.JointSpatialPixelAttack
@@ -286,8 +289,9 @@ class GridSpatialAttack(_GridCore, _AdvertorchBase):
     >>> import torch
     >>> attack = GridSpatialAttack(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
     ...                            rotations=[-10, 10], translations_x=[0], translations_y=[0])
-    >>> attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2])).shape
-    torch.Size([2, 1, 8, 8])
+    >>> _ = attack.perturb(torch.rand(2, 1, 8, 8), torch.tensor([0, 2]))
+    >>> attack.last_result.n_forward  # 2 transforms x 2 images, no gradient
+    4
     """
 
     _art_class = _grid.GridSpatialAttack

@@ -482,7 +482,7 @@ def _check_run(spec: AttackSpec, max_iter, early_stop_tau, step_policy, keep_bes
 
 
 def _start_params(
-    spec: AttackSpec, x: torch.Tensor, shared: tuple, *, init_params, generators, random_init, seed
+    spec: AttackSpec, x: torch.Tensor, shared: tuple, init_params, generators, random_init, seed
 ) -> Params:
     """The starting point: ``init_params``, a random start or zero per block (then ``feasible``).
 
@@ -776,15 +776,7 @@ def run_attack(
     phases = spec.phase_list()
     if generators is None:
         generators = _generators(example_seeds(x, seed)) if x.shape[0] else []
-    params = _start_params(
-        spec,
-        x,
-        shared,
-        init_params=init_params,
-        generators=generators,
-        random_init=random_init,
-        seed=seed,
-    )
+    params = _start_params(spec, x, shared, init_params, generators, random_init, seed)
     loop = _Loop(
         model,
         x,
@@ -834,14 +826,14 @@ def run_cascade(
     Blocks outside the first stage start at zero; examples that stop (early stop) in a stage are final,
     the others enter the next stage with a fresh τ, so ``early_stop_tau = max_iter`` reproduces the plain
     cascade. κ adds up the stages, ``stop_step`` runs over ``0 .. S·K`` (``S·K`` = never stopped), the
-    record has ``S·K + 1`` columns and the passes add up. ``kwargs`` go to every stage's
-    :func:`run_attack` (``targeted``, ``random_init``, ``loss_fn`` ...); the final forward is made once.
+    record has ``S·K + 1`` columns, the passes add up. ``kwargs`` go to every stage's :func:`run_attack`
+    (``targeted``, ``random_init``, ``loss_fn`` ...); the final forward is made once, at the end.
     """
     n, k = x.shape[0], int(max_iter)
     if generators is None:
         generators = _generators(example_seeds(x, seed)) if n else []
     kw = dict(max_iter=k, early_stop_tau=early_stop_tau, record=record, final_eval=False, seed=seed)
-    params = kappa = stop_step = go = None
+    params = kappa = stop_step = go = None  # go: the examples entering the stage (None: all)
     correct = (
         torch.zeros(n, len(stages) * k + 1, dtype=torch.bool, device=x.device) if record else None
     )
@@ -870,8 +862,7 @@ def run_cascade(
         if correct is not None:
             correct[sel, s * k : (s + 1) * k + 1] = out.correct
         n_fwd, n_bwd = n_fwd + out.n_forward, n_bwd + out.n_backward
-        # examples stopped in this stage are final; the others get the next stage
-        go = torch.nonzero(stop_step >= (s + 1) * k).flatten()
+        go = torch.nonzero(stop_step >= (s + 1) * k).flatten()  # the stopped examples are final
     with torch.no_grad():
         x_adv = spec.render_final(x, params)
         final_correct = final_loss = None

@@ -17,7 +17,7 @@ solved with one of three schedules (§4.1, §6.2):
 
 ``training_mode=True`` is the paper's training attack (§4.2): a uniformly random label different from
 the true one per example (drawn from the example's own generator, see
-:func:`art_spatial.attacks.engine.per_example_targets`) and descent on its cross-entropy; κ, early stop
+:func:`art_spatial.attacks.engine.random_targets`) and descent on its cross-entropy; κ, early stop
 and ``success`` still refer to the true label. Evaluation is untargeted (the default).
 
 Early stop (FAT's PGD-K-τ) and κ come from the one loop (:func:`art_spatial.attacks.engine.run_attack`):

@@ -540,29 +540,46 @@ def _final_eval(model, x_adv, y, ref, equal, correct_hist, stop_step, last: int)
 class _Loop:
     """The state of one run of :func:`run_attack` (global example indices; ``active`` None = all)."""
 
-    def __init__(self, model, x, y, spec, params, *, max_iter, targeted, y_true, loss_fn, **opts):
+    def __init__(
+        self,
+        model,
+        x,
+        y,
+        spec,
+        params,
+        *,
+        max_iter,
+        targeted,
+        y_true,
+        loss_fn,
+        shared,
+        record,
+        early_stop_tau,
+        step_policy,
+        keep_best,
+    ):
         n, device, dtype = x.shape[0], x.device, x.dtype
         self.model, self.x, self.y, self.spec, self.params = model, x, y, spec, params
-        self.max_iter, self.loss_fn, self.shared = max_iter, loss_fn, opts["shared"]
+        self.max_iter, self.loss_fn, self.shared = max_iter, loss_fn, shared
         self.ref, self.equal = _reference(y, y_true, targeted)
         self.sign = -1.0 if targeted else 1.0
         self.kappa = torch.zeros(n, dtype=torch.long, device=device)
         self.stop_step = torch.full((n,), max_iter, dtype=torch.long, device=device)
         self.correct_hist = (
-            torch.zeros(n, max_iter + 1, dtype=torch.bool, device=device)
-            if opts["record"]
-            else None
+            torch.zeros(n, max_iter + 1, dtype=torch.bool, device=device) if record else None
         )
-        tau = opts["early_stop_tau"]
         self.budget = (
-            None if tau is None else torch.full((n,), int(tau), dtype=torch.long, device=device)
+            None
+            if early_stop_tau is None
+            else torch.full((n,), int(early_stop_tau), dtype=torch.long, device=device)
         )
         self.active = None  # None = everybody (fast path, no gathers)
         self.n_fwd = self.n_bwd = 0
-        policy = opts["step_policy"]
-        self.best = _Best(params, n, device, dtype) if opts["keep_best"] else None
+        self.best = _Best(params, n, device, dtype) if keep_best else None
         self.pstate = (
-            _APGDState(policy, params, max_iter, n, device, dtype) if policy is not None else None
+            _APGDState(step_policy, params, max_iter, n, device, dtype)
+            if step_policy is not None
+            else None
         )
 
     def _all(self) -> torch.Tensor:

@@ -454,7 +454,8 @@ def _try_proposal(model, x, y, spec, params, proposal, margin, fooled) -> int:
 
 # ------------------------------------------------------------------------------------------- core
 def _threat_core(threat: str, attack) -> AttackCore:
-    """A core of the existing attacks holding the threat model's budget (its ``_spec`` is used)."""
+    """A core of the existing attacks holding the threat model's budget: its ``_spec``, ``_grid_of`` and
+    ``_affine_of`` serve the ensemble (the ensemble's runner, not the core's loop, attacks)."""
     if threat == "flow":
         core = _FlowCore()
         core.eps, core.norm, core.units = attack.eps, attack.norm, attack.units
@@ -481,8 +482,7 @@ def _threat_core(threat: str, attack) -> AttackCore:
     else:
         core = _PixelCore()
         core.eps, core.eps_step = attack.eps, max(float(attack.eps), 1e-12)
-    core.max_iter, core.targeted, core.random_init = int(attack.n_iter), False, False
-    core.early_stop_tau, core.seed, core.padding_mode = None, int(attack.seed), attack.padding_mode
+    core.padding_mode = attack.padding_mode  # what its render and summary read besides the budget
     return core
 
 

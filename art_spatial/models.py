@@ -306,6 +306,47 @@ def _infer_input_shape(model: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
+def _check_clip_values(clip_values) -> tuple[float, float] | None:
+    """``clip_values`` as a float pair ``(min, max)`` with ``min < max`` (or ``None``)."""
+    if clip_values is None:
+        return None
+    if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):
+        raise ValueError(f"`clip_values` must be (min, max) with min < max, got {clip_values!r}")
+    return (float(clip_values[0]), float(clip_values[1]))
+
+
+def _classifier_input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """``input_shape`` checked, or inferred from the model when ``None``."""
+    if input_shape is None:
+        input_shape = _infer_input_shape(model)
+        if input_shape is None:
+            raise ValueError(
+                "`input_shape` must be given: the model has no `input_shape` attribute to infer it from"
+            )
+    return tuple(_check_positive_int("input_shape", s) for s in input_shape)
+
+
+def _build_optimizer(
+    model: nn.Module,
+    optimizer: str | torch.optim.Optimizer | None,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+) -> torch.optim.Optimizer:
+    """The optimizer named by ``optimizer`` (Adam by default, ``"sgd"``) or ``optimizer`` itself."""
+    if optimizer is None or optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"`optimizer` must be None, 'adam', 'sgd' or a torch optimizer, got {optimizer!r}"
+        )
+    return optimizer
+
+
 def make_classifier(
     model: nn.Module,
     input_shape: Sequence[int] | None = None,
@@ -315,6 +356,7 @@ def make_classifier(
     optimizer: str | torch.optim.Optimizer | None = None,
     preprocessing: tuple | None = None,
     device_type: str = "cpu",
+    *,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
 ):
@@ -352,34 +394,14 @@ def make_classifier(
 
     if not isinstance(model, nn.Module):
         raise ValueError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
-    if input_shape is None:
-        input_shape = _infer_input_shape(model)
-        if input_shape is None:
-            raise ValueError(
-                "`input_shape` must be given: the model has no `input_shape` attribute to infer it from"
-            )
-    input_shape = tuple(_check_positive_int("input_shape", s) for s in input_shape)
+    input_shape = _classifier_input_shape(model, input_shape)
     nb_classes = _check_positive_int("nb_classes", nb_classes)
-    if clip_values is not None:
-        if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):
-            raise ValueError(
-                f"`clip_values` must be (min, max) with min < max, got {clip_values!r}"
-            )
-        clip_values = (float(clip_values[0]), float(clip_values[1]))
+    clip_values = _check_clip_values(clip_values)
     if not float(lr) > 0:
         raise ValueError(f"`lr` must be positive, got {lr!r}")
     if device_type not in ("cpu", "gpu"):
         raise ValueError(f"`device_type` must be 'cpu' or 'gpu', got {device_type!r}")
-    if optimizer is None or optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
-    elif not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"`optimizer` must be None, 'adam', 'sgd' or a torch optimizer, got {optimizer!r}"
-        )
+    optimizer = _build_optimizer(model, optimizer, lr, momentum, weight_decay)
     kwargs = {}
     if preprocessing is not None:
         kwargs["preprocessing"] = preprocessing
@@ -440,6 +462,31 @@ def accuracy(model: nn.Module, x, y, batch_size: int = 256) -> float:
     return float(np.mean(pred == y_arr))
 
 
+def _natural_epoch(
+    model: nn.Module, loader, optimizer, loss_fn, device, bar, epoch: int
+) -> tuple[float, int, int]:
+    """One pass of cross-entropy steps over ``loader``; returns ``(loss sum, correct, seen)``."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for xb, yb in loader:
+        xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = loss_fn(logits, yb)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * len(yb)
+        correct += int((logits.detach().argmax(dim=1) == yb).sum())
+        seen += len(yb)
+        bar.update(1)
+        bar.set_postfix(
+            epoch=epoch + 1,
+            loss=f"{loss_sum / seen:.3f}",
+            acc=f"{correct / seen:.3f}",
+            refresh=False,
+        )
+    return loss_sum, correct, seen
+
+
 def train_natural(
     model: nn.Module,
     x: np.ndarray,
@@ -449,6 +496,7 @@ def train_natural(
     lr: float = 1e-3,
     seed: int = 0,
     verbose: bool = True,
+    *,
     optimizer: torch.optim.Optimizer | None = None,
     device: torch.device | str | None = None,
 ) -> nn.Module:
@@ -506,24 +554,9 @@ def train_natural(
         mininterval=0.5,
     ) as bar:
         for epoch in range(epochs):
-            loss_sum, correct, seen = 0.0, 0, 0
-            for xb, yb in loader:
-                xb, yb = xb.to(device), yb.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-                loss.backward()
-                optimizer.step()
-                loss_sum += float(loss.detach()) * len(yb)
-                correct += int((logits.detach().argmax(dim=1) == yb).sum())
-                seen += len(yb)
-                bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch + 1,
-                    loss=f"{loss_sum / seen:.3f}",
-                    acc=f"{correct / seen:.3f}",
-                    refresh=False,
-                )
+            loss_sum, correct, seen = _natural_epoch(
+                model, loader, optimizer, loss_fn, device, bar, epoch
+            )
             logger.info(
                 "epoch %d/%d: loss %.4f, train accuracy %.4f",
                 epoch + 1,

@@ -381,7 +381,25 @@ def check_theorem2(
     """
     n = _check_int("n", n, 1)
     chunk = _check_int("chunk", chunk, 1)
-    g = _rng(rng)
+    acc = _theorem2_accuracies(dist, classifier, n, _rng(rng), chunk)
+    out = _theorem2_report(dist, acc, n, z)
+    logger.info(
+        "theorem 2 check d=%d m=%d p=%.3f: spatial %.4f <= bound %.4f (%s)",
+        dist.d,
+        dist.m,
+        dist.p,
+        out["spatial_accuracy"],
+        out["theorem2_bound"],
+        out["theorem2_holds"],
+    )
+    return out
+
+
+def _theorem2_accuracies(
+    dist: CyclicCodeDistribution, classifier: Classifier, n: int, g: np.random.Generator, chunk: int
+) -> dict[str, float]:
+    """Monte-Carlo accuracies ``clean``, ``spatial`` (``s``), ``adv`` (``a_r``), ``adv0`` (``a_0``)
+    of :func:`check_theorem2` over ``n`` pairs drawn ``chunk`` at a time from ``g``."""
     hits = dict(clean=0, spatial=0, adv=0, adv0=0)
     done = 0
     while done < n:
@@ -394,7 +412,11 @@ def check_theorem2(
         hits["adv"] += int(np.sum(classifier(dist.shift(x_adv, j)) == y))
         hits["adv0"] += int(np.sum(classifier(x_adv) == y))
         done += k
-    acc = {key: v / n for key, v in hits.items()}
+    return {key: v / n for key, v in hits.items()}
+
+
+def _theorem2_report(dist: CyclicCodeDistribution, acc: dict, n: int, z: float) -> dict:
+    """The result dict of :func:`check_theorem2`: estimates, standard errors, bounds, verdicts."""
 
     def se(q: float) -> float:
         return math.sqrt(max(q * (1 - q), 1.0 / n) / n)
@@ -408,7 +430,7 @@ def check_theorem2(
     tol_0 = z * (se(s) + ratio * se(a_0))
     b_clean = theorem2_bound(a_0, dist.p)  # standard accuracy step of Theorem 3's proof
     tol_clean = z * (se(acc["clean"]) + ratio * se(a_0))
-    out = {
+    return {
         "d": dist.d,
         "m": dist.m,
         "p": dist.p,
@@ -433,13 +455,3 @@ def check_theorem2(
         "clean_vs_adversarial_bound": b_clean,
         "clean_vs_adversarial_holds": bool(acc["clean"] <= b_clean + tol_clean),
     }
-    logger.info(
-        "theorem 2 check d=%d m=%d p=%.3f: spatial %.4f <= bound %.4f (%s)",
-        dist.d,
-        dist.m,
-        dist.p,
-        s,
-        b2,
-        out["theorem2_holds"],
-    )
-    return out

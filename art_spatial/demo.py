@@ -533,33 +533,15 @@ def train_model(
     """
     import torch
 
-    from .models import make_classifier
-
     out = Path(out)
     name = name or slug(method)
     weights, sidecar = out / "models" / f"{name}.pt", out / "models" / f"{name}.json"
     key = config.training_key(method)
-    if weights.exists() and sidecar.exists():
-        info = json.loads(sidecar.read_text())
-        if info.get("training_key") == key:
-            model = _fresh_model(config)
-            model.load_state_dict(torch.load(weights, weights_only=True))
-            logger.info("%s: reusing %s", method, weights)
-            info["reused"] = True
-            return model.eval(), info
-    model = _fresh_model(config)
-    if method != "Natural" and config.finetune:
-        if natural_state is None:
-            raise ValueError("`natural_state` is required to fine-tune an adversarial model")
-        model.load_state_dict(natural_state)
-    natural = method == "Natural"
-    epochs = config.natural_epochs if natural else config.adv_epochs
-    classifier = make_classifier(model, lr=config.lr if natural else config.adv_lr)
-    scheduler = None
-    if config.milestones(epochs):
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma
-        )
+    reused = _reuse_model(method, config, weights, sidecar, key)
+    if reused is not None:
+        return reused
+    epochs = config.natural_epochs if method == "Natural" else config.adv_epochs
+    classifier, scheduler = _demo_classifier(method, config, epochs, natural_state)
     callback = (
         None if monitor is None else monitor_callback(monitor[0], monitor[1], seed=config.seed)
     )
@@ -589,6 +571,44 @@ def train_model(
     }
     _write_json(sidecar, info)
     return model, info
+
+
+def _reuse_model(method: str, config: DemoConfig, weights: Path, sidecar: Path, key: str):
+    """``(model, info)`` of an earlier run trained with the same ``key``, or None."""
+    import torch
+
+    if not (weights.exists() and sidecar.exists()):
+        return None
+    info = json.loads(sidecar.read_text())
+    if info.get("training_key") != key:
+        return None
+    model = _fresh_model(config)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    logger.info("%s: reusing %s", method, weights)
+    info["reused"] = True
+    return model.eval(), info
+
+
+def _demo_classifier(method: str, config: DemoConfig, epochs: int, natural_state: dict | None):
+    """The freshly initialised (or, with ``config.finetune``, Natural-initialised) SmallCNN of
+    ``method`` in an ART classifier, and its learning-rate scheduler (None without drops)."""
+    import torch
+
+    from .models import make_classifier
+
+    model = _fresh_model(config)
+    if method != "Natural" and config.finetune:
+        if natural_state is None:
+            raise ValueError("`natural_state` is required to fine-tune an adversarial model")
+        model.load_state_dict(natural_state)
+    natural = method == "Natural"
+    classifier = make_classifier(model, lr=config.lr if natural else config.adv_lr)
+    scheduler = None
+    if config.milestones(epochs):
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma
+        )
+    return classifier, scheduler
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -721,95 +741,149 @@ def run_demo(
     Returns:
         A :class:`DemoResult`.
     """
-    import torch
-
-    from .bench.leaderboard import render_leaderboard, to_model_info
     from .bench.plots import plot_pareto_front
-    from .data import load_mnist5k
 
     config = config or DemoConfig()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = on_stage or (lambda msg: logger.info("%s", msg))
+    train, test, monitor = _demo_data(config)
+    runs = _train_and_evaluate(config, out, train, test, monitor=monitor, verbose=verbose, say=say)
+    reports = {m: runs.reports[m] for m in config.methods if m in runs.reports}  # Table-1 columns
+    files = {
+        "table1": _write_table1(out, reports, config, len(test[0])),
+        "leaderboard": _write_leaderboard(out, reports, config),
+    }
+    if len(runs.reports) > 1:
+        files["pareto_front"] = plot_pareto_front(
+            runs.reports,
+            runs.reference,
+            out / "pareto_front.png",
+            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(test[0])} digits)",
+        )
+    summary = _demo_summary(config, reports, runs, wall0, cpu0)
+    _write_json(out / "summary.json", summary)
+    files["summary"] = str(out / "summary.json")
+    return DemoResult(
+        config=config,
+        reports=reports,
+        table=format_table1(reports),
+        out=out,
+        files=files,
+        timings=runs.timings,
+    )
+
+
+def _demo_data(config: DemoConfig):
+    """``(x, y)`` of the training digits, of the test digits, and of the monitored test digits (None
+    when ``config.monitor_n`` is 0)."""
+    from .data import load_mnist5k
+
     x_train, y_train = load_mnist5k("train", seed=config.seed)
     x_test, y_test = load_mnist5k("test", seed=config.seed)
-    x_train, y_train = x_train[: config.n_train], y_train[: config.n_train]
-    x_test, y_test = x_test[: config.n_test], y_test[: config.n_test]
-
+    train = (x_train[: config.n_train], y_train[: config.n_train])
+    test = (x_test[: config.n_test], y_test[: config.n_test])
     monitor = None
     if config.monitor_n:
         x_mon, y_mon = load_mnist5k("test", seed=config.seed)
         monitor = (x_mon[: config.monitor_n], y_mon[: config.monitor_n])
+    return train, test, monitor
 
-    reports: dict = {}
-    timings: dict = {}
-    histories: dict = {}
+
+@dataclass
+class _DemoRuns:
+    """Per model label, in training order: reports, timings and training histories; and the
+    Natural model's report (the reference of the universal score)."""
+
+    reports: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    histories: dict = field(default_factory=dict)
+    reference: Any = None
+
+
+def _train_and_evaluate(config: DemoConfig, out: Path, train, test, *, monitor, verbose, say):
+    """Train and evaluate every job of ``config`` in order (Natural first: it is the reference)."""
+    runs = _DemoRuns()
     natural_state = None
-    reference = None
     for label, method, cfg in config.jobs():
-        say(f"[{label}] training on {len(x_train)} digits")
+        say(f"[{label}] training on {len(train[0])} digits")
         model, info = train_model(
             method,
             cfg,
-            x_train,
-            y_train,
+            train[0],
+            train[1],
             out,
             natural_state=natural_state,
             verbose=verbose,
             name=slug(label),
             monitor=monitor,
         )
-        histories[label] = info.get("history") or []
+        runs.histories[label] = info.get("history") or []
         if method == "Natural":
             natural_state = copy.deepcopy(model.state_dict())
-        say(f"[{label}] evaluating ({config.suite}, {len(x_test)} test digits)")
+        say(f"[{label}] evaluating ({config.suite}, {len(test[0])} test digits)")
         t0, c0 = time.perf_counter(), time.process_time()
         report, reused = evaluate_model(
             method,
             model,
             cfg,
-            x_test,
-            y_test,
+            test[0],
+            test[1],
             out,
-            reference=reference,
+            reference=runs.reference,
             verbose=verbose,
             name=slug(label),
         )
         if method == "Natural":
-            reference = report
+            runs.reference = report
             report = report.with_reference(report)
             report.save(out / "reports" / f"{slug(method)}.json")
-        reports[label] = report
-        method = label
-        timings[method] = {
-            "train_s": 0.0 if info.get("reused") else float(info["train_seconds"]),
-            "train_cpu_s": 0.0 if info.get("reused") else float(info.get("train_cpu_seconds", 0.0)),
-            "eval_s": 0.0 if reused else time.perf_counter() - t0,
-            "eval_cpu_s": 0.0 if reused else time.process_time() - c0,
-            "reused_model": bool(info.get("reused")),
-            "reused_report": reused,
-        }
-        universal = "-" if report.universal is None else f"{report.universal:.2f}"
-        say(
-            f"[{method}] clean {report.clean_accuracy:.2f}%, scores "
-            + ", ".join(
-                f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES
-            )
-            + f", universal {universal}"
-        )
+        runs.reports[label] = report
+        runs.timings[label] = _job_timings(info, reused, t0, c0)
+        say(_scores_line(label, report))
+    return runs
 
-    files: dict[str, str] = {}
-    front_reports = reports
-    reports = {m: reports[m] for m in config.methods if m in reports}  # the Table-1 columns
+
+def _job_timings(info: dict, reused: bool, t0: float, c0: float) -> dict:
+    """Training and evaluation seconds (wall, CPU) of one job, 0 for what was reused."""
+    return {
+        "train_s": 0.0 if info.get("reused") else float(info["train_seconds"]),
+        "train_cpu_s": 0.0 if info.get("reused") else float(info.get("train_cpu_seconds", 0.0)),
+        "eval_s": 0.0 if reused else time.perf_counter() - t0,
+        "eval_cpu_s": 0.0 if reused else time.process_time() - c0,
+        "reused_model": bool(info.get("reused")),
+        "reused_report": reused,
+    }
+
+
+def _scores_line(label: str, report) -> str:
+    """One line: clean accuracy, category scores and universal score of ``report``."""
+    universal = "-" if report.universal is None else f"{report.universal:.2f}"
+    return (
+        f"[{label}] clean {report.clean_accuracy:.2f}%, scores "
+        + ", ".join(f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES)
+        + f", universal {universal}"
+    )
+
+
+def _write_table1(out: Path, reports: dict, config: DemoConfig, n_test: int) -> str:
+    """Write ``table1.md`` (the Table-1 analog in Markdown with its conventions); return its path."""
     table_md = format_table1(reports, markdown=True)
     (out / "table1.md").write_text(
-        f"# Table-1 analog on MNIST-5k ({len(x_test)} test digits, suite {config.suite})\n\n"
+        f"# Table-1 analog on MNIST-5k ({n_test} test digits, suite {config.suite})\n\n"
         f"Category scores are mean accuracies (%) under the score convention {_conventions(reports)} "
         "(correct-only = on the test points each model classifies correctly without attack, the paper's; "
         "all-points = RobustBench's). Reference: the Natural model of this run.\n\n" + table_md
     )
-    files["table1"] = str(out / "table1.md")
+    return str(out / "table1.md")
+
+
+def _write_leaderboard(out: Path, reports: dict, config: DemoConfig) -> str:
+    """Write a model_info entry per model under ``leaderboard/`` and ``leaderboard.md``; return the
+    latter's path."""
+    from .bench.leaderboard import render_leaderboard, to_model_info
+
     board = out / "leaderboard"
     for method, report in reports.items():
         to_model_info(
@@ -822,46 +896,38 @@ def run_demo(
             path=board / f"{slug(method)}.json",
         )
     (out / "leaderboard.md").write_text(render_leaderboard(board, fmt="md"))
-    files["leaderboard"] = str(out / "leaderboard.md")
-    if len(front_reports) > 1:
-        files["pareto_front"] = plot_pareto_front(
-            front_reports,
-            reference,
-            out / "pareto_front.png",
-            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(x_test)} digits)",
-        )
-    summary = {
+    return str(out / "leaderboard.md")
+
+
+def _demo_summary(
+    config: DemoConfig, reports: dict, runs: _DemoRuns, wall0: float, cpu0: float
+) -> dict:
+    """The content of ``summary.json``: recipe, table, scores of every model (the Pareto front's
+    too), Pareto AT diagnostics, timings."""
+    import torch
+
+    return {
         "config": config.to_dict(),
         "table1": table1_rows(reports),
         "reports": {m: f"reports/{slug(m)}.json" for m in reports},
         "scores": {
             m: {"clean_accuracy": r.clean_accuracy, **r.category_scores, "universal": r.universal}
-            for m, r in front_reports.items()
+            for m, r in runs.reports.items()
         },
         "pareto": {
             m: {
-                k: [h.get(k) for h in histories.get(m, [])]
+                k: [h.get(k) for h in runs.histories.get(m, [])]
                 for k in ("alpha_last", "r_effective", "r_infeasible", "qp_fallbacks")
             }
-            for m in front_reports
+            for m in runs.reports
             if m.startswith("Pareto AT")
         },
-        "timings": timings,
+        "timings": runs.timings,
         "total_wall_s": time.perf_counter() - wall0,
         "total_cpu_s": time.process_time() - cpu0,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
-    _write_json(out / "summary.json", summary)
-    files["summary"] = str(out / "summary.json")
-    return DemoResult(
-        config=config,
-        reports=reports,
-        table=format_table1(reports),
-        out=out,
-        files=files,
-        timings=timings,
-    )
 
 
 def _methods_arg(text: str | Sequence[str]) -> tuple:

@@ -43,6 +43,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_amp_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--amp {bfloat16,float16}`` (default None: float32), the mixed precision of the
+    model's forward passes (:mod:`art_spatial.amp`); shared by the subcommands that run a model."""
+    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None, help=help)
+
+
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     """Add the shared ``--verbose`` / ``--quiet`` switches."""
     group = parser.add_mutually_exclusive_group()
@@ -359,7 +365,7 @@ def _milestones_arg(text: str) -> list:
 
 def _add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``art-spatial train``."""
-    from art_spatial.recipes import METHODS, RECIPES
+    from art_spatial.recipes import RECIPES
 
     parser = subparsers.add_parser(
         "train",
@@ -386,88 +392,7 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="a recipe JSON (e.g. <out>/recipe.json of an earlier run)",
     )
-    parser.add_argument(
-        "--method",
-        choices=sorted(METHODS),
-        default=None,
-        help="trainer (default: the recipe's); the recipe's attack budgets are kept",
-    )
-    parser.add_argument(
-        "--dataset",
-        choices=("mnist5k", "cifar10"),
-        default=None,
-        help="dataset (default: the recipe's); another dataset starts from its "
-        "Pareto AT recipe (pareto-mnist / pareto-cifar10) with --method",
-    )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture "
-        "only, trained from scratch); default: the recipe's",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder containing cifar-10-batches-py (for cifar10)",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=None,
-        help="epochs (the recipe's milestones are rescaled unless --milestones)",
-    )
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size")
-    parser.add_argument("--lr", type=float, default=None, help="initial learning rate")
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer")
-    parser.add_argument("--weight-decay", type=float, default=None, help="weight decay")
-    parser.add_argument(
-        "--milestones",
-        type=_milestones_arg,
-        default=None,
-        help="learning-rate drops, comma-separated epochs, or 'none'",
-    )
-    parser.add_argument("--gamma", type=float, default=None, help="factor of each drop")
-    parser.add_argument("--eps-warmup", type=int, default=None, help="ε warm-up epochs (0 = off)")
-    parser.add_argument(
-        "--attack-iters",
-        type=_positive_int,
-        default=None,
-        help="iterations of every training attack (default: the recipe's)",
-    )
-    # not "--r": under torchrun an abbreviation of its own options (--rdzv-*, --role, ...) is an error
-    parser.add_argument("--pareto-r", type=float, default=None, help="Pareto AT target r")
-    parser.add_argument(
-        "--pareto-r-mode",
-        choices=("absolute", "relative"),
-        default=None,
-        help="Pareto AT r mode (docs/conventions.md)",
-    )
-    parser.add_argument(
-        "--n-train", type=_positive_int, default=None, help="train on the first N training examples"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, 0)")
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda"),
-        default=None,
-        help="device (default: cuda when available)",
-    )
-    parser.add_argument(
-        "--amp",
-        choices=("bfloat16", "float16"),
-        default=None,
-        help="mixed precision of the forward passes (attack parameters stay float32)",
-    )
-    parser.add_argument(
-        "--channels-last", action="store_true", default=None, help="channels_last memory format"
-    )
-    parser.add_argument(
-        "--augment",
-        choices=("none", "crop-flip"),
-        default=None,
-        help="training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)",
-    )
+    _add_train_overrides(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
@@ -475,6 +400,65 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
     _add_verbosity(parser)
     parser.set_defaults(func=_run_train)
     return parser
+
+
+#: ``--help`` of the ``train`` options that override the recipe (default None: the recipe's value)
+_TRAIN_OVERRIDE_HELP = {
+    "--method": "trainer (default: the recipe's); the recipe's attack budgets are kept",
+    "--dataset": "dataset (default: the recipe's); another dataset starts from its Pareto AT recipe "
+    "(pareto-mnist / pareto-cifar10) with --method",
+    "--model": "smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture only, "
+    "trained from scratch); default: the recipe's",
+    "--data-dir": "folder containing cifar-10-batches-py (for cifar10)",
+    "--epochs": "epochs (the recipe's milestones are rescaled unless --milestones)",
+    "--batch-size": "global batch size",
+    "--lr": "initial learning rate",
+    "--optimizer": "optimizer",
+    "--weight-decay": "weight decay",
+    "--milestones": "learning-rate drops, comma-separated epochs, or 'none'",
+    "--gamma": "factor of each drop",
+    "--eps-warmup": "ε warm-up epochs (0 = off)",
+    "--attack-iters": "iterations of every training attack (default: the recipe's)",
+    "--pareto-r": "Pareto AT target r",
+    "--pareto-r-mode": "Pareto AT r mode (docs/conventions.md)",
+    "--n-train": "train on the first N training examples",
+    "--seed": "seed (default: the recipe's, 0)",
+    "--device": "device (default: cuda when available)",
+    "--channels-last": "channels_last memory format",
+    "--augment": "training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)",
+}
+
+
+def _add_train_overrides(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options that override the recipe: what is trained, how long and how, on
+    which device (helps in :data:`_TRAIN_OVERRIDE_HELP`)."""
+    from art_spatial.recipes import METHODS
+
+    def add(flag: str, **options) -> None:
+        parser.add_argument(flag, default=None, help=_TRAIN_OVERRIDE_HELP[flag], **options)
+
+    add("--method", choices=sorted(METHODS))
+    add("--dataset", choices=("mnist5k", "cifar10"))
+    add("--model")
+    add("--data-dir", type=Path)
+    add("--epochs", type=_positive_int)
+    add("--batch-size", type=_positive_int)
+    add("--lr", type=float)
+    add("--optimizer", choices=("sgd", "adam"))
+    add("--weight-decay", type=float)
+    add("--milestones", type=_milestones_arg)
+    add("--gamma", type=float)
+    add("--eps-warmup", type=int)
+    add("--attack-iters", type=_positive_int)
+    # not "--r": under torchrun an abbreviation of its own options (--rdzv-*, --role, ...) is an error
+    add("--pareto-r", type=float)
+    add("--pareto-r-mode", choices=("absolute", "relative"))
+    add("--n-train", type=_positive_int)
+    add("--seed", type=int)
+    add("--device", choices=("cpu", "cuda"))
+    add_amp_option(parser, "mixed precision of the forward passes (attack parameters stay float32)")
+    add("--channels-last", action="store_true")
+    add("--augment", choices=("none", "crop-flip"))
 
 
 def _recipe_from_args(args: argparse.Namespace):

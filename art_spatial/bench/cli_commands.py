@@ -131,11 +131,11 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
         help="delete an existing <out>/state.json and start over (without --resume or --overwrite an "
         "existing state.json is an error: it is never deleted silently)",
     )
-    p.add_argument(
-        "--amp",
-        choices=("bfloat16", "float16"),
-        default=None,
-        help="run the model under torch.autocast in this dtype (attack parameters, steps and "
+    from ..cli import add_amp_option
+
+    add_amp_option(
+        p,
+        "run the model under torch.autocast in this dtype (attack parameters, steps and "
         "projections stay float32; see art_spatial.amp)",
     )
     p.add_argument(

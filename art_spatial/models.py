@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_int
+
 __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
@@ -52,13 +54,6 @@ logger = logging.getLogger(__name__)
 #: Per-channel statistics of the CIFAR-10 training set (for :class:`Normalize`).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
-
-
-def _check_positive_int(name: str, value) -> int:
-    """Return ``value`` as int if it is a positive integer, else raise a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Normalize(nn.Module):
@@ -134,9 +129,9 @@ class SmallCNN(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        in_channels = _check_positive_int("in_channels", in_channels)
-        num_classes = _check_positive_int("num_classes", num_classes)
-        input_size = _check_positive_int("input_size", input_size)
+        in_channels = check_int("in_channels", in_channels, minimum=1)
+        num_classes = check_int("num_classes", num_classes, minimum=1)
+        input_size = check_int("input_size", input_size, minimum=1)
         if input_size < 12:
             raise ValueError(f"`input_size` must be at least 12, got {input_size}")
         if not 0.0 <= float(drop_rate) < 1.0:
@@ -241,9 +236,9 @@ class PreActResNet18(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, num_groups: int = 32) -> None:
         super().__init__()
-        in_channels = _check_positive_int("in_channels", in_channels)
-        num_classes = _check_positive_int("num_classes", num_classes)
-        num_groups = _check_positive_int("num_groups", num_groups)
+        in_channels = check_int("in_channels", in_channels, minimum=1)
+        num_classes = check_int("num_classes", num_classes, minimum=1)
+        num_groups = check_int("num_groups", num_groups, minimum=1)
         if 64 % num_groups:
             raise ValueError(f"`num_groups` must divide 64, got {num_groups}")
         self.input_shape = (in_channels, 32, 32)
@@ -323,7 +318,7 @@ def _classifier_input_shape(model: nn.Module, input_shape: Sequence[int] | None)
             raise ValueError(
                 "`input_shape` must be given: the model has no `input_shape` attribute to infer it from"
             )
-    return tuple(_check_positive_int("input_shape", s) for s in input_shape)
+    return tuple(check_int("input_shape", s, minimum=1) for s in input_shape)
 
 
 def _build_optimizer(
@@ -395,7 +390,7 @@ def make_classifier(
     if not isinstance(model, nn.Module):
         raise ValueError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     input_shape = _classifier_input_shape(model, input_shape)
-    nb_classes = _check_positive_int("nb_classes", nb_classes)
+    nb_classes = check_int("nb_classes", nb_classes, minimum=1)
     clip_values = _check_clip_values(clip_values)
     if not float(lr) > 0:
         raise ValueError(f"`lr` must be positive, got {lr!r}")
@@ -428,7 +423,7 @@ def predict_logits(
     Returns:
         A float tensor ``N×num_classes`` on the CPU.
     """
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x_t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -534,8 +529,8 @@ def train_natural(
 
     from art_spatial.data import make_loader
 
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if not float(lr) > 0:
         raise ValueError(f"`lr` must be positive, got {lr!r}")
     if device is None:

@@ -1,4 +1,4 @@
-"""Input handling shared by the analysis tools: images and labels, models, positive integers."""
+"""Input handling shared by the analysis tools: images and labels, models."""
 
 from __future__ import annotations
 
@@ -37,14 +37,6 @@ def check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     return x, y.long().to(x.device)
-
-
-def check_positive_int(name: str, value, minimum: int = 1) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is an integer ``>= minimum`` (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        if minimum == 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def classifier_for(model: torch.nn.Module, x: torch.Tensor, clip_values):

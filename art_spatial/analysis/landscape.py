@@ -47,8 +47,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import warp as W
+from .._checks import check_int, check_number
 from ..attacks.base import model_eval
-from ._common import check_positive_int, check_xy, classifier_for, model_logits_fn
+from ._common import check_xy, classifier_for, model_logits_fn
 from ._figures import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
@@ -217,10 +218,9 @@ def loss_landscape(
 def _check_landscape_args(eps_flow, eps_affine, span, steps, batch_size, units, padding_mode):
     """Raise a ValueError naming the first invalid argument of :func:`loss_landscape`."""
     for name, v in (("eps_flow", eps_flow), ("eps_affine", eps_affine), ("span", span)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    check_positive_int("steps", steps, minimum=2)
-    check_positive_int("batch_size", batch_size)
+        check_number(name, v, positive=True)
+    check_int("steps", steps, minimum=2)
+    check_int("batch_size", batch_size, minimum=1)
     if units not in ("normalized", "pixels"):
         raise ValueError(f"units must be 'normalized' or 'pixels', got {units!r}")
     if padding_mode not in W.PADDING_MODES:

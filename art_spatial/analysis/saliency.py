@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .._checks import check_int, check_number
 from ..attacks.base import model_eval
-from ._common import check_positive_int, check_xy, model_logits_fn
+from ._common import check_xy, model_logits_fn
 from ._figures import class_label, hide_ticks, pyplot, save_figure, show_image
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ def smoothgrad(
         True
     """
     x, y = check_xy(x, y)
-    check_positive_int("n", n)
-    check_positive_int("batch_size", batch_size)
+    check_int("n", n, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
     sig = _noise_scale(x, sigma)
     if generator is None:
         generator = torch.Generator().manual_seed(int(seed))
@@ -114,13 +114,7 @@ def _noise_scale(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
     if sigma is None:
         flat = x.detach().flatten(1)
         return 0.1 * (flat.amax(1) - flat.amin(1))
-    if (
-        isinstance(sigma, bool)
-        or not isinstance(sigma, (int, float))
-        or not math.isfinite(sigma)
-        or sigma < 0
-    ):
-        raise ValueError(f"sigma must be a non-negative number or None, got {sigma!r}")
+    check_number("sigma", sigma, nonneg=True)
     return torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
 
 

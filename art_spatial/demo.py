@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_choice, check_int, check_number
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -86,6 +88,29 @@ _CATEGORIES = ("sensitivity", "local", "global")
 def slug(method: str) -> str:
     """File-name form of a method name: ``"PGD AT"`` -> ``"pgd_at"``."""
     return method.lower().replace(" ", "_").replace("=", "").replace(".", "p")
+
+
+#: integer fields of :class:`DemoConfig` and their minimum
+_INT_FIELDS = {
+    **dict.fromkeys(
+        (
+            "n_train",
+            "n_test",
+            "natural_epochs",
+            "adv_epochs",
+            "batch_size",
+            "pgd_iter",
+            "spatial_iter",
+            "multi_iter",
+            "pareto_window",
+            "eval_batch_size",
+        ),
+        1,
+    ),
+    **dict.fromkeys(("eps_warmup", "monitor_n", "seed"), 0),
+}
+#: sizes bounded by the MNIST-5k splits: field -> (limit, split)
+_SPLIT_LIMITS = {"n_train": (4000, "train"), "n_test": (1000, "test"), "monitor_n": (1000, "test")}
 
 
 @dataclass
@@ -195,62 +220,33 @@ class DemoConfig:
             raise ValueError(f"`methods` must be a subset of {METHODS}, got unknown {unknown}")
         if "Natural" not in self.methods:
             self.methods = ("Natural",) + self.methods
-        for name in (
-            "n_train",
-            "n_test",
-            "natural_epochs",
-            "adv_epochs",
-            "batch_size",
-            "pgd_iter",
-            "spatial_iter",
-            "multi_iter",
-            "pareto_window",
-            "eval_batch_size",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        for name in ("eps_warmup", "monitor_n"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
-        if self.n_train > 4000:
-            raise ValueError(
-                f"`n_train` must be at most 4000 (MNIST-5k train split), got {self.n_train}"
-            )
-        if self.n_test > 1000:
-            raise ValueError(
-                f"`n_test` must be at most 1000 (MNIST-5k test split), got {self.n_test}"
-            )
-        if self.monitor_n > 1000:
-            raise ValueError(
-                f"`monitor_n` must be at most 1000 (MNIST-5k test split), got {self.monitor_n}"
-            )
-        for name in ("lr", "adv_lr"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)!r}")
-        if not 0 < float(self.lr_gamma) <= 1:
-            raise ValueError(f"`lr_gamma` must be in (0, 1], got {self.lr_gamma!r}")
+        for name, minimum in _INT_FIELDS.items():
+            setattr(self, name, check_int(name, getattr(self, name), minimum=minimum))
+        for name, (limit, split) in _SPLIT_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(
+                    f"{name} must be at most {limit} (MNIST-5k {split} split), "
+                    f"got {getattr(self, name)}"
+                )
+        check_number("lr", self.lr, positive=True)
+        check_number("adv_lr", self.adv_lr, positive=True)
+        if not 0 < check_number("lr_gamma", self.lr_gamma) <= 1:
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
         if any(not 0 < f < 1 for f in self.lr_drops) or list(self.lr_drops) != sorted(
             self.lr_drops
         ):
             raise ValueError(
-                f"`lr_drops` must be increasing fractions in (0, 1), got {self.lr_drops!r}"
+                f"lr_drops must be increasing fractions in (0, 1), got {self.lr_drops!r}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
-        if self.pareto_r_mode not in ("absolute", "relative"):
-            raise ValueError(
-                f"`pareto_r_mode` must be 'absolute' or 'relative', got {self.pareto_r_mode!r}"
-            )
+        check_choice("pareto_r_mode", self.pareto_r_mode, ("absolute", "relative"))
         for r in (self.pareto_r,) + self.pareto_rs:
             if self.pareto_r_mode == "absolute" and not float(r) > 0:
                 raise ValueError(
-                    f"`pareto_r` values must be positive with pareto_r_mode='absolute', got {r!r}"
+                    f"pareto_r values must be positive with pareto_r_mode='absolute', got {r!r}"
                 )
             if self.pareto_r_mode == "relative" and not 0 <= float(r) <= 1:
                 raise ValueError(
-                    f"`pareto_r` values must be in [0, 1] with pareto_r_mode='relative', got {r!r}"
+                    f"pareto_r values must be in [0, 1] with pareto_r_mode='relative', got {r!r}"
                 )
 
     @classmethod

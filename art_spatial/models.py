@@ -39,7 +39,6 @@ __all__ = [
     "CIFAR10_STD",
     "MODEL_REGISTRY",
     "Normalize",
-    "PreActBlock",
     "PreActResNet18",
     "SmallCNN",
     "accuracy",

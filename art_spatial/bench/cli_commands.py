@@ -390,7 +390,7 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
     if shard is not None:
         import json
 
-        from ..demo import _write_json
+        from .._io import write_json_atomic
         from .shards import partial_payload
 
         state_data = json.loads(state.read_text(encoding="utf-8"))
@@ -402,7 +402,7 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
             link=args.link,
             dataset=args.data if args.data != "mnist5k" else "mnist",
         )
-        _write_json(out / "partial.json", partial_payload(*shard, state_data, report, info))
+        write_json_atomic(out / "partial.json", partial_payload(*shard, state_data, report, info))
         print(
             f"shard {shard[0]}/{shard[1]}: partial report written to {out / 'partial.json'}; "
             "combine all shards with 'art-spatial merge'"

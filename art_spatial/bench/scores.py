@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from .._io import write_json_atomic
 from .suites import CATEGORIES, check_score_convention
 
 logger = logging.getLogger(__name__)
@@ -56,35 +56,8 @@ _ACCURACY_KEY = {"correct-only": "accuracy_on_correct", "all-points": "accuracy"
 #: names that select a suite's published reference numbers (``"paper"`` or ``"paper:<suite>"``)
 PAPER_REFERENCE = "paper"
 
-
-def _finite_or_none(data: Any) -> Any:
-    """``data`` with every non-finite float (NaN, ±Inf) replaced by None, recursively."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite_or_none(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite_or_none(v) for v in data]
-    return data
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write strict JSON to ``path`` atomically (temporary file in the same folder + ``os.replace``).
-
-    Non-finite floats (e.g. the accuracy on zero correctly classified points, NaN) are written as
-    ``null``: JSON has no NaN, and other readers (JavaScript, jq) refuse the ``NaN`` token.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    text = json.dumps(_finite_or_none(data), indent=2, sort_keys=False, allow_nan=False)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+#: strict JSON written atomically (:func:`art_spatial._io.write_json_atomic`; NaN is written ``null``)
+atomic_write_json = write_json_atomic
 
 
 def _read_json(path: str | os.PathLike, what: str, remedy: str) -> Any:
@@ -109,8 +82,9 @@ def _nan_or_float(v):
 
 
 def _nan_for_null(data: dict) -> dict:
-    """A saved report's dict with the ``null`` that :func:`atomic_write_json` wrote for non-finite
-    numbers read back as NaN (accuracies, scores, profile rates; a universal score of NaN scores)."""
+    """A saved report's dict with the ``null`` that :func:`~art_spatial._io.write_json_atomic` wrote for
+    non-finite numbers read back as NaN (accuracies, scores, profile rates; a universal score of NaN
+    scores)."""
     data = dict(data)
     if data.get("clean_accuracy", 0.0) is None:
         data["clean_accuracy"] = float("nan")
@@ -626,7 +600,7 @@ class RobustnessReport:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the report as JSON, atomically."""
-        atomic_write_json(path, self.to_dict())
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RobustnessReport:

@@ -9,7 +9,6 @@ replaced by thread-level equivalents).
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import subprocess
@@ -159,8 +158,9 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
     monkeypatch.setattr(D, "all_reduce_sum", lambda v: collective("sum", v, sum))
     monkeypatch.setattr(D, "all_reduce_max", lambda v: collective("max", v, max))
     monkeypatch.setattr(D, "barrier", lambda: collective("barrier"))
-    E = importlib.import_module("art_spatial.bench.evaluate")
-    load_state = E._load_state
+    from art_spatial.bench.state import EvaluationState
+
+    load_state = EvaluationState.from_disk
 
     def late_load(path, fingerprint):
         # rank 1 starts late (slow start-up): it reads the state only once rank 0 waits in its first
@@ -169,7 +169,7 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
             rank0_waits.wait(timeout=300)
         return load_state(path, fingerprint)
 
-    monkeypatch.setattr(E, "_load_state", late_load)
+    monkeypatch.setattr(EvaluationState, "from_disk", late_load)
     x, y = load_mnist5k("test", seed=0)
     results, errors = [None] * world, []
 

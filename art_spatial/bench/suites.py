@@ -262,9 +262,21 @@ class Suite:
         state file stays valid whichever convention scores it."""
         return {k: v for k, v in self.to_dict().items() if k not in SCORING_ONLY_KEYS}
 
-    def fingerprint(self) -> str:
-        """Stable hash of the suite's attacks, profiles and descriptive fields (:meth:`counting_dict`)."""
-        text = json.dumps(self.counting_dict(), sort_keys=True)
+    def fingerprint(self, **evaluation) -> str:
+        """Stable hash of the suite's attacks, profiles and descriptive fields (:meth:`counting_dict`).
+
+        With keyword arguments, the hash of an evaluation of the suite: :meth:`counting_dict` (under
+        ``"suite"``) with the given JSON-compatible settings (the harness passes the number of points,
+        seed, modes, options and a data hash: what its resumable state is keyed by).
+
+        >>> s = get_suite("smoke-mnist")
+        >>> s.fingerprint() == s.fingerprint(), s.fingerprint(seed=0) == s.fingerprint(seed=1)
+        (True, False)
+        """
+        content = (
+            {"suite": self.counting_dict(), **evaluation} if evaluation else self.counting_dict()
+        )
+        text = json.dumps(content, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

@@ -190,12 +190,12 @@ def universal_score(scores: dict[str, float], reference: dict[str, float]) -> fl
 # ------------------------------------------------------------------------------------ references
 @dataclass
 class _Reference:
-    """A resolved reference: scores per convention (None = unknown), or numbers ``as_given``."""
+    """A resolved reference: its category scores per score convention (``by_convention``; a
+    convention without scores is absent), or numbers ``as_given`` (used under any convention)."""
 
     name: str | None = None
     convention: str | None = None
-    on_correct: dict[str, float] | None = None
-    all_points: dict[str, float] | None = None
+    by_convention: dict[str, dict[str, float]] = field(default_factory=dict)
     as_given: dict[str, float] | None = None
     data_fingerprint: str | None = None
     n_examples: int | None = None
@@ -205,7 +205,7 @@ class _Reference:
         """The reference scores under ``convention`` (numbers ``as_given`` are used as given)."""
         if self.as_given is not None:
             return dict(self.as_given)
-        d = self.on_correct if convention == "correct-only" else self.all_points
+        d = self.by_convention.get(convention)
         return dict(d) if d else None
 
 
@@ -229,15 +229,13 @@ def _report_like(data: dict) -> _Reference:
     )
     all_points = data.get("category_scores_all_points") or (main if conv == "all-points" else None)
     meta = data.get("meta") or {}
+    given = (("correct-only", on_correct, "on_correct"), ("all-points", all_points, "all_points"))
     return _Reference(
         name=data.get("model_name") or f"report:{data.get('suite')}",
         convention=conv,
-        on_correct=_floats(on_correct, "reference category_scores_on_correct")
-        if on_correct
-        else None,
-        all_points=_floats(all_points, "reference category_scores_all_points")
-        if all_points
-        else None,
+        by_convention={
+            c: _floats(d, f"reference category_scores_{suffix}") for c, d, suffix in given if d
+        },
         data_fingerprint=meta.get("data_fingerprint"),
         n_examples=data.get("n_examples"),
         suite=data.get("suite"),
@@ -265,12 +263,12 @@ def _paper_reference(suite) -> _Reference:
         f"{s.name} published natural-model scores ({s.source or 'paper'}; a different model)"
     )
     numbers = {k: float(v) for k, v in s.reference.items()}
-    ref = _Reference(name=name, convention=s.score_convention, suite=s.name)
-    if s.score_convention == "correct-only":
-        ref.on_correct = numbers
-    else:
-        ref.all_points = numbers
-    return ref
+    return _Reference(
+        name=name,
+        convention=s.score_convention,
+        by_convention={s.score_convention: numbers},
+        suite=s.name,
+    )
 
 
 _REFERENCE_REMEDY = (
@@ -358,7 +356,7 @@ def resolve_reference(
 
 
 def _no_scores_message(ref: _Reference, convention: str) -> str:
-    has = [c for c, d in (("correct-only", ref.on_correct), ("all-points", ref.all_points)) if d]
+    has = [c for c in ("correct-only", "all-points") if ref.by_convention.get(c)]
     return (
         f"reference {ref.name!r} has no {convention} scores (it has {has or 'none'}); a universal "
         f"score needs the reference's scores under the report's score_convention ({convention!r})"
@@ -513,8 +511,8 @@ class RobustnessReport:
             self.reference_scores_on_correct = self.reference_scores_all_points = None
             self._set_by_convention("reference_scores", conv, dict(ref.as_given))
         else:
-            self.reference_scores_on_correct = dict(ref.on_correct) if ref.on_correct else None
-            self.reference_scores_all_points = dict(ref.all_points) if ref.all_points else None
+            self.reference_scores_on_correct = ref.scores("correct-only")
+            self.reference_scores_all_points = ref.scores("all-points")
         self.reference_scores = self._by_convention("reference_scores", conv)
         if self.reference_scores is None:
             raise ValueError(_no_scores_message(ref, conv))

@@ -11,6 +11,17 @@ back), anything but 4 dimensions, non-finite values (NaN / Inf) and values outsi
 or one-hot rows) into class indices and refuses the wrong length, non-integer values (never
 truncated) and labels outside ``[0, nb_classes)``; :func:`guard_logits` checks the upper bound
 against a model's logits when the number of classes is not known beforehand.
+
+The scalar checks — :func:`check_number`, :func:`check_int`, :func:`check_choice`, :func:`check_bool` —
+are the one family every hyper-parameter goes through (attacks, threat models, models, the theory
+module), so that a bad value is refused with the same words everywhere::
+
+    >>> check_int("max_iter", 10, minimum=1)
+    10
+    >>> check_number("eps_step", 0.0, positive=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: eps_step must be positive, got 0.0
 """
 
 from __future__ import annotations
@@ -21,7 +32,75 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_images", "check_labels", "clip_bounds", "guard_logits"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_images",
+    "check_int",
+    "check_labels",
+    "check_number",
+    "clip_bounds",
+    "guard_logits",
+]
+
+
+# ------------------------------------------------------------------------------------- scalars
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    nonneg: bool = False,
+    allow_none: bool = False,
+    per_channel: bool = False,
+) -> Any:
+    """Return ``value`` if it is a finite real number obeying the sign rule, else raise ``ValueError``.
+
+    With ``per_channel=True`` a non-empty list or tuple of numbers (one per channel) is accepted too and
+    checked element by element; the message names ``name`` and shows the whole value. ``bool`` is not a
+    number here.
+    """
+    if value is None and allow_none:
+        return value
+    many = per_channel and isinstance(value, (list, tuple)) and len(value) > 0
+    for v in value if many else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        if positive and v <= 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+        if nonneg and v < 0:
+            raise ValueError(f"{name} must be non-negative, got {value!r}")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> int | None:
+    """Return ``value`` as ``int`` if it is an integer ``>= minimum``, else raise ``ValueError``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        rule = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (Python or numpy), else raise ``ValueError`` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def _first_index(mask: np.ndarray) -> tuple:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import check_int
+
 __all__ = [
     "MNIST5K_SPLITS",
     "CIFAR10_SPLITS",
@@ -172,12 +174,7 @@ def load_cifar10(
     """
     if split not in CIFAR10_SPLITS:
         raise ValueError(f"`split` must be one of {CIFAR10_SPLITS}, got {split!r}")
-    if n_examples is not None and (
-        isinstance(n_examples, bool)
-        or not isinstance(n_examples, (int, np.integer))
-        or n_examples <= 0
-    ):
-        raise ValueError(f"`n_examples` must be a positive integer or None, got {n_examples!r}")
+    check_int("n_examples", n_examples, minimum=1, allow_none=True)
     root = Path(data_dir).expanduser()
     folder = root / _CIFAR_FOLDER
     how_to = (
@@ -239,12 +236,7 @@ def make_loader(
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size <= 0
-    ):
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+    check_int("batch_size", batch_size, minimum=1)
     x_t = _as_tensor(x, float_dtype=torch.float32)
     y_t = _as_tensor(y, float_dtype=torch.float32)
     if len(x_t) != len(y_t):

@@ -35,6 +35,8 @@ from typing import Union
 
 import torch
 
+from ._checks import check_number
+
 __all__ = ["ThreatModel", "LinfBox", "L2InfFlowBall", "PARAM_SHAPES"]
 
 Number = Union[float, int, Sequence[float]]  # noqa: UP007
@@ -50,17 +52,6 @@ PARAM_SHAPES = {
 
 def _as_tensor(value: Number, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(value, device=like.device, dtype=like.dtype)
-
-
-def _check_nonneg(name: str, value: Number, positive: bool = False) -> None:
-    vals = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-    for v in vals:
-        if not math.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        if positive and v <= 0:
-            raise ValueError(f"{name} must be positive, got {value!r}")
-        if v < 0:
-            raise ValueError(f"{name} must be non-negative, got {value!r}")
 
 
 class ThreatModel:
@@ -135,8 +126,8 @@ class LinfBox(ThreatModel):
 
     def __init__(self, name: str, eps: Number, eps_step: Number, shape: str, shared: bool = False):
         super().__init__(name, shape, shared)
-        _check_nonneg(f"{name} eps", eps)
-        _check_nonneg(f"{name} eps_step", eps_step)
+        check_number(f"{name} eps", eps, nonneg=True, per_channel=True)
+        check_number(f"{name} eps_step", eps_step, nonneg=True, per_channel=True)
         self.eps = eps
         self.eps_step = eps_step
 
@@ -174,8 +165,8 @@ class L2InfFlowBall(ThreatModel):
 
     def __init__(self, name: str, eps: float, eps_step: float):
         super().__init__(name, "flow")
-        _check_nonneg(f"{name} eps", eps)
-        _check_nonneg(f"{name} eps_step", eps_step)
+        check_number(f"{name} eps", eps, nonneg=True, per_channel=True)
+        check_number(f"{name} eps_step", eps_step, nonneg=True, per_channel=True)
         self.eps = float(eps)
         self.eps_step = float(eps_step)
 

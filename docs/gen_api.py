@@ -53,15 +53,28 @@ def _signature(obj) -> str:
         return "(...)"
 
 
+_ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|exc|obj|ref):`(~?)([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def _target(tilde: str, name: str) -> str:
+    return name.rsplit(".", 1)[-1] if tilde else name
+
+
+def markdown(text: str) -> str:
+    """Docstring text (reStructuredText habits) as Markdown: ``:func:`x``` and ````x```` become `` `x` ``."""
+    text = _ROLE.sub(lambda m: f"`{_target(m.group(1), m.group(2).strip())}`", text)
+    return text.replace("``", "`")
+
+
 def _doc(obj) -> str:
     doc = inspect.getdoc(obj)
-    return doc.strip() if doc else "*(no docstring)*"
+    return markdown(doc.strip()) if doc else "*(no docstring)*"
 
 
 def _summary(obj) -> str:
     doc = inspect.getdoc(obj) or ""
     first = doc.strip().split("\n\n", 1)[0].replace("\n", " ")
-    return first or "*(no docstring)*"
+    return markdown(first) if first else "*(no docstring)*"
 
 
 def _defining_module(obj) -> str | None:

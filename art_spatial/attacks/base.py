@@ -25,7 +25,15 @@ import numpy as np
 import torch
 
 from .. import warp as W
-from .._checks import check_images, check_labels, guard_logits
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_images,
+    check_int,
+    check_labels,
+    check_number,
+    guard_logits,
+)
 from .engine import AttackSpec, EngineOutput, run_attack
 
 logger = logging.getLogger(__name__)
@@ -41,45 +49,6 @@ __all__ = [
     "check_choice",
     "check_bool",
 ]
-
-
-# ----------------------------------------------------------------------------------------- guards
-def check_number(
-    name: str, value: Any, *, positive: bool = False, nonneg: bool = False, allow_none: bool = False
-) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite real number with the sign rule."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    if nonneg and value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value!r}")
-
-
-def check_int(name: str, value: Any, *, minimum: int = 0, allow_none: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int ``>= minimum``."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-
-
-def check_choice(name: str, value: Any, choices) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-
-
-def check_bool(name: str, value: Any) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------- result

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_choice, check_int, check_number
+from ._io import torch_save_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -472,29 +473,6 @@ def _fresh_model(config: DemoConfig):
     return SmallCNN()
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # a torch tensor
-        return obj.detach().cpu().tolist()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def train_model(
     method: str,
     config: DemoConfig,
@@ -548,10 +526,7 @@ def train_model(
     shutil.rmtree(ckpt, ignore_errors=True)  # the final weights below supersede the checkpoint
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     model = classifier.model.eval()
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, weights)
+    torch_save_atomic(model.state_dict(), weights)
     info = {
         "method": method,
         "training_key": key,
@@ -562,7 +537,7 @@ def train_model(
         "history": history,
         "reused": False,
     }
-    _write_json(sidecar, info)
+    write_json_atomic(sidecar, info)
     return model, info
 
 
@@ -756,7 +731,7 @@ def run_demo(
             title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(test[0])} digits)",
         )
     summary = _demo_summary(config, reports, runs, wall0, cpu0)
-    _write_json(out / "summary.json", summary)
+    write_json_atomic(out / "summary.json", summary)
     files["summary"] = str(out / "summary.json")
     return DemoResult(
         config=config,

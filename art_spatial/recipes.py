@@ -49,13 +49,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._io import torch_save_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -548,15 +549,6 @@ def load_training_data(recipe: Recipe, data_dir=None) -> tuple[np.ndarray, np.nd
 
 
 # ------------------------------------------------------------------------------------------- runner
-def _write_json(path: Path, payload) -> None:
-    from .demo import _jsonable
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def plot_history(history: list, path: Path, title: str = "") -> Path:
     """Training curves (loss; clean / robust training accuracy; learning rate; Pareto α) as a PNG."""
     import matplotlib
@@ -618,8 +610,6 @@ def run_training(
     Returns:
         ``{"out", "history", "seconds", "world_size", "device"}``.
     """
-    import torch
-
     from .bench import distributed as D
 
     out = Path(out)
@@ -632,7 +622,7 @@ def run_training(
     x, y = load_training_data(recipe, data_dir)
     clf, scheduler = _training_classifier(recipe, world, device)
     if rank == 0:
-        _write_json(recipe_path, recipe.to_dict())
+        write_json_atomic(recipe_path, recipe.to_dict())
     D.barrier()
     trainer = build_trainer(recipe, clf, verbose=verbose and rank == 0, checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
@@ -646,10 +636,8 @@ def run_training(
     )
     seconds = time.perf_counter() - t0
     if rank == 0:
-        tmp = out / f".model.pt.{os.getpid()}.tmp"
-        torch.save(clf.model.state_dict(), tmp)
-        os.replace(tmp, out / "model.pt")
-        _write_json(
+        torch_save_atomic(clf.model.state_dict(), out / "model.pt")
+        write_json_atomic(
             out / "history.json",
             {
                 "recipe": recipe.to_dict(),

@@ -240,6 +240,21 @@ def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "
         nb_classes: number of classes, or None when unknown.
         name: how the messages call ``y`` (e.g. ``"y_true"``, ``"y_val"``).
     """
+    y = _label_array(y, name)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim == 2:
+        return _one_hot_indices(y, n, nb_classes, name)
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be class indices of shape ({n},) or one-hot labels ({n}, classes), "
+            f"got shape {y.shape}"
+        )
+    return _class_indices(y, n, nb_classes, name)
+
+
+def _label_array(y: Any, name: str) -> np.ndarray:
+    """``y`` as a numpy array of an integer or float dtype (bool and non-numeric refused)."""
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
@@ -253,36 +268,37 @@ def check_labels(y: Any, n: int, nb_classes: int | None = None, *, name: str = "
             f"{name} has dtype {y.dtype}; expected integer class indices (N) or one-hot "
             "labels (N x classes)"
         )
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.reshape(-1)
-    if y.ndim == 2:
-        if y.shape[0] != n:
-            raise ValueError(
-                f"{name} must have one label per example: {y.shape[0]} label rows for {n} images"
-            )
-        if nb_classes is not None and y.shape[1] != nb_classes:
-            raise ValueError(
-                f"{name} has shape {y.shape}: one-hot labels need nb_classes = {nb_classes} "
-                f"columns (or pass class indices of shape ({n},))"
-            )
-        if not np.isfinite(y).all():
-            raise ValueError(f"{name} (one-hot) contains non-finite values")
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        top = y.max(axis=1, keepdims=True)
-        ties = (y == top).sum(axis=1) != 1
-        if ties.any():
-            i = int(np.argmax(ties))
-            raise ValueError(
-                f"{name} (one-hot) row {i} has no single largest entry ({y[i].tolist()}); "
-                "each row must mark one class"
-            )
-        return y.argmax(axis=1).astype(np.int64)
-    if y.ndim != 1:
+    return y
+
+
+def _one_hot_indices(y: np.ndarray, n: int, nb_classes: int | None, name: str) -> np.ndarray:
+    """Class indices (argmax) of one-hot rows ``y`` (``n x nb_classes``, one largest entry a row)."""
+    if y.shape[0] != n:
         raise ValueError(
-            f"{name} must be class indices of shape ({n},) or one-hot labels ({n}, classes), "
-            f"got shape {y.shape}"
+            f"{name} must have one label per example: {y.shape[0]} label rows for {n} images"
         )
+    if nb_classes is not None and y.shape[1] != nb_classes:
+        raise ValueError(
+            f"{name} has shape {y.shape}: one-hot labels need nb_classes = {nb_classes} "
+            f"columns (or pass class indices of shape ({n},))"
+        )
+    if not np.isfinite(y).all():
+        raise ValueError(f"{name} (one-hot) contains non-finite values")
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = y.max(axis=1, keepdims=True)
+    ties = (y == top).sum(axis=1) != 1
+    if ties.any():
+        i = int(np.argmax(ties))
+        raise ValueError(
+            f"{name} (one-hot) row {i} has no single largest entry ({y[i].tolist()}); "
+            "each row must mark one class"
+        )
+    return y.argmax(axis=1).astype(np.int64)
+
+
+def _class_indices(y: np.ndarray, n: int, nb_classes: int | None, name: str) -> np.ndarray:
+    """``y`` (shape ``N``) as int64 class indices: ``n`` of them, integer-valued, in range."""
     if y.shape[0] != n:
         k = y.shape[0] // n if n else 0
         hint = (

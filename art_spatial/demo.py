@@ -49,6 +49,9 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_choice, check_int, check_number
+from ._io import torch_save_atomic, write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -56,9 +59,6 @@ __all__ = [
     "PAPER_MNIST_TABLE1",
     "DemoConfig",
     "DemoResult",
-    "slug",
-    "training_attacks",
-    "build_trainer",
     "train_model",
     "evaluate_model",
     "run_demo",
@@ -86,6 +86,29 @@ _CATEGORIES = ("sensitivity", "local", "global")
 def slug(method: str) -> str:
     """File-name form of a method name: ``"PGD AT"`` -> ``"pgd_at"``."""
     return method.lower().replace(" ", "_").replace("=", "").replace(".", "p")
+
+
+#: integer fields of :class:`DemoConfig` and their minimum
+_INT_FIELDS = {
+    **dict.fromkeys(
+        (
+            "n_train",
+            "n_test",
+            "natural_epochs",
+            "adv_epochs",
+            "batch_size",
+            "pgd_iter",
+            "spatial_iter",
+            "multi_iter",
+            "pareto_window",
+            "eval_batch_size",
+        ),
+        1,
+    ),
+    **dict.fromkeys(("eps_warmup", "monitor_n", "seed"), 0),
+}
+#: sizes bounded by the MNIST-5k splits: field -> (limit, split)
+_SPLIT_LIMITS = {"n_train": (4000, "train"), "n_test": (1000, "test"), "monitor_n": (1000, "test")}
 
 
 @dataclass
@@ -195,62 +218,33 @@ class DemoConfig:
             raise ValueError(f"`methods` must be a subset of {METHODS}, got unknown {unknown}")
         if "Natural" not in self.methods:
             self.methods = ("Natural",) + self.methods
-        for name in (
-            "n_train",
-            "n_test",
-            "natural_epochs",
-            "adv_epochs",
-            "batch_size",
-            "pgd_iter",
-            "spatial_iter",
-            "multi_iter",
-            "pareto_window",
-            "eval_batch_size",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        for name in ("eps_warmup", "monitor_n"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
-        if self.n_train > 4000:
-            raise ValueError(
-                f"`n_train` must be at most 4000 (MNIST-5k train split), got {self.n_train}"
-            )
-        if self.n_test > 1000:
-            raise ValueError(
-                f"`n_test` must be at most 1000 (MNIST-5k test split), got {self.n_test}"
-            )
-        if self.monitor_n > 1000:
-            raise ValueError(
-                f"`monitor_n` must be at most 1000 (MNIST-5k test split), got {self.monitor_n}"
-            )
-        for name in ("lr", "adv_lr"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)!r}")
-        if not 0 < float(self.lr_gamma) <= 1:
-            raise ValueError(f"`lr_gamma` must be in (0, 1], got {self.lr_gamma!r}")
+        for name, minimum in _INT_FIELDS.items():
+            setattr(self, name, check_int(name, getattr(self, name), minimum=minimum))
+        for name, (limit, split) in _SPLIT_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(
+                    f"{name} must be at most {limit} (MNIST-5k {split} split), "
+                    f"got {getattr(self, name)}"
+                )
+        check_number("lr", self.lr, positive=True)
+        check_number("adv_lr", self.adv_lr, positive=True)
+        if not 0 < check_number("lr_gamma", self.lr_gamma) <= 1:
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
         if any(not 0 < f < 1 for f in self.lr_drops) or list(self.lr_drops) != sorted(
             self.lr_drops
         ):
             raise ValueError(
-                f"`lr_drops` must be increasing fractions in (0, 1), got {self.lr_drops!r}"
+                f"lr_drops must be increasing fractions in (0, 1), got {self.lr_drops!r}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
-        if self.pareto_r_mode not in ("absolute", "relative"):
-            raise ValueError(
-                f"`pareto_r_mode` must be 'absolute' or 'relative', got {self.pareto_r_mode!r}"
-            )
+        check_choice("pareto_r_mode", self.pareto_r_mode, ("absolute", "relative"))
         for r in (self.pareto_r,) + self.pareto_rs:
             if self.pareto_r_mode == "absolute" and not float(r) > 0:
                 raise ValueError(
-                    f"`pareto_r` values must be positive with pareto_r_mode='absolute', got {r!r}"
+                    f"pareto_r values must be positive with pareto_r_mode='absolute', got {r!r}"
                 )
             if self.pareto_r_mode == "relative" and not 0 <= float(r) <= 1:
                 raise ValueError(
-                    f"`pareto_r` values must be in [0, 1] with pareto_r_mode='relative', got {r!r}"
+                    f"pareto_r values must be in [0, 1] with pareto_r_mode='relative', got {r!r}"
                 )
 
     @classmethod
@@ -479,29 +473,6 @@ def _fresh_model(config: DemoConfig):
     return SmallCNN()
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # a torch tensor
-        return obj.detach().cpu().tolist()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def train_model(
     method: str,
     config: DemoConfig,
@@ -533,33 +504,15 @@ def train_model(
     """
     import torch
 
-    from .models import make_classifier
-
     out = Path(out)
     name = name or slug(method)
     weights, sidecar = out / "models" / f"{name}.pt", out / "models" / f"{name}.json"
     key = config.training_key(method)
-    if weights.exists() and sidecar.exists():
-        info = json.loads(sidecar.read_text())
-        if info.get("training_key") == key:
-            model = _fresh_model(config)
-            model.load_state_dict(torch.load(weights, weights_only=True))
-            logger.info("%s: reusing %s", method, weights)
-            info["reused"] = True
-            return model.eval(), info
-    model = _fresh_model(config)
-    if method != "Natural" and config.finetune:
-        if natural_state is None:
-            raise ValueError("`natural_state` is required to fine-tune an adversarial model")
-        model.load_state_dict(natural_state)
-    natural = method == "Natural"
-    epochs = config.natural_epochs if natural else config.adv_epochs
-    classifier = make_classifier(model, lr=config.lr if natural else config.adv_lr)
-    scheduler = None
-    if config.milestones(epochs):
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma
-        )
+    reused = _reuse_model(method, config, weights, sidecar, key)
+    if reused is not None:
+        return reused
+    epochs = config.natural_epochs if method == "Natural" else config.adv_epochs
+    classifier, scheduler = _demo_classifier(method, config, epochs, natural_state)
     callback = (
         None if monitor is None else monitor_callback(monitor[0], monitor[1], seed=config.seed)
     )
@@ -573,10 +526,7 @@ def train_model(
     shutil.rmtree(ckpt, ignore_errors=True)  # the final weights below supersede the checkpoint
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     model = classifier.model.eval()
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, weights)
+    torch_save_atomic(model.state_dict(), weights)
     info = {
         "method": method,
         "training_key": key,
@@ -587,8 +537,46 @@ def train_model(
         "history": history,
         "reused": False,
     }
-    _write_json(sidecar, info)
+    write_json_atomic(sidecar, info)
     return model, info
+
+
+def _reuse_model(method: str, config: DemoConfig, weights: Path, sidecar: Path, key: str):
+    """``(model, info)`` of an earlier run trained with the same ``key``, or None."""
+    import torch
+
+    if not (weights.exists() and sidecar.exists()):
+        return None
+    info = json.loads(sidecar.read_text())
+    if info.get("training_key") != key:
+        return None
+    model = _fresh_model(config)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    logger.info("%s: reusing %s", method, weights)
+    info["reused"] = True
+    return model.eval(), info
+
+
+def _demo_classifier(method: str, config: DemoConfig, epochs: int, natural_state: dict | None):
+    """The freshly initialised (or, with ``config.finetune``, Natural-initialised) SmallCNN of
+    ``method`` in an ART classifier, and its learning-rate scheduler (None without drops)."""
+    import torch
+
+    from .models import make_classifier
+
+    model = _fresh_model(config)
+    if method != "Natural" and config.finetune:
+        if natural_state is None:
+            raise ValueError("`natural_state` is required to fine-tune an adversarial model")
+        model.load_state_dict(natural_state)
+    natural = method == "Natural"
+    classifier = make_classifier(model, lr=config.lr if natural else config.adv_lr)
+    scheduler = None
+    if config.milestones(epochs):
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            classifier.optimizer, milestones=config.milestones(epochs), gamma=config.lr_gamma
+        )
+    return classifier, scheduler
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -721,95 +709,149 @@ def run_demo(
     Returns:
         A :class:`DemoResult`.
     """
-    import torch
-
-    from .bench.leaderboard import render_leaderboard, to_model_info
     from .bench.plots import plot_pareto_front
-    from .data import load_mnist5k
 
     config = config or DemoConfig()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = on_stage or (lambda msg: logger.info("%s", msg))
+    train, test, monitor = _demo_data(config)
+    runs = _train_and_evaluate(config, out, train, test, monitor=monitor, verbose=verbose, say=say)
+    reports = {m: runs.reports[m] for m in config.methods if m in runs.reports}  # Table-1 columns
+    files = {
+        "table1": _write_table1(out, reports, config, len(test[0])),
+        "leaderboard": _write_leaderboard(out, reports, config),
+    }
+    if len(runs.reports) > 1:
+        files["pareto_front"] = plot_pareto_front(
+            runs.reports,
+            runs.reference,
+            out / "pareto_front.png",
+            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(test[0])} digits)",
+        )
+    summary = _demo_summary(config, reports, runs, wall0, cpu0)
+    write_json_atomic(out / "summary.json", summary)
+    files["summary"] = str(out / "summary.json")
+    return DemoResult(
+        config=config,
+        reports=reports,
+        table=format_table1(reports),
+        out=out,
+        files=files,
+        timings=runs.timings,
+    )
+
+
+def _demo_data(config: DemoConfig):
+    """``(x, y)`` of the training digits, of the test digits, and of the monitored test digits (None
+    when ``config.monitor_n`` is 0)."""
+    from .data import load_mnist5k
+
     x_train, y_train = load_mnist5k("train", seed=config.seed)
     x_test, y_test = load_mnist5k("test", seed=config.seed)
-    x_train, y_train = x_train[: config.n_train], y_train[: config.n_train]
-    x_test, y_test = x_test[: config.n_test], y_test[: config.n_test]
-
+    train = (x_train[: config.n_train], y_train[: config.n_train])
+    test = (x_test[: config.n_test], y_test[: config.n_test])
     monitor = None
     if config.monitor_n:
         x_mon, y_mon = load_mnist5k("test", seed=config.seed)
         monitor = (x_mon[: config.monitor_n], y_mon[: config.monitor_n])
+    return train, test, monitor
 
-    reports: dict = {}
-    timings: dict = {}
-    histories: dict = {}
+
+@dataclass
+class _DemoRuns:
+    """Per model label, in training order: reports, timings and training histories; and the
+    Natural model's report (the reference of the universal score)."""
+
+    reports: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    histories: dict = field(default_factory=dict)
+    reference: Any = None
+
+
+def _train_and_evaluate(config: DemoConfig, out: Path, train, test, *, monitor, verbose, say):
+    """Train and evaluate every job of ``config`` in order (Natural first: it is the reference)."""
+    runs = _DemoRuns()
     natural_state = None
-    reference = None
     for label, method, cfg in config.jobs():
-        say(f"[{label}] training on {len(x_train)} digits")
+        say(f"[{label}] training on {len(train[0])} digits")
         model, info = train_model(
             method,
             cfg,
-            x_train,
-            y_train,
+            train[0],
+            train[1],
             out,
             natural_state=natural_state,
             verbose=verbose,
             name=slug(label),
             monitor=monitor,
         )
-        histories[label] = info.get("history") or []
+        runs.histories[label] = info.get("history") or []
         if method == "Natural":
             natural_state = copy.deepcopy(model.state_dict())
-        say(f"[{label}] evaluating ({config.suite}, {len(x_test)} test digits)")
+        say(f"[{label}] evaluating ({config.suite}, {len(test[0])} test digits)")
         t0, c0 = time.perf_counter(), time.process_time()
         report, reused = evaluate_model(
             method,
             model,
             cfg,
-            x_test,
-            y_test,
+            test[0],
+            test[1],
             out,
-            reference=reference,
+            reference=runs.reference,
             verbose=verbose,
             name=slug(label),
         )
         if method == "Natural":
-            reference = report
+            runs.reference = report
             report = report.with_reference(report)
             report.save(out / "reports" / f"{slug(method)}.json")
-        reports[label] = report
-        method = label
-        timings[method] = {
-            "train_s": 0.0 if info.get("reused") else float(info["train_seconds"]),
-            "train_cpu_s": 0.0 if info.get("reused") else float(info.get("train_cpu_seconds", 0.0)),
-            "eval_s": 0.0 if reused else time.perf_counter() - t0,
-            "eval_cpu_s": 0.0 if reused else time.process_time() - c0,
-            "reused_model": bool(info.get("reused")),
-            "reused_report": reused,
-        }
-        universal = "-" if report.universal is None else f"{report.universal:.2f}"
-        say(
-            f"[{method}] clean {report.clean_accuracy:.2f}%, scores "
-            + ", ".join(
-                f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES
-            )
-            + f", universal {universal}"
-        )
+        runs.reports[label] = report
+        runs.timings[label] = _job_timings(info, reused, t0, c0)
+        say(_scores_line(label, report))
+    return runs
 
-    files: dict[str, str] = {}
-    front_reports = reports
-    reports = {m: reports[m] for m in config.methods if m in reports}  # the Table-1 columns
+
+def _job_timings(info: dict, reused: bool, t0: float, c0: float) -> dict:
+    """Training and evaluation seconds (wall, CPU) of one job, 0 for what was reused."""
+    return {
+        "train_s": 0.0 if info.get("reused") else float(info["train_seconds"]),
+        "train_cpu_s": 0.0 if info.get("reused") else float(info.get("train_cpu_seconds", 0.0)),
+        "eval_s": 0.0 if reused else time.perf_counter() - t0,
+        "eval_cpu_s": 0.0 if reused else time.process_time() - c0,
+        "reused_model": bool(info.get("reused")),
+        "reused_report": reused,
+    }
+
+
+def _scores_line(label: str, report) -> str:
+    """One line: clean accuracy, category scores and universal score of ``report``."""
+    universal = "-" if report.universal is None else f"{report.universal:.2f}"
+    return (
+        f"[{label}] clean {report.clean_accuracy:.2f}%, scores "
+        + ", ".join(f"{c} {report.category_scores.get(c, float('nan')):.2f}" for c in _CATEGORIES)
+        + f", universal {universal}"
+    )
+
+
+def _write_table1(out: Path, reports: dict, config: DemoConfig, n_test: int) -> str:
+    """Write ``table1.md`` (the Table-1 analog in Markdown with its conventions); return its path."""
     table_md = format_table1(reports, markdown=True)
     (out / "table1.md").write_text(
-        f"# Table-1 analog on MNIST-5k ({len(x_test)} test digits, suite {config.suite})\n\n"
+        f"# Table-1 analog on MNIST-5k ({n_test} test digits, suite {config.suite})\n\n"
         f"Category scores are mean accuracies (%) under the score convention {_conventions(reports)} "
         "(correct-only = on the test points each model classifies correctly without attack, the paper's; "
         "all-points = RobustBench's). Reference: the Natural model of this run.\n\n" + table_md
     )
-    files["table1"] = str(out / "table1.md")
+    return str(out / "table1.md")
+
+
+def _write_leaderboard(out: Path, reports: dict, config: DemoConfig) -> str:
+    """Write a model_info entry per model under ``leaderboard/`` and ``leaderboard.md``; return the
+    latter's path."""
+    from .bench.leaderboard import render_leaderboard, to_model_info
+
     board = out / "leaderboard"
     for method, report in reports.items():
         to_model_info(
@@ -822,46 +864,38 @@ def run_demo(
             path=board / f"{slug(method)}.json",
         )
     (out / "leaderboard.md").write_text(render_leaderboard(board, fmt="md"))
-    files["leaderboard"] = str(out / "leaderboard.md")
-    if len(front_reports) > 1:
-        files["pareto_front"] = plot_pareto_front(
-            front_reports,
-            reference,
-            out / "pareto_front.png",
-            title=f"MNIST-5k demo: universal score vs sacrificed clean accuracy ({len(x_test)} digits)",
-        )
-    summary = {
+    return str(out / "leaderboard.md")
+
+
+def _demo_summary(
+    config: DemoConfig, reports: dict, runs: _DemoRuns, wall0: float, cpu0: float
+) -> dict:
+    """The content of ``summary.json``: recipe, table, scores of every model (the Pareto front's
+    too), Pareto AT diagnostics, timings."""
+    import torch
+
+    return {
         "config": config.to_dict(),
         "table1": table1_rows(reports),
         "reports": {m: f"reports/{slug(m)}.json" for m in reports},
         "scores": {
             m: {"clean_accuracy": r.clean_accuracy, **r.category_scores, "universal": r.universal}
-            for m, r in front_reports.items()
+            for m, r in runs.reports.items()
         },
         "pareto": {
             m: {
-                k: [h.get(k) for h in histories.get(m, [])]
+                k: [h.get(k) for h in runs.histories.get(m, [])]
                 for k in ("alpha_last", "r_effective", "r_infeasible", "qp_fallbacks")
             }
-            for m in front_reports
+            for m in runs.reports
             if m.startswith("Pareto AT")
         },
-        "timings": timings,
+        "timings": runs.timings,
         "total_wall_s": time.perf_counter() - wall0,
         "total_cpu_s": time.process_time() - cpu0,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
-    _write_json(out / "summary.json", summary)
-    files["summary"] = str(out / "summary.json")
-    return DemoResult(
-        config=config,
-        reports=reports,
-        table=format_table1(reports),
-        out=out,
-        files=files,
-        timings=timings,
-    )
 
 
 def _methods_arg(text: str | Sequence[str]) -> tuple:

@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_int
+
 __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "MODEL_REGISTRY",
     "Normalize",
-    "PreActBlock",
     "PreActResNet18",
     "SmallCNN",
     "accuracy",
@@ -52,13 +53,6 @@ logger = logging.getLogger(__name__)
 #: Per-channel statistics of the CIFAR-10 training set (for :class:`Normalize`).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
-
-
-def _check_positive_int(name: str, value) -> int:
-    """Return ``value`` as int if it is a positive integer, else raise a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Normalize(nn.Module):
@@ -134,9 +128,9 @@ class SmallCNN(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        in_channels = _check_positive_int("in_channels", in_channels)
-        num_classes = _check_positive_int("num_classes", num_classes)
-        input_size = _check_positive_int("input_size", input_size)
+        in_channels = check_int("in_channels", in_channels, minimum=1)
+        num_classes = check_int("num_classes", num_classes, minimum=1)
+        input_size = check_int("input_size", input_size, minimum=1)
         if input_size < 12:
             raise ValueError(f"`input_size` must be at least 12, got {input_size}")
         if not 0.0 <= float(drop_rate) < 1.0:
@@ -241,9 +235,9 @@ class PreActResNet18(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, num_groups: int = 32) -> None:
         super().__init__()
-        in_channels = _check_positive_int("in_channels", in_channels)
-        num_classes = _check_positive_int("num_classes", num_classes)
-        num_groups = _check_positive_int("num_groups", num_groups)
+        in_channels = check_int("in_channels", in_channels, minimum=1)
+        num_classes = check_int("num_classes", num_classes, minimum=1)
+        num_groups = check_int("num_groups", num_groups, minimum=1)
         if 64 % num_groups:
             raise ValueError(f"`num_groups` must divide 64, got {num_groups}")
         self.input_shape = (in_channels, 32, 32)
@@ -306,6 +300,47 @@ def _infer_input_shape(model: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
+def _check_clip_values(clip_values) -> tuple[float, float] | None:
+    """``clip_values`` as a float pair ``(min, max)`` with ``min < max`` (or ``None``)."""
+    if clip_values is None:
+        return None
+    if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):
+        raise ValueError(f"`clip_values` must be (min, max) with min < max, got {clip_values!r}")
+    return (float(clip_values[0]), float(clip_values[1]))
+
+
+def _classifier_input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """``input_shape`` checked, or inferred from the model when ``None``."""
+    if input_shape is None:
+        input_shape = _infer_input_shape(model)
+        if input_shape is None:
+            raise ValueError(
+                "`input_shape` must be given: the model has no `input_shape` attribute to infer it from"
+            )
+    return tuple(check_int("input_shape", s, minimum=1) for s in input_shape)
+
+
+def _build_optimizer(
+    model: nn.Module,
+    optimizer: str | torch.optim.Optimizer | None,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+) -> torch.optim.Optimizer:
+    """The optimizer named by ``optimizer`` (Adam by default, ``"sgd"``) or ``optimizer`` itself."""
+    if optimizer is None or optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"`optimizer` must be None, 'adam', 'sgd' or a torch optimizer, got {optimizer!r}"
+        )
+    return optimizer
+
+
 def make_classifier(
     model: nn.Module,
     input_shape: Sequence[int] | None = None,
@@ -315,6 +350,7 @@ def make_classifier(
     optimizer: str | torch.optim.Optimizer | None = None,
     preprocessing: tuple | None = None,
     device_type: str = "cpu",
+    *,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
 ):
@@ -352,34 +388,14 @@ def make_classifier(
 
     if not isinstance(model, nn.Module):
         raise ValueError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
-    if input_shape is None:
-        input_shape = _infer_input_shape(model)
-        if input_shape is None:
-            raise ValueError(
-                "`input_shape` must be given: the model has no `input_shape` attribute to infer it from"
-            )
-    input_shape = tuple(_check_positive_int("input_shape", s) for s in input_shape)
-    nb_classes = _check_positive_int("nb_classes", nb_classes)
-    if clip_values is not None:
-        if len(clip_values) != 2 or not float(clip_values[0]) < float(clip_values[1]):
-            raise ValueError(
-                f"`clip_values` must be (min, max) with min < max, got {clip_values!r}"
-            )
-        clip_values = (float(clip_values[0]), float(clip_values[1]))
+    input_shape = _classifier_input_shape(model, input_shape)
+    nb_classes = check_int("nb_classes", nb_classes, minimum=1)
+    clip_values = _check_clip_values(clip_values)
     if not float(lr) > 0:
         raise ValueError(f"`lr` must be positive, got {lr!r}")
     if device_type not in ("cpu", "gpu"):
         raise ValueError(f"`device_type` must be 'cpu' or 'gpu', got {device_type!r}")
-    if optimizer is None or optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
-    elif not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(
-            f"`optimizer` must be None, 'adam', 'sgd' or a torch optimizer, got {optimizer!r}"
-        )
+    optimizer = _build_optimizer(model, optimizer, lr, momentum, weight_decay)
     kwargs = {}
     if preprocessing is not None:
         kwargs["preprocessing"] = preprocessing
@@ -406,7 +422,7 @@ def predict_logits(
     Returns:
         A float tensor ``N×num_classes`` on the CPU.
     """
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x_t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -440,6 +456,31 @@ def accuracy(model: nn.Module, x, y, batch_size: int = 256) -> float:
     return float(np.mean(pred == y_arr))
 
 
+def _natural_epoch(
+    model: nn.Module, loader, optimizer, loss_fn, device, bar, epoch: int
+) -> tuple[float, int, int]:
+    """One pass of cross-entropy steps over ``loader``; returns ``(loss sum, correct, seen)``."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for xb, yb in loader:
+        xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = loss_fn(logits, yb)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * len(yb)
+        correct += int((logits.detach().argmax(dim=1) == yb).sum())
+        seen += len(yb)
+        bar.update(1)
+        bar.set_postfix(
+            epoch=epoch + 1,
+            loss=f"{loss_sum / seen:.3f}",
+            acc=f"{correct / seen:.3f}",
+            refresh=False,
+        )
+    return loss_sum, correct, seen
+
+
 def train_natural(
     model: nn.Module,
     x: np.ndarray,
@@ -449,6 +490,7 @@ def train_natural(
     lr: float = 1e-3,
     seed: int = 0,
     verbose: bool = True,
+    *,
     optimizer: torch.optim.Optimizer | None = None,
     device: torch.device | str | None = None,
 ) -> nn.Module:
@@ -486,8 +528,8 @@ def train_natural(
 
     from art_spatial.data import make_loader
 
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if not float(lr) > 0:
         raise ValueError(f"`lr` must be positive, got {lr!r}")
     if device is None:
@@ -506,24 +548,9 @@ def train_natural(
         mininterval=0.5,
     ) as bar:
         for epoch in range(epochs):
-            loss_sum, correct, seen = 0.0, 0, 0
-            for xb, yb in loader:
-                xb, yb = xb.to(device), yb.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-                loss.backward()
-                optimizer.step()
-                loss_sum += float(loss.detach()) * len(yb)
-                correct += int((logits.detach().argmax(dim=1) == yb).sum())
-                seen += len(yb)
-                bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch + 1,
-                    loss=f"{loss_sum / seen:.3f}",
-                    acc=f"{correct / seen:.3f}",
-                    refresh=False,
-                )
+            loss_sum, correct, seen = _natural_epoch(
+                model, loader, optimizer, loss_fn, device, bar, epoch
+            )
             logger.info(
                 "epoch %d/%d: loss %.4f, train accuracy %.4f",
                 epoch + 1,

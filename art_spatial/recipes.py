@@ -49,13 +49,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._io import torch_save_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -253,74 +254,59 @@ def _pareto_mnist() -> dict:
     )
 
 
-def _pareto_cifar10() -> dict:
+#: learning-rate schedules of the CIFAR-10 presets: TRADES' (Pareto AT, Joint AT), FAT's and GAIRAT's
+_TRADES_CIFAR_SCHEDULE = {"epochs": 76, "milestones": [75]}
+_FAT_CIFAR_SCHEDULE = {"epochs": 120, "milestones": [60, 90]}
+
+
+def _cifar10_preset(method: str, schedule: dict, attacks: dict, trainer: dict, source: str) -> dict:
+    """Fields of a CIFAR-10 preset: PreActResNet-18 trained with SGD (:data:`_CIFAR_SGD`) and
+    crop-flip, ``schedule`` giving ``epochs`` and ``milestones``."""
     return dict(
-        method="pareto",
+        method=method,
         dataset="cifar10",
         model="preactresnet18",
-        epochs=76,
-        milestones=[75],
-        attacks=_CIFAR_ATTACKS,
-        trainer={"r": 4.0, "r_mode": "absolute", "window": 20},
-        source="Pareto AT (arXiv:2111.01996) Appendix E; optimizer of TRADES (arXiv:1901.08573) CIFAR-10",
+        epochs=schedule["epochs"],
+        milestones=list(schedule["milestones"]),
+        attacks=attacks,
+        trainer=trainer,
+        source=source,
         **_CIFAR_SGD,
     )
+
+
+def _pareto_cifar10() -> dict:
+    source = (
+        "Pareto AT (arXiv:2111.01996) Appendix E; optimizer of TRADES (arXiv:1901.08573) CIFAR-10"
+    )
+    trainer = {"r": 4.0, "r_mode": "absolute", "window": 20}
+    return _cifar10_preset("pareto", _TRADES_CIFAR_SCHEDULE, _CIFAR_ATTACKS, trainer, source)
 
 
 def _joint_cifar10() -> dict:
-    return dict(
-        method="joint",
-        dataset="cifar10",
-        model="preactresnet18",
-        epochs=76,
-        milestones=[75],
-        attacks={},
-        trainer={"label_smoothing": 0.5, "eps_pixel": 8 / 255, "eps_flow": 0.3},
-        source="one-step Joint AT (arXiv:1907.10737) §4.2, Alg. 3; schedule of pareto-cifar10",
-        **_CIFAR_SGD,
-    )
+    source = "one-step Joint AT (arXiv:1907.10737) §4.2, Alg. 3; schedule of pareto-cifar10"
+    trainer = {"label_smoothing": 0.5, "eps_pixel": 8 / 255, "eps_flow": 0.3}
+    return _cifar10_preset("joint", _TRADES_CIFAR_SCHEDULE, {}, trainer, source)
 
 
 def _cusp_cifar10() -> dict:
-    return dict(
-        method="cusp",
-        dataset="cifar10",
-        model="preactresnet18",
-        epochs=120,
-        milestones=[75, 90, 100],
-        attacks={"pgd": {"eps_step": 2 / 255, "max_iter": 10}},
-        trainer={"thetas": [120.0, 150.0, 180.0], "epsilons": [2 / 255, 4 / 255, 8 / 255]},
-        source="CuSP (arXiv:2002.11318) §5 and appendix (TRADES schedule 75-90-100)",
-        **_CIFAR_SGD,
-    )
+    source = "CuSP (arXiv:2002.11318) §5 and appendix (TRADES schedule 75-90-100)"
+    schedule = {"epochs": 120, "milestones": [75, 90, 100]}
+    attacks = {"pgd": {"eps_step": 2 / 255, "max_iter": 10}}
+    trainer = {"thetas": [120.0, 150.0, 180.0], "epsilons": [2 / 255, 4 / 255, 8 / 255]}
+    return _cifar10_preset("cusp", schedule, attacks, trainer, source)
 
 
 def _fat_cifar10() -> dict:
-    return dict(
-        method="fat",
-        dataset="cifar10",
-        model="preactresnet18",
-        epochs=120,
-        milestones=[60, 90],
-        attacks=_PGD10_CIFAR,
-        trainer={"tau_schedule": {"0": 0, "50": 1, "90": 2}, "schedule_epochs": 120},
-        source="FAT (arXiv:2002.11242): PGD-10-tau, tau 0/1/2 at epochs 0/50/90 of 120",
-        **_CIFAR_SGD,
-    )
+    source = "FAT (arXiv:2002.11242): PGD-10-tau, tau 0/1/2 at epochs 0/50/90 of 120"
+    trainer = {"tau_schedule": {"0": 0, "50": 1, "90": 2}, "schedule_epochs": 120}
+    return _cifar10_preset("fat", _FAT_CIFAR_SCHEDULE, _PGD10_CIFAR, trainer, source)
 
 
 def _gairat_cifar10() -> dict:
-    return dict(
-        method="gairat",
-        dataset="cifar10",
-        model="preactresnet18",
-        epochs=120,
-        milestones=[60, 90],
-        attacks=_PGD10_CIFAR,
-        trainer={"lam": -1.0, "burn_in": None},
-        source="GAIRAT (arXiv:2010.01736): PGD-10, lambda -1, weights from half of training",
-        **_CIFAR_SGD,
-    )
+    source = "GAIRAT (arXiv:2010.01736): PGD-10, lambda -1, weights from half of training"
+    trainer = {"lam": -1.0, "burn_in": None}
+    return _cifar10_preset("gairat", _FAT_CIFAR_SCHEDULE, _PGD10_CIFAR, trainer, source)
 
 
 #: preset name -> factory of its fields
@@ -386,38 +372,30 @@ def build_model_for(recipe: Recipe):
         ) from None
 
 
-def _attack(kind: str, clf, p: dict):
-    from .attacks import AffineAttack, FlowAttack, PixelAttack
+#: training attack kind of a recipe's ``attacks`` -> (class in :mod:`art_spatial.attacks`, its options)
+_TRAINING_ATTACKS = {
+    "pgd": ("PixelAttack", {"random_init": True}),
+    "flow": ("FlowAttack", {"norm": "inf", "units": "normalized"}),
+    "affine": ("AffineAttack", {"parametrization": "affine"}),
+}
 
-    if kind == "pgd":
-        return PixelAttack(
-            clf,
-            eps=p["eps"],
-            eps_step=p["eps_step"],
-            max_iter=p["max_iter"],
-            random_init=True,
-            verbose=False,
-        )
-    if kind == "flow":
-        return FlowAttack(
-            clf,
-            eps=p["eps"],
-            eps_step=p["eps_step"],
-            max_iter=p["max_iter"],
-            norm="inf",
-            units="normalized",
-            verbose=False,
-        )
-    if kind == "affine":
-        return AffineAttack(
-            clf,
-            eps=p["eps"],
-            eps_step=p["eps_step"],
-            max_iter=p["max_iter"],
-            parametrization="affine",
-            verbose=False,
-        )
-    raise ValueError(kind)
+
+def _attack(kind: str, clf, p: dict):
+    """The training attack ``kind`` on ``clf`` with the budget ``p`` (``eps``, ``eps_step``,
+    ``max_iter``)."""
+    from . import attacks
+
+    if kind not in _TRAINING_ATTACKS:
+        raise ValueError(kind)
+    class_name, options = _TRAINING_ATTACKS[kind]
+    return getattr(attacks, class_name)(
+        clf,
+        eps=p["eps"],
+        eps_step=p["eps_step"],
+        max_iter=p["max_iter"],
+        verbose=False,
+        **options,
+    )
 
 
 def _need(recipe: Recipe, *kinds: str) -> dict:
@@ -435,9 +413,6 @@ def build_trainer(recipe: Recipe, classifier, **common):
     ``common`` goes to every trainer (``seed``, ``verbose``, ``checkpoint_dir``, ...).
     """
     from . import trainers as T
-    from .attacks import IntegratedSpatialAttack, PixelAttack
-
-    m, tp, a = recipe.method, dict(recipe.trainer), recipe.attacks
     from .augment import get_augmentation
 
     common = {
@@ -448,6 +423,7 @@ def build_trainer(recipe: Recipe, classifier, **common):
         "augment": get_augmentation(recipe.augment),
         **common,
     }
+    m = recipe.method
     if m == "natural":
         common.pop("eps_warmup")
         return T.NaturalTrainer(classifier, **common)
@@ -456,64 +432,89 @@ def build_trainer(recipe: Recipe, classifier, **common):
             classifier, _attack("pgd", classifier, _need(recipe, "pgd")["pgd"]), **common
         )
     if m == "spatial":
-        _need(recipe, "flow", "affine")
-        f, r = a["flow"], a["affine"]
-        atk = IntegratedSpatialAttack(
-            classifier,
-            eps_flow=f["eps"],
-            eps_affine=r["eps"],
-            eps_step_flow=f["eps_step"],
-            eps_step_affine=r["eps_step"],
-            max_iter=max(f["max_iter"], r["max_iter"]),
-            verbose=False,
-        )
-        return T.SpatialAdversarialTrainer(classifier, atk, **common)
+        return _spatial_trainer(recipe, classifier, common)
     if m in ("ave", "max", "pareto"):
-        _need(recipe, "pgd", "flow", "affine")
-        atks = [_attack(k, classifier, a[k]) for k in ("pgd", "flow", "affine")]
-        names = ["pgd", "flow", "affine"]
-        if m == "ave":
-            return T.AverageAdversarialTrainer(classifier, atks, names=names, **common)
-        if m == "max":
-            return T.MaxAdversarialTrainer(classifier, atks, names=names, **common)
-        return T.ParetoAdversarialTrainer(
-            classifier,
-            atks,
-            r=tp.get("r", 0.5),
-            r_mode=tp.get("r_mode", "relative"),
-            window=tp.get("window", 20),
-            names=names,
-            **common,
-        )
+        return _multi_attack_trainer(recipe, classifier, common)
     if m == "joint":
+        tp = dict(recipe.trainer)
         ls = tp.pop("label_smoothing", 0.5)
         return T.JointAdversarialTrainer.one_step(
             classifier, attack_kwargs=tp, label_smoothing=ls, **common
         )
     if m == "cusp":
-        p = a.get("pgd", {})
-        thetas = tp.get("thetas", [120.0, 150.0, 180.0])
-        eps = tp.get("epsilons", [2 / 255, 4 / 255, 8 / 255])
-        n = min(len(thetas), len(recipe.milestones) + 1)
-        stages = T.CurriculumAdversarialTrainer.stages_from_milestones(
-            recipe.milestones, thetas[:n], eps[:n]
-        )
-        return T.CurriculumAdversarialTrainer(
-            classifier,
-            stages,
-            eps_step=p.get("eps_step", 2 / 255),
-            max_iter=p.get("max_iter", 10),
-            **common,
-        )
-    pgd = PixelAttack(
+        return _curriculum_trainer(recipe, classifier, common)
+    return _reweighting_trainer(recipe, classifier, common)
+
+
+def _spatial_trainer(recipe: Recipe, classifier, common: dict):
+    """Spatial AT: the integrated flow + affine attack of the recipe's two budgets."""
+    from . import trainers as T
+    from .attacks import IntegratedSpatialAttack
+
+    _need(recipe, "flow", "affine")
+    f, r = recipe.attacks["flow"], recipe.attacks["affine"]
+    atk = IntegratedSpatialAttack(
         classifier,
-        eps=_need(recipe, "pgd")["pgd"]["eps"],
-        eps_step=a["pgd"]["eps_step"],
-        max_iter=a["pgd"]["max_iter"],
-        random_init=True,
+        eps_flow=f["eps"],
+        eps_affine=r["eps"],
+        eps_step_flow=f["eps_step"],
+        eps_step_affine=r["eps_step"],
+        max_iter=max(f["max_iter"], r["max_iter"]),
         verbose=False,
     )
-    if m == "fat":
+    return T.SpatialAdversarialTrainer(classifier, atk, **common)
+
+
+def _multi_attack_trainer(recipe: Recipe, classifier, common: dict):
+    """Ave / Max / Pareto AT over the PGD, flow and affine attacks."""
+    from . import trainers as T
+
+    _need(recipe, "pgd", "flow", "affine")
+    names = ["pgd", "flow", "affine"]
+    atks = [_attack(k, classifier, recipe.attacks[k]) for k in names]
+    if recipe.method == "ave":
+        return T.AverageAdversarialTrainer(classifier, atks, names=names, **common)
+    if recipe.method == "max":
+        return T.MaxAdversarialTrainer(classifier, atks, names=names, **common)
+    tp = recipe.trainer
+    return T.ParetoAdversarialTrainer(
+        classifier,
+        atks,
+        r=tp.get("r", 0.5),
+        r_mode=tp.get("r_mode", "relative"),
+        window=tp.get("window", 20),
+        names=names,
+        **common,
+    )
+
+
+def _curriculum_trainer(recipe: Recipe, classifier, common: dict):
+    """CuSP: (rotation, ε) stages raised at the learning-rate milestones."""
+    from . import trainers as T
+
+    p, tp = recipe.attacks.get("pgd", {}), recipe.trainer
+    thetas = tp.get("thetas", [120.0, 150.0, 180.0])
+    eps = tp.get("epsilons", [2 / 255, 4 / 255, 8 / 255])
+    n = min(len(thetas), len(recipe.milestones) + 1)
+    stages = T.CurriculumAdversarialTrainer.stages_from_milestones(
+        recipe.milestones, thetas[:n], eps[:n]
+    )
+    return T.CurriculumAdversarialTrainer(
+        classifier,
+        stages,
+        eps_step=p.get("eps_step", 2 / 255),
+        max_iter=p.get("max_iter", 10),
+        **common,
+    )
+
+
+def _reweighting_trainer(recipe: Recipe, classifier, common: dict):
+    """FAT (early-stopped PGD) or GAIRAT (geometry-aware weights) around the recipe's PGD."""
+    from . import trainers as T
+
+    pgd = _attack("pgd", classifier, _need(recipe, "pgd")["pgd"])
+    tp = recipe.trainer
+    if recipe.method == "fat":
         sched = {int(k): int(v) for k, v in tp.get("tau_schedule", {"0": 0}).items()}
         return T.FriendlyAdversarialTrainer(
             classifier,
@@ -548,15 +549,6 @@ def load_training_data(recipe: Recipe, data_dir=None) -> tuple[np.ndarray, np.nd
 
 
 # ------------------------------------------------------------------------------------------- runner
-def _write_json(path: Path, payload) -> None:
-    from .demo import _jsonable
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def plot_history(history: list, path: Path, title: str = "") -> Path:
     """Training curves (loss; clean / robust training accuracy; learning rate; Pareto α) as a PNG."""
     import matplotlib
@@ -618,57 +610,19 @@ def run_training(
     Returns:
         ``{"out", "history", "seconds", "world_size", "device"}``.
     """
-    import torch
-
     from .bench import distributed as D
-    from .models import make_classifier
-    from .trainers.base import CHECKPOINT_NAME
 
     out = Path(out)
     ckpt_dir = out / "checkpoints"
     recipe_path = out / "recipe.json"
-    if recipe_path.exists():
-        try:
-            old = json.loads(recipe_path.read_text())
-        except ValueError as exc:
-            raise ValueError(f"{recipe_path} is not a readable recipe ({exc})") from None
-        if resume and old != recipe.to_dict():
-            raise ValueError(
-                f"resume: {recipe_path} holds another recipe than the one given; resume with the "
-                f"same arguments (or --recipe-file {recipe_path}), or choose another --out"
-            )
-    if (ckpt_dir / CHECKPOINT_NAME).exists() and not resume:
-        raise ValueError(
-            f"{ckpt_dir / CHECKPOINT_NAME} exists (an earlier run in --out): pass --resume to continue "
-            "it, or choose another --out (it is never overwritten silently)"
-        )
+    _check_run_folder(recipe, out, resume)
     D.init_from_env()
     rank, world = D.dist_info()
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    device = _training_device(device)
     x, y = load_training_data(recipe, data_dir)
-    model = build_model_for(recipe)
-    if world > 1 and device == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    clf = make_classifier(
-        model,
-        lr=recipe.lr,
-        optimizer=recipe.optimizer,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        device_type="gpu" if device == "cuda" else "cpu",
-    )
-    scheduler = None
-    if recipe.milestones:
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            clf.optimizer, milestones=recipe.milestones, gamma=recipe.gamma
-        )
+    clf, scheduler = _training_classifier(recipe, world, device)
     if rank == 0:
-        _write_json(recipe_path, recipe.to_dict())
+        write_json_atomic(recipe_path, recipe.to_dict())
     D.barrier()
     trainer = build_trainer(recipe, clf, verbose=verbose and rank == 0, checkpoint_dir=ckpt_dir)
     t0 = time.perf_counter()
@@ -682,10 +636,8 @@ def run_training(
     )
     seconds = time.perf_counter() - t0
     if rank == 0:
-        tmp = out / f".model.pt.{os.getpid()}.tmp"
-        torch.save(clf.model.state_dict(), tmp)
-        os.replace(tmp, out / "model.pt")
-        _write_json(
+        torch_save_atomic(clf.model.state_dict(), out / "model.pt")
+        write_json_atomic(
             out / "history.json",
             {
                 "recipe": recipe.to_dict(),
@@ -707,3 +659,66 @@ def run_training(
         "world_size": world,
         "device": device,
     }
+
+
+def _check_run_folder(recipe: Recipe, out: Path, resume: bool) -> None:
+    """Refuse to resume another recipe in ``out``, and to overwrite an earlier run's checkpoint
+    without ``resume``."""
+    from .trainers.base import CHECKPOINT_NAME
+
+    recipe_path = out / "recipe.json"
+    checkpoint = out / "checkpoints" / CHECKPOINT_NAME
+    if recipe_path.exists():
+        try:
+            old = json.loads(recipe_path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{recipe_path} is not a readable recipe ({exc})") from None
+        if resume and old != recipe.to_dict():
+            raise ValueError(
+                f"resume: {recipe_path} holds another recipe than the one given; resume with the "
+                f"same arguments (or --recipe-file {recipe_path}), or choose another --out"
+            )
+    if checkpoint.exists() and not resume:
+        raise ValueError(
+            f"{checkpoint} exists (an earlier run in --out): pass --resume to continue "
+            "it, or choose another --out (it is never overwritten silently)"
+        )
+
+
+def _training_device(device: str | None) -> str:
+    """``device`` checked, or ``"cuda"`` when available and ``"cpu"`` otherwise."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return device
+
+
+def _training_classifier(recipe: Recipe, world: int, device: str):
+    """The recipe's freshly initialised model in an ART classifier with the recipe's optimizer, and
+    its ``MultiStepLR`` scheduler (None without milestones)."""
+    import torch
+
+    from .models import make_classifier
+
+    model = build_model_for(recipe)
+    if world > 1 and device == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    clf = make_classifier(
+        model,
+        lr=recipe.lr,
+        optimizer=recipe.optimizer,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        device_type="gpu" if device == "cuda" else "cpu",
+    )
+    scheduler = None
+    if recipe.milestones:
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            clf.optimizer, milestones=recipe.milestones, gamma=recipe.gamma
+        )
+    return clf, scheduler

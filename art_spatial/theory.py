@@ -70,6 +70,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._checks import check_int
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -107,12 +109,6 @@ def _rng(rng) -> np.random.Generator:
     raise ValueError(f"rng must be a numpy Generator or an int seed, got {rng!r}")
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def msequence_codeword(k: int) -> np.ndarray:
     """Generator codeword of the binary simplex code of length ``d = 2^k − 1`` as ``±1`` values.
 
@@ -132,7 +128,7 @@ def msequence_codeword(k: int) -> np.ndarray:
         >>> len(c), int(np.dot(c, np.roll(c, 3)))
         (15, -1)
     """
-    k = _check_int("k", k, 2)
+    k = check_int("k", k, minimum=2)
     if k not in _PRIMITIVE_TAPS:
         raise ValueError(f"k must be in {sorted(_PRIMITIVE_TAPS)}, got {k}")
     taps = _PRIMITIVE_TAPS[k]
@@ -172,8 +168,8 @@ class CyclicCodeDistribution:
     """
 
     def __init__(self, d: int, m: int, p: float, codeword=None, seed: int = 0) -> None:
-        self.d = _check_int("d", d, 1)
-        self.m = _check_int("m", m, 1)
+        self.d = check_int("d", d, minimum=1)
+        self.m = check_int("m", m, minimum=1)
         if self.d % self.m != 0:
             raise ValueError(f"m must divide d, got d={d}, m={m}")
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.5 <= p < 1:
@@ -230,7 +226,7 @@ class CyclicCodeDistribution:
     # --------------------------------------------------------------------------------- sampling
     def sample(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n`` pairs ``(X, Y)``; returns ``x`` (``n x (d+1)`` float64) and ``y`` (``n`` in ±1)."""
-        n = _check_int("n", n, 0)
+        n = check_int("n", n, minimum=0)
         g = _rng(rng)
         y = np.where(g.random(n) < 0.5, -1, 1)
         x0 = np.where(g.random(n) < self.p, y, -y).astype(np.float64)
@@ -379,9 +375,27 @@ def check_theorem2(
         A dict with the estimates above, their standard errors, the bounds, ``*_holds`` booleans and
         ``margin`` (= bound − estimate; negative means the estimate exceeds the bound).
     """
-    n = _check_int("n", n, 1)
-    chunk = _check_int("chunk", chunk, 1)
-    g = _rng(rng)
+    n = check_int("n", n, minimum=1)
+    chunk = check_int("chunk", chunk, minimum=1)
+    acc = _theorem2_accuracies(dist, classifier, n, _rng(rng), chunk)
+    out = _theorem2_report(dist, acc, n, z)
+    logger.info(
+        "theorem 2 check d=%d m=%d p=%.3f: spatial %.4f <= bound %.4f (%s)",
+        dist.d,
+        dist.m,
+        dist.p,
+        out["spatial_accuracy"],
+        out["theorem2_bound"],
+        out["theorem2_holds"],
+    )
+    return out
+
+
+def _theorem2_accuracies(
+    dist: CyclicCodeDistribution, classifier: Classifier, n: int, g: np.random.Generator, chunk: int
+) -> dict[str, float]:
+    """Monte-Carlo accuracies ``clean``, ``spatial`` (``s``), ``adv`` (``a_r``), ``adv0`` (``a_0``)
+    of :func:`check_theorem2` over ``n`` pairs drawn ``chunk`` at a time from ``g``."""
     hits = dict(clean=0, spatial=0, adv=0, adv0=0)
     done = 0
     while done < n:
@@ -394,7 +408,11 @@ def check_theorem2(
         hits["adv"] += int(np.sum(classifier(dist.shift(x_adv, j)) == y))
         hits["adv0"] += int(np.sum(classifier(x_adv) == y))
         done += k
-    acc = {key: v / n for key, v in hits.items()}
+    return {key: v / n for key, v in hits.items()}
+
+
+def _theorem2_report(dist: CyclicCodeDistribution, acc: dict, n: int, z: float) -> dict:
+    """The result dict of :func:`check_theorem2`: estimates, standard errors, bounds, verdicts."""
 
     def se(q: float) -> float:
         return math.sqrt(max(q * (1 - q), 1.0 / n) / n)
@@ -408,7 +426,7 @@ def check_theorem2(
     tol_0 = z * (se(s) + ratio * se(a_0))
     b_clean = theorem2_bound(a_0, dist.p)  # standard accuracy step of Theorem 3's proof
     tol_clean = z * (se(acc["clean"]) + ratio * se(a_0))
-    out = {
+    return {
         "d": dist.d,
         "m": dist.m,
         "p": dist.p,
@@ -433,13 +451,3 @@ def check_theorem2(
         "clean_vs_adversarial_bound": b_clean,
         "clean_vs_adversarial_holds": bool(acc["clean"] <= b_clean + tol_clean),
     }
-    logger.info(
-        "theorem 2 check d=%d m=%d p=%.3f: spatial %.4f <= bound %.4f (%s)",
-        dist.d,
-        dist.m,
-        dist.p,
-        s,
-        b2,
-        out["theorem2_holds"],
-    )
-    return out

@@ -1,10 +1,13 @@
-"""Generate ``docs/api.md`` from the package's public modules (``__all__`` + docstrings).
+"""Generate ``docs/api.md``: the package's public API, from ``__all__`` and docstrings.
 
-Every importable, non-private module under ``art_spatial`` is imported; each name of its ``__all__``
-gets a heading, its signature and its docstring. Classes also list their public methods (those
-defined by the class itself, not inherited from ART or torch). A name re-exported by a package (e.g.
-``art_spatial.attacks.FlowAttack`` defined in ``art_spatial.attacks.spatial``) is documented once,
-under the module that defines it, and listed with a link under the re-exporting package.
+The public API is curated: the top-level package, the four subpackages (``attacks``, ``trainers``,
+``bench``, ``analysis``) through what their ``__init__`` exports, and the top-level modules a user
+imports directly (:data:`PUBLIC_MODULES`). Modules inside a subpackage (``attacks.engine``,
+``bench.suites``, ``trainers.checkpoint`` ...) are the package's own plumbing: what of them a user needs
+is re-exported by the subpackage and documented there. Each name gets a heading, its signature and its
+docstring (reST roles rendered as Markdown code); classes also list their public methods (those defined
+by the class itself, not inherited from ART or torch). An object exported by two listed modules is
+documented under the first and linked from the second.
 
 Usage (from the repository root)::
 
@@ -12,7 +15,7 @@ Usage (from the repository root)::
     .venv/bin/python docs/gen_api.py --check    # exit 1 if docs/api.md is out of date
 
 A module whose optional dependency is missing (e.g. the AdverTorch façades) is listed with the
-import error instead of failing the whole run.
+import error instead of failing the whole run. ``tests/test_docs.py`` checks that api.md is up to date.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import pkgutil
 import re
 import sys
 from pathlib import Path
@@ -30,16 +32,32 @@ OUT = ROOT / "docs" / "api.md"
 PACKAGE = "art_spatial"
 
 
+#: the documented modules, in the order of the reference
+PUBLIC_MODULES = (
+    PACKAGE,
+    f"{PACKAGE}.attacks",
+    f"{PACKAGE}.attacks.advertorch",
+    f"{PACKAGE}.trainers",
+    f"{PACKAGE}.bench",
+    f"{PACKAGE}.bench.distributed",
+    f"{PACKAGE}.analysis",
+    f"{PACKAGE}.warp",
+    f"{PACKAGE}.threats",
+    f"{PACKAGE}.models",
+    f"{PACKAGE}.data",
+    f"{PACKAGE}.augment",
+    f"{PACKAGE}.amp",
+    f"{PACKAGE}.recipes",
+    f"{PACKAGE}.demo",
+    f"{PACKAGE}.theory",
+)
+
+
 def public_modules() -> list[str]:
-    """Names of the package and every submodule whose dotted path has no ``_``-prefixed part."""
-    sys.path.insert(0, str(ROOT))
-    pkg = importlib.import_module(PACKAGE)
-    names = [PACKAGE]
-    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{PACKAGE}."):
-        if any(part.startswith("_") for part in info.name.split(".")):
-            continue
-        names.append(info.name)
-    return sorted(names, key=lambda n: (n.count("."), n) if n == PACKAGE else (1, n))
+    """The documented modules (:data:`PUBLIC_MODULES`), importable from this checkout."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return list(PUBLIC_MODULES)
 
 
 def _anchor(qualname: str) -> str:
@@ -75,10 +93,6 @@ def _summary(obj) -> str:
     doc = inspect.getdoc(obj) or ""
     first = doc.strip().split("\n\n", 1)[0].replace("\n", " ")
     return markdown(first) if first else "*(no docstring)*"
-
-
-def _defining_module(obj) -> str | None:
-    return getattr(obj, "__module__", None)
 
 
 def _class_methods(cls) -> list[tuple[str, object]]:
@@ -149,6 +163,9 @@ def generate() -> str:
         "",
     ]
     body: list[str] = []
+    seen: dict[
+        int, str
+    ] = {}  # id of a documented class / function -> the module it is documented under
     for modname in modules:
         lines.append(f"- [`{modname}`](#{_anchor(modname)})")
         body.append(f"## `{modname}`")
@@ -184,18 +201,13 @@ def generate() -> str:
             if inspect.ismodule(obj):
                 reexported.append(f"- [`{obj.__name__}`](#{_anchor(obj.__name__)}) (subpackage)")
                 continue
-            origin = _defining_module(obj)
-            if (
-                (inspect.isclass(obj) or inspect.isfunction(obj))
-                and origin
-                and origin != modname
-                and origin in modules
-            ):
-                target = f"{origin}.{name}"
+            if id(obj) in seen and (inspect.isclass(obj) or inspect.isfunction(obj)):
+                where = seen[id(obj)]
                 reexported.append(
-                    f"- `{name}` — {_summary(obj)} (see [`{target}`](#{_anchor(origin)}))"
+                    f"- `{name}` — {_summary(obj)} (see [`{where}`](#{_anchor(where)}))"
                 )
                 continue
+            seen[id(obj)] = modname
             _render_object(modname, name, obj, body)
         if reexported:
             body.append("Re-exported here:")

@@ -185,6 +185,50 @@ def test_bad_suite_raises_naming_the_field(mutate, field):
     assert field in str(err.value)
 
 
+def test_suite_schema_errors_name_the_field_and_the_schema_matches_the_constants():
+    import jsonschema
+
+    from art_spatial.bench.suites import (
+        CATEGORIES,
+        MODES,
+        PROFILE_KINDS,
+        SCORE_CONVENTIONS,
+        SUITES,
+        load_suite_schema,
+    )
+
+    schema = load_suite_schema()
+    defs = schema["$defs"]
+    assert defs["attack"]["properties"]["category"]["enum"] == [*CATEGORIES, None]
+    assert defs["attack"]["properties"]["mode"]["enum"] == list(MODES)
+    assert defs["profile"]["properties"]["kind"]["enum"] == list(PROFILE_KINDS)
+    assert schema["properties"]["score_convention"]["enum"] == [*SCORE_CONVENTIONS, None]
+    for spec in SUITES.values():  # a plain JSON Schema validator accepts every registered suite
+        jsonschema.validate(json.loads(json.dumps(spec)), schema)
+    cases = [
+        (
+            {"iterations": [1, 2.0]},
+            "suite.attacks[0].iterations[1] must be a positive integer, got 2.0",
+        ),
+        ({"iterations": []}, "suite.attacks[0].iterations must be a non-empty list"),
+        ({"params": {"eps": "big"}}, "suite.attacks[0].params.eps must be a non-negative number"),
+        ({"colour": 1}, "suite.attacks[0] has unknown fields ['colour']; allowed: ['attack',"),
+        ({"name": None}, "suite.attacks[0].name must be a non-empty string, got None"),
+    ]
+    for change, message in cases:
+        spec = json.loads(json.dumps(TINY))
+        spec["attacks"][0].update(change)
+        with pytest.raises(ValueError) as err:
+            validate_suite(spec)
+        assert message in str(err.value)
+    spec = json.loads(json.dumps(TINY))
+    del spec["attacks"][0]["name"]  # a missing field is named like a null one
+    with pytest.raises(ValueError, match=r"suite\.attacks\[0\]\.name must be a non-empty string"):
+        validate_suite(spec)
+    with pytest.raises(ValueError, match="suite must be a dict, got list"):
+        validate_suite([])
+
+
 def test_suite_from_json_file_and_bad_attack_params(tmp_path, trained_smallcnn, few):
     path = tmp_path / "s.json"
     path.write_text(json.dumps(TINY))

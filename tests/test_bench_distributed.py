@@ -9,7 +9,6 @@ replaced by thread-level equivalents).
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import subprocess
@@ -159,8 +158,9 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
     monkeypatch.setattr(D, "all_reduce_sum", lambda v: collective("sum", v, sum))
     monkeypatch.setattr(D, "all_reduce_max", lambda v: collective("max", v, max))
     monkeypatch.setattr(D, "barrier", lambda: collective("barrier"))
-    E = importlib.import_module("art_spatial.bench.evaluate")
-    load_state = E._load_state
+    from art_spatial.bench.state import EvaluationState
+
+    load_state = EvaluationState.from_disk
 
     def late_load(path, fingerprint):
         # rank 1 starts late (slow start-up): it reads the state only once rank 0 waits in its first
@@ -169,7 +169,7 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
             rank0_waits.wait(timeout=300)
         return load_state(path, fingerprint)
 
-    monkeypatch.setattr(E, "_load_state", late_load)
+    monkeypatch.setattr(EvaluationState, "from_disk", late_load)
     x, y = load_mnist5k("test", seed=0)
     results, errors = [None] * world, []
 
@@ -211,3 +211,100 @@ def test_sharded_ranks_merge_to_the_single_process_report(tmp_path, trained_smal
         a["n_attacked"] for a in single["attacks"]
     )
     assert D.shard_indices(5, 1, 2).tolist() == [1, 3]
+
+
+# ------------------------------------------------------------------------------- the typed state
+def _counts(state) -> dict:
+    """A state's counts (no wall times: they differ between runs)."""
+    d = state.to_dict()
+    for rec in [*d["attacks"].values(), *d["profiles"].values()]:
+        rec.pop("wall_time_s")
+    return d
+
+
+def test_state_of_merged_shards_equals_the_unsharded_state(tmp_path, trained_smallcnn, mnist_test):
+    from art_spatial.bench import distributed as D
+    from art_spatial.bench import evaluate
+    from art_spatial.bench.state import EvaluationState
+
+    x, y = mnist_test
+    kw = dict(n_examples=7, batch_size=3, seed=1)
+    evaluate(trained_smallcnn, x, y, SUITE, state_path=tmp_path / "full.json", **kw)
+    shards = []
+    for i in range(3):
+        with D.local_shard(i, 3):
+            evaluate(trained_smallcnn, x, y, SUITE, state_path=tmp_path / f"s{i}.json", **kw)
+        shards.append(EvaluationState.from_disk(tmp_path / f"s{i}.json", _fingerprint(tmp_path)))
+    full = EvaluationState.from_disk(tmp_path / "full.json", _fingerprint(tmp_path))
+    assert [s.attacks["pgd"].n_attacked for s in shards] != [full.attacks["pgd"].n_attacked] * 3
+    merged = EvaluationState.merge(shards[::-1])  # any order: the counts are sums
+    assert _counts(merged)["attacks"] == _counts(full)["attacks"]
+    assert _counts(merged)["profiles"] == _counts(full)["profiles"]
+    assert merged.clean == full.clean and merged.finished_units() == full.finished_units()
+
+
+def _fingerprint(folder) -> str:
+    return json.loads((folder / "full.json").read_text())["fingerprint"]
+
+
+def test_state_round_trips_through_disk_and_refuses_bad_merges(tmp_path):
+    from art_spatial.bench.state import (
+        AttackRecord,
+        CleanRecord,
+        EvaluationState,
+        ProfileRecord,
+    )
+
+    rec = AttackRecord(
+        robust=[2, 1],
+        robust_on_correct=[2, 1],
+        n_attacked=3,
+        n_forward=6,
+        n_backward=6,
+        wall_time_s=0.5,
+        perturbation={"mean_pixel_linf": 0.25, "max_pixel_linf": 0.3},
+        robust_examples=["1100", "1000"],
+    )
+    prof = ProfileRecord("rotation", [0.0, 90.0], unchanged=[4, 1], n=4)
+    state = EvaluationState("fp", CleanRecord(4, 3), {"pgd": rec}, {"rot": prof}, warnings=[])
+    state.to_disk(tmp_path / "state.json")
+    back = EvaluationState.from_disk(tmp_path / "state.json", "fp")
+    assert back == state and back.to_dict() == state.to_dict()
+    assert EvaluationState.from_disk(tmp_path / "absent.json", "fp") == EvaluationState("fp")
+    with pytest.raises(ValueError, match="belongs to a different evaluation"):
+        EvaluationState.from_disk(tmp_path / "state.json", "other")
+    # two halves merge to the sums; a half of another evaluation or an unfinished one is refused
+    half = AttackRecord(**{**rec.__dict__, "robust_examples": ["0011", "0001"], "n_attacked": 1})
+    merged = EvaluationState.merge(
+        [state, EvaluationState("fp", CleanRecord(4, 3), {"pgd": half}, {"rot": prof})]
+    )
+    assert merged.attacks["pgd"].robust == [4, 2]
+    assert merged.attacks["pgd"].robust_examples == ["1111", "1001"]
+    assert merged.attacks["pgd"].perturbation["mean_pixel_linf"] == 0.25
+    assert merged.profiles["rot"].rates == [1.0, 0.25]
+    with pytest.raises(ValueError, match="different evaluations"):
+        EvaluationState.merge([state, EvaluationState("other", CleanRecord(4, 3))])
+    with pytest.raises(ValueError, match=r"shard 1 is unfinished \(missing \['pgd', 'rot'\]\)"):
+        EvaluationState.merge([state, EvaluationState("fp", CleanRecord(4, 3))])
+
+
+def test_a_state_file_of_the_earlier_harness_resumes(tmp_path, trained_smallcnn, mnist_test):
+    """tests/data/state_smoke_mnist_v1.json was written by the harness before the typed state (its
+    dict of string keys): the same evaluation resumes every unit from it (same fingerprint)."""
+    import shutil
+
+    from art_spatial.bench import evaluate
+
+    old = os.path.join(os.path.dirname(__file__), "data", "state_smoke_mnist_v1.json")
+    path = tmp_path / "state.json"
+    shutil.copy(old, path)
+    x, y = mnist_test
+    rep = evaluate(
+        trained_smallcnn, x, y, "smoke-mnist", n_examples=8, batch_size=4, seed=3, state_path=path
+    )
+    assert rep.meta["resumed_units"] == ["clean", "pgd", "flow", "rt", "rotation"]
+    saved = json.loads(open(old).read())
+    assert [s["n_robust"] for s in rep.attack("pgd")["strengths"]] == saved["attacks"]["pgd"][
+        "robust"
+    ]
+    assert json.loads(path.read_text()) == saved  # nothing rewritten

@@ -31,11 +31,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..attacks.base import model_eval
-from .saliency import _check_xy
+from ._common import check_xy, classifier_for
+from ._figures import class_label, hide_ticks, pyplot, save_figure, show_image
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,6 @@ def default_gallery_attacks(
     return attacks
 
 
-def _label(class_names, k: int) -> str:
-    return class_names[k] if class_names is not None else str(k)
-
-
 def adversarial_gallery(
     model,
     x,
@@ -120,34 +116,37 @@ def adversarial_gallery(
         {"correct": [...], "accuracy", "max_displacement_px": [...], "rotation_deg": [...],
         "translation_px": [...], "pixel_linf": [...]}}}``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x, y = _check_xy(x, y)
+    x, y = check_xy(x, y)
     x = x.detach().float()
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     if attacks is None:
-        from ..models import make_classifier
-
-        with torch.no_grad(), model_eval(model):
-            nb = int(model(x[:1]).shape[1])
-        clf = make_classifier(
-            model, input_shape=tuple(x.shape[1:]), nb_classes=nb, clip_values=clip_values
-        )
+        clf = classifier_for(model, x, clip_values)
         attacks = default_gallery_attacks(clf, max_iter=max_iter, seed=seed)
     if not attacks:
         raise ValueError("attacks must not be empty")
+    columns, summary = _attack_columns(model, x, y, attacks, clip_values)
+    fig = _draw_gallery(columns, y, clip_values, class_names)
+    path = save_figure(fig, path, dpi)
+    logger.info("gallery written to %s", path)
+    return path, summary
+
+
+def _predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Predicted classes ``N`` of ``model`` in eval mode, without gradients."""
     with torch.no_grad(), model_eval(model):
-        clean_pred = model(x).argmax(1)
+        return model(x).argmax(1)
+
+
+def _attack_columns(model, x, y, attacks: Mapping[str, object], clip_values):
+    """Run every attack on ``(x, y)``: the gallery columns ``(title, images, predictions, result)``
+    (the clean column first, its result ``None``) and the summary of :func:`adversarial_gallery`."""
+    clean_pred = _predict(model, x)
     columns = [("clean", x, clean_pred, None)]
     summary = {"n": int(x.shape[0]), "clean_correct": (clean_pred == y).tolist(), "attacks": {}}
     for name, attack in attacks.items():
         res = attack.attack_tensor(model, x, y, clip_values=clip_values)
-        with torch.no_grad(), model_eval(model):
-            pred = model(res.x_adv).argmax(1)
+        pred = _predict(model, res.x_adv)
         columns.append((name, res.x_adv.detach(), pred, res))
         summary["attacks"][name] = {
             "correct": (pred == y).tolist(),
@@ -163,46 +162,46 @@ def adversarial_gallery(
             summary["attacks"][name]["accuracy"],
             x.shape[0],
         )
+    return columns, summary
 
-    num, cols = x.shape[0], len(columns)
-    fig, axes = plt.subplots(num, cols, figsize=(1.9 * cols, 2.05 * num + 0.4), squeeze=False)
+
+def _draw_gallery(columns: list, y: torch.Tensor, clip_values, class_names):
+    """The gallery figure: one row per example, one column per ``columns`` entry."""
+    num, cols = y.shape[0], len(columns)
+    fig, axes = pyplot().subplots(num, cols, figsize=(1.9 * cols, 2.05 * num + 0.4), squeeze=False)
     for j, (name, imgs, pred, res) in enumerate(columns):
         axes[0, j].set_title(name, fontsize=11, fontweight="bold")
         for i in range(num):
             ax = axes[i, j]
-            img = imgs[i].detach().cpu().permute(1, 2, 0).numpy()
-            if img.shape[2] == 1:
-                ax.imshow(img[..., 0], cmap="gray", vmin=clip_values[0], vmax=clip_values[1])
-            else:
-                ax.imshow(np.clip((img - clip_values[0]) / (clip_values[1] - clip_values[0]), 0, 1))
+            show_image(ax, imgs[i].detach().cpu().permute(1, 2, 0).numpy(), *clip_values)
             ok = int(pred[i]) == int(y[i])
-            lines = [f"pred {_label(class_names, int(pred[i]))} {'✓' if ok else '✗'}"]
+            lines = [f"pred {class_label(class_names, int(pred[i]))} {'✓' if ok else '✗'}"]
             if res is not None:
-                disp = float(res.max_displacement_px[i])
-                if disp > 0:
-                    lines.append(f"max disp {disp:.2f}px")
-                rot = float(res.rotation_deg[i])
-                tx, ty = (float(v) for v in res.translation_px[i])
-                if abs(rot) > 1e-3 or abs(tx) > 1e-3 or abs(ty) > 1e-3:
-                    lines.append(f"rot {rot:+.1f}° t({tx:+.1f},{ty:+.1f})")
-                plinf = float(res.pixel_linf[i])
-                if plinf > 0:
-                    lines.append(f"pixel ℓ∞ {plinf:.2f}")
+                lines += _perturbation_lines(res, i)
             ax.set_xlabel("\n".join(lines), fontsize=7.5, color="green" if ok else "red")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            hide_ticks(ax)
             if j == 0:
-                ax.set_ylabel(f"y = {_label(class_names, int(y[i]))}", fontsize=9)
+                ax.set_ylabel(f"y = {class_label(class_names, int(y[i]))}", fontsize=9)
     fig.suptitle(
         "Clean and spatial adversarial examples (prediction, realised displacement)", fontsize=10
     )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    logger.info("gallery written to %s", path)
-    return path, summary
+    return fig
+
+
+def _perturbation_lines(res, i: int) -> list[str]:
+    """Caption lines of example ``i``'s realised perturbation (only the parts that are non-zero)."""
+    lines = []
+    disp = float(res.max_displacement_px[i])
+    if disp > 0:
+        lines.append(f"max disp {disp:.2f}px")
+    rot = float(res.rotation_deg[i])
+    tx, ty = (float(v) for v in res.translation_px[i])
+    if abs(rot) > 1e-3 or abs(tx) > 1e-3 or abs(ty) > 1e-3:
+        lines.append(f"rot {rot:+.1f}° t({tx:+.1f},{ty:+.1f})")
+    plinf = float(res.pixel_linf[i])
+    if plinf > 0:
+        lines.append(f"pixel ℓ∞ {plinf:.2f}")
+    return lines
 
 
 def load_or_train_smallcnn(model_path=None, epochs: int = 1, seed: int = 0, verbose: bool = False):

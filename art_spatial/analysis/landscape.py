@@ -47,8 +47,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import warp as W
+from .._checks import check_int, check_number
 from ..attacks.base import model_eval
-from .saliency import _check_xy, _logits_fn
+from ._common import check_xy, classifier_for, model_logits_fn
+from ._figures import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -178,45 +180,109 @@ def loss_landscape(
         >>> abs(float(res.center_loss[0]) - clean) < 1e-5
         True
     """
-    x, y = _check_xy(x, y)
-    for name, v in (("eps_flow", eps_flow), ("eps_affine", eps_affine), ("span", span)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if units not in ("normalized", "pixels"):
-        raise ValueError(f"units must be 'normalized' or 'pixels', got {units!r}")
-    if padding_mode not in W.PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {W.PADDING_MODES}, got {padding_mode!r}")
+    x, y = check_xy(x, y)
+    _check_landscape_args(eps_flow, eps_affine, span, steps, batch_size, units, padding_mode)
     n, _, h, w = x.shape
     dtype = x.dtype if x.dtype.is_floating_point else torch.float32
     x = x.detach().to(dtype)
     c = _as_params(center, n, h, w, x.device, dtype)
-    budget = {
-        "flow": float(eps_flow) * math.sqrt(2 * h * w),
-        "affine": float(eps_affine) * math.sqrt(6),
-    }
-    gen = torch.Generator().manual_seed(int(seed))
-    d1, ref1, scale1 = _normalized_direction(gen, c, budget, x.device, dtype)
-    d2, _, _ = _normalized_direction(gen, c, budget, x.device, dtype)
+    (d1, ref1, scale1), (d2, _, _) = _random_directions(c, eps_flow, eps_affine, seed)
     alphas = np.linspace(-span, span, int(steps))
     alphas[np.abs(alphas) < 1e-12 * span] = 0.0  # the centre exactly on the grid (odd steps)
     betas = alphas.copy()
     aa, bb = np.meshgrid(alphas, betas, indexing="ij")
     coords = torch.as_tensor(np.stack([aa.ravel(), bb.ravel()], 1), dtype=dtype, device=x.device)
-    n_points = coords.shape[0]
-    lo, hi = (
-        (-math.inf, math.inf)
-        if clip_values is None
-        else (float(clip_values[0]), float(clip_values[1]))
+    losses, correct = _grid_losses(
+        model,
+        x,
+        y,
+        _Render(c, (d1, d2), units, padding_mode, clip_values),
+        coords,
+        batch_size,
     )
-    logits_fn, module = _logits_fn(model)
+    losses_np = losses.numpy().T.reshape(n, int(steps), int(steps))
+    return LandscapeResult(
+        alphas=alphas,
+        betas=betas,
+        losses=losses_np,
+        mean_loss=losses_np.mean(0),
+        accuracy=correct.numpy().mean(1).reshape(int(steps), int(steps)),
+        center=_to_numpy(c),
+        directions=(_to_numpy(d1), _to_numpy(d2)),
+        reference=ref1,
+        scale=scale1,
+        units=units,
+    )
+
+
+def _check_landscape_args(eps_flow, eps_affine, span, steps, batch_size, units, padding_mode):
+    """Raise a ValueError naming the first invalid argument of :func:`loss_landscape`."""
+    for name, v in (("eps_flow", eps_flow), ("eps_affine", eps_affine), ("span", span)):
+        check_number(name, v, positive=True)
+    check_int("steps", steps, minimum=2)
+    check_int("batch_size", batch_size, minimum=1)
+    if units not in ("normalized", "pixels"):
+        raise ValueError(f"units must be 'normalized' or 'pixels', got {units!r}")
+    if padding_mode not in W.PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {W.PADDING_MODES}, got {padding_mode!r}")
+
+
+def _random_directions(c: dict, eps_flow: float, eps_affine: float, seed: int):
+    """Two filter-normalized random directions around ``c``, each ``(direction, reference, scale)``.
+
+    Zero blocks of ``c`` are scaled to the ℓ2 norm of the budget corner (module docstring).
+    """
+    n, h, w, _ = c["flow"].shape
+    dtype, device = c["flow"].dtype, c["flow"].device
+    budget = {
+        "flow": float(eps_flow) * math.sqrt(2 * h * w),
+        "affine": float(eps_affine) * math.sqrt(6),
+    }
+    gen = torch.Generator().manual_seed(int(seed))
+    first = _normalized_direction(gen, c, budget, device, dtype)
+    second = _normalized_direction(gen, c, budget, device, dtype)
+    return first, second
+
+
+@dataclass
+class _Render:
+    """How a grid point ``(α, β)`` becomes an image: ``x`` warped by ``center + α d1 + β d2``."""
+
+    center: dict
+    directions: tuple
+    units: str
+    padding_mode: str
+    clip_values: tuple | None
+
+    def __call__(self, x: torch.Tensor, cc: torch.Tensor) -> torch.Tensor:
+        """Images ``(k · N) x C x H x W`` of ``x`` (``N``) at the ``k`` points ``cc`` (``k x 2``)."""
+        k, n = cc.shape[0], x.shape[0]
+        d1, d2 = self.directions
+
+        def combo(key):
+            shape = self.center[key].shape[1:]
+            a = cc[:, 0].view(k, 1, *([1] * len(shape)))
+            b = cc[:, 1].view(k, 1, *([1] * len(shape)))
+            point = self.center[key][None] + a * d1[key][None] + b * d2[key][None]
+            return point.reshape(k * n, *shape)
+
+        flow, inc = combo("flow"), combo("affine")
+        xs = x[None].expand(k, *x.shape).reshape(k * n, *x.shape[1:])
+        grid = W.make_grid(
+            tuple(xs.shape), affine=W.affine_matrix(inc), flow=flow, flow_units=self.units
+        )
+        lo, hi = (
+            (-math.inf, math.inf)
+            if self.clip_values is None
+            else (float(self.clip_values[0]), float(self.clip_values[1]))
+        )
+        return W.sample(xs, grid, self.padding_mode).clamp(lo, hi)
+
+
+def _grid_losses(model, x, y, render: _Render, coords: torch.Tensor, batch_size: int):
+    """Cross-entropy (float64) and correctness, ``points x N``, of ``x`` rendered at ``coords``."""
+    n, n_points = x.shape[0], coords.shape[0]
+    logits_of, module = model_logits_fn(model)
     losses = torch.empty(n_points, n, dtype=torch.float64)
     correct = torch.empty(n_points, n, dtype=torch.bool)
     points_per_batch = max(1, int(batch_size) // n)
@@ -224,43 +290,18 @@ def loss_landscape(
         for p0 in range(0, n_points, points_per_batch):
             cc = coords[p0 : p0 + points_per_batch]  # P x 2
             k = cc.shape[0]
-
-            def combo(key, cc=cc, k=k):
-                shape = c[key].shape[1:]
-                a = cc[:, 0].view(k, 1, *([1] * len(shape)))
-                b = cc[:, 1].view(k, 1, *([1] * len(shape)))
-                return (c[key][None] + a * d1[key][None] + b * d2[key][None]).reshape(k * n, *shape)
-
-            flow, inc = combo("flow"), combo("affine")
-            xs = x[None].expand(k, *x.shape).reshape(k * n, *x.shape[1:])
-            grid = W.make_grid(
-                tuple(xs.shape), affine=W.affine_matrix(inc), flow=flow, flow_units=units
-            )
-            xw = W.sample(xs, grid, padding_mode).clamp(lo, hi)
-            logits = logits_fn(xw)
+            logits = logits_of(render(x, cc))
             yy = y.repeat(k)
             losses[p0 : p0 + k] = (
                 F.cross_entropy(logits, yy, reduction="none").double().view(k, n).cpu()
             )
             correct[p0 : p0 + k] = (logits.argmax(1) == yy).view(k, n).cpu()
-    losses_np = losses.numpy().T.reshape(n, int(steps), int(steps))
-    acc = correct.numpy().mean(1).reshape(int(steps), int(steps))
+    return losses, correct
 
-    def cpu(dct):
-        return {k: v.detach().cpu().numpy() for k, v in dct.items()}
 
-    return LandscapeResult(
-        alphas=alphas,
-        betas=betas,
-        losses=losses_np,
-        mean_loss=losses_np.mean(0),
-        accuracy=acc,
-        center=cpu(c),
-        directions=(cpu(d1), cpu(d2)),
-        reference=ref1,
-        scale=scale1,
-        units=units,
-    )
+def _to_numpy(blocks: dict) -> dict:
+    """``{name: tensor}`` as ``{name: numpy array}`` on the CPU."""
+    return {k: v.detach().cpu().numpy() for k, v in blocks.items()}
 
 
 def landscape_before_after(
@@ -303,20 +344,13 @@ def landscape_before_after(
     """
     from ..attacks import IntegratedSpatialAttack
 
-    x, y = _check_xy(x, y)
+    x, y = check_xy(x, y)
     if attack is None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError("model must be an nn.Module when no attack is given")
-        from ..models import make_classifier
-
-        with torch.no_grad(), model_eval(model):
-            nb = int(model(x[:1]).shape[1])
-        clf = make_classifier(
-            model, input_shape=tuple(x.shape[1:]), nb_classes=nb, clip_values=clip_values
-        )
         kwargs = dict(verbose=False)
         kwargs.update(attack_kwargs)
-        attack = IntegratedSpatialAttack(clf, **kwargs)
+        attack = IntegratedSpatialAttack(classifier_for(model, x, clip_values), **kwargs)
     elif attack_kwargs:
         raise ValueError(
             f"attack_kwargs are only used without an attack, got {sorted(attack_kwargs)}"
@@ -363,15 +397,10 @@ def plot_landscapes(
     Returns:
         The written path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not panels:
         raise ValueError("panels must not be empty")
     cols = len(panels)
-    fig = plt.figure(figsize=(4.6 * cols, 7.6))
+    fig = pyplot().figure(figsize=(4.6 * cols, 7.6))
     for k, (title, res) in enumerate(panels):
         z = res.mean_loss if per_example is None else res.losses[per_example]
         aa, bb = np.meshgrid(res.alphas, res.betas, indexing="ij")
@@ -397,10 +426,6 @@ def plot_landscapes(
             f"flow={'/'.join(refs['flow'])}, affine={'/'.join(refs['affine'])}",
             fontsize=7,
         )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi)
     logger.info("landscape figure written to %s", path)
     return path

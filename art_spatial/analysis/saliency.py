@@ -25,15 +25,18 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..attacks.base import estimator_logits_fn, model_eval
+from .._checks import check_int, check_number
+from ..attacks.base import model_eval
+from ._common import check_xy, model_logits_fn
+from ._figures import class_label, hide_ticks, pyplot, save_figure, show_image
 
 logger = logging.getLogger(__name__)
 
@@ -46,34 +49,6 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("max", "none")
-
-
-def _logits_fn(model) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.nn.Module | None]:
-    """(x -> logits, module to freeze) for an nn.Module, an ART PyTorchClassifier or a callable."""
-    if hasattr(model, "_model") and hasattr(model, "_apply_preprocessing"):
-        return estimator_logits_fn(model), model._model
-    if isinstance(model, torch.nn.Module):
-        return model, model
-    if callable(model):
-        return model, None
-    raise ValueError(
-        f"model must be an nn.Module, an ART PyTorchClassifier or a callable, got "
-        f"{type(model).__name__}"
-    )
-
-
-def _check_xy(x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    if x.ndim != 4:
-        raise ValueError(f"x must be N x C x H x W, got shape {tuple(x.shape)}")
-    if not isinstance(y, torch.Tensor):
-        y = torch.as_tensor(np.asarray(y))
-    if y.ndim == 2:  # one-hot
-        y = y.argmax(1)
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    return x, y.long().to(x.device)
 
 
 def smoothgrad(
@@ -115,53 +90,75 @@ def smoothgrad(
         >>> bool(torch.allclose(s.flatten(), model[1].weight[1]))
         True
     """
-    x, y = _check_xy(x, y)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    num = x.shape[0]
-    if sigma is None:
-        flat = x.detach().flatten(1)
-        sig = 0.1 * (flat.amax(1) - flat.amin(1))
-    else:
-        if (
-            isinstance(sigma, bool)
-            or not isinstance(sigma, (int, float))
-            or not math.isfinite(sigma)
-            or sigma < 0
-        ):
-            raise ValueError(f"sigma must be a non-negative number or None, got {sigma!r}")
-        sig = torch.full((num,), float(sigma), device=x.device, dtype=x.dtype)
+    x, y = check_xy(x, y)
+    check_int("n", n, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
+    sig = _noise_scale(x, sigma)
     if generator is None:
         generator = torch.Generator().manual_seed(int(seed))
-    logits_fn, module = _logits_fn(model)
-    per_image = x.shape[1:]
+    logits, module = model_logits_fn(model)
+    num, per_image = x.shape[0], x.shape[1:]
     out = torch.zeros_like(x)
     images_per_group = max(1, batch_size // n)
     with model_eval(module), torch.enable_grad():
         for start in range(0, num, images_per_group):
             stop = min(num, start + images_per_group)
-            noise = torch.cat(
-                [
-                    torch.randn((n, *per_image), generator=generator, dtype=torch.float32)
-                    for _ in range(start, stop)
-                ]
-            ).to(device=x.device, dtype=x.dtype)
-            idx = torch.arange(start, stop, device=x.device).repeat_interleave(n)
-            copies = x.detach()[idx] + sig[idx].view(-1, *([1] * len(per_image))) * noise
-            labels = y[idx]
-            grads = torch.empty_like(copies)
-            for c0 in range(0, copies.shape[0], batch_size):
-                chunk = copies[c0 : c0 + batch_size].clone().requires_grad_(True)
-                logit = logits_fn(chunk).gather(1, labels[c0 : c0 + batch_size, None]).sum()
-                grads[c0 : c0 + batch_size] = torch.autograd.grad(logit, chunk)[0]
+            copies, idx = _noisy_copies(x, sig, start, stop, n, generator)
+            grads = _logit_gradients(logits, copies, y[idx], batch_size)
             out[start:stop] = grads.view(stop - start, n, *per_image).mean(1)
     return out.detach()
+
+
+def _noise_scale(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    """Per-image noise standard deviation ``N``: ``sigma``, or ``0.1 · (max − min)`` when ``None``."""
+    if sigma is None:
+        flat = x.detach().flatten(1)
+        return 0.1 * (flat.amax(1) - flat.amin(1))
+    check_number("sigma", sigma, nonneg=True)
+    return torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
+
+
+def _noisy_copies(
+    x: torch.Tensor, sig: torch.Tensor, start: int, stop: int, n: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` noisy copies of each image ``start .. stop - 1`` (in order) and their image indices.
+
+    The noise of each image is one ``n x C x H x W`` block drawn from ``generator`` on the CPU.
+    """
+    per_image = x.shape[1:]
+    noise = torch.cat(
+        [
+            torch.randn((n, *per_image), generator=generator, dtype=torch.float32)
+            for _ in range(start, stop)
+        ]
+    ).to(device=x.device, dtype=x.dtype)
+    idx = torch.arange(start, stop, device=x.device).repeat_interleave(n)
+    return x.detach()[idx] + sig[idx].view(-1, *([1] * len(per_image))) * noise, idx
+
+
+def _logit_gradients(logits, copies: torch.Tensor, labels: torch.Tensor, batch_size: int):
+    """Input gradients of the ``labels`` logits at ``copies``, ``batch_size`` inputs at a time."""
+    grads = torch.empty_like(copies)
+    for c0 in range(0, copies.shape[0], batch_size):
+        chunk = copies[c0 : c0 + batch_size].clone().requires_grad_(True)
+        logit = logits(chunk).gather(1, labels[c0 : c0 + batch_size, None]).sum()
+        grads[c0 : c0 + batch_size] = torch.autograd.grad(logit, chunk)[0]
+    return grads
+
+
+_SMOOTHGRAD_KEYS = ("n", "sigma", "batch_size", "seed")
+
+
+def _smoothgrad_settings(kwargs: dict) -> dict:
+    """``kwargs`` (a subset of ``n``, ``sigma``, ``batch_size``, ``seed``) completed with
+    :func:`smoothgrad`'s defaults."""
+    unknown = sorted(set(kwargs) - set(_SMOOTHGRAD_KEYS))
+    if unknown:
+        raise ValueError(
+            f"the SmoothGrad settings are {list(_SMOOTHGRAD_KEYS)}, got unknown {unknown}"
+        )
+    params = inspect.signature(smoothgrad).parameters
+    return {key: kwargs.get(key, params[key].default) for key in _SMOOTHGRAD_KEYS}
 
 
 def pixel_skewness(values) -> np.ndarray:
@@ -213,13 +210,11 @@ def saliency_skewness(
     model_b,
     x,
     y,
-    n: int = 100,
-    sigma: float | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
+    *,
     absolute: bool = True,
     normalize: str = "max",
     return_maps: bool = False,
+    **smoothgrad_kwargs,
 ):
     """Median skewness of the saliency-map difference of two models (Pareto AT §3.2, Fig. 5).
 
@@ -239,10 +234,11 @@ def saliency_skewness(
     Args:
         model_a, model_b: models (see :func:`smoothgrad`).
         x, y: images ``N x C x H x W`` and labels ``N``.
-        n, sigma, batch_size, seed: SmoothGrad parameters.
         absolute: compare ``|S|``.
         normalize: ``"max"`` or ``"none"``.
         return_maps: also return ``(S_a, S_b)``.
+        **smoothgrad_kwargs: ``n``, ``sigma``, ``batch_size``, ``seed`` of :func:`smoothgrad`
+            (its defaults otherwise).
 
     Returns:
         ``(median, per_image)`` — a float and an ``N`` float64 array; plus ``(S_a, S_b)`` if
@@ -256,9 +252,10 @@ def saliency_skewness(
         >>> per.shape
         (3,)
     """
-    x, y = _check_xy(x, y)
-    s_a = smoothgrad(model_a, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed)
-    s_b = smoothgrad(model_b, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed)
+    x, y = check_xy(x, y)
+    params = _smoothgrad_settings(smoothgrad_kwargs)
+    s_a = smoothgrad(model_a, x, y, **params)
+    s_b = smoothgrad(model_b, x, y, **params)
     diff = normalize_saliency(s_b, absolute, normalize) - normalize_saliency(
         s_a, absolute, normalize
     )
@@ -274,13 +271,11 @@ def saliency_figure(
     x,
     y,
     path,
-    n: int = 100,
-    sigma: float | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
+    *,
     absolute: bool = True,
     class_names: Sequence[str] | None = None,
     dpi: int = 120,
+    **smoothgrad_kwargs,
 ) -> Path:
     """Saliency maps of several models side by side (Pareto AT Fig. 4), written as a PNG.
 
@@ -291,59 +286,46 @@ def saliency_figure(
         models: ordered mapping column title -> model.
         x, y: images ``N x C x H x W`` (displayed in ``[0, 1]``) and labels ``N``.
         path: output PNG path (parent folders created).
-        n, sigma, batch_size, seed: SmoothGrad parameters.
         absolute: show ``|S|`` (default) or the signed map.
         class_names: optional names of the classes for the row labels.
         dpi: resolution.
+        **smoothgrad_kwargs: ``n``, ``sigma``, ``batch_size``, ``seed`` of :func:`smoothgrad`
+            (its defaults otherwise).
 
     Returns:
         The written path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not models:
         raise ValueError("models must not be empty")
-    x, y = _check_xy(x, y)
-    maps = {
-        name: smoothgrad(m, x, y, n=n, sigma=sigma, batch_size=batch_size, seed=seed).cpu()
-        for name, m in models.items()
-    }
+    x, y = check_xy(x, y)
+    params = _smoothgrad_settings(smoothgrad_kwargs)
+    maps = [smoothgrad(m, x, y, **params).cpu() for m in models.values()]
     num, cols = x.shape[0], 1 + len(models)
-    fig, axes = plt.subplots(num, cols, figsize=(1.8 * cols, 1.8 * num + 0.3), squeeze=False)
+    fig, axes = pyplot().subplots(num, cols, figsize=(1.8 * cols, 1.8 * num + 0.3), squeeze=False)
     xs = x.detach().cpu()
     for i in range(num):
-        img = xs[i].permute(1, 2, 0).numpy()
-        ax = axes[i, 0]
-        if img.shape[2] == 1:
-            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
-        else:
-            ax.imshow(np.clip(img, 0, 1))
-        label = class_names[int(y[i])] if class_names is not None else str(int(y[i]))
-        ax.set_ylabel(f"y = {label}", fontsize=9)
-        for k, s in enumerate(maps.values(), start=1):
-            ax = axes[i, k]
-            if absolute:
-                m = s[i].abs().sum(0).numpy()
-                ax.imshow(m / max(m.max(), 1e-12), cmap="hot", vmin=0, vmax=1)
-            else:
-                m = s[i].sum(0).numpy()
-                lim = max(np.abs(m).max(), 1e-12)
-                ax.imshow(m, cmap="bwr", vmin=-lim, vmax=lim)
+        show_image(axes[i, 0], xs[i].permute(1, 2, 0).numpy())
+        axes[i, 0].set_ylabel(f"y = {class_label(class_names, int(y[i]))}", fontsize=9)
+        for k, s in enumerate(maps, start=1):
+            _show_saliency(axes[i, k], s[i], absolute)
         for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_title("input", fontsize=10)
-    for k, name in enumerate(maps, start=1):
+            hide_ticks(ax)
+    for k, name in enumerate(["input", *models]):
         axes[0, k].set_title(name, fontsize=10)
+    sigma = params["sigma"]
     sig_txt = "0.1·(max−min)" if sigma is None else f"{sigma:g}"
-    fig.suptitle(f"SmoothGrad saliency (n={n}, σ={sig_txt})", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    fig.suptitle(f"SmoothGrad saliency (n={params['n']}, σ={sig_txt})", fontsize=10)
+    path = save_figure(fig, path, dpi)
     logger.info("saliency figure written to %s", path)
     return path
+
+
+def _show_saliency(ax, s: torch.Tensor, absolute: bool) -> None:
+    """Draw one map ``C x H x W`` summed over channels: ``|S|`` scaled to 1 (hot), or signed (bwr)."""
+    if absolute:
+        m = s.abs().sum(0).numpy()
+        ax.imshow(m / max(m.max(), 1e-12), cmap="hot", vmin=0, vmax=1)
+    else:
+        m = s.sum(0).numpy()
+        lim = max(np.abs(m).max(), 1e-12)
+        ax.imshow(m, cmap="bwr", vmin=-lim, vmax=lim)

@@ -46,6 +46,17 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
             "profiles) on a model and write report.json, model_info.json and state.json to --out."
         ),
     )
+    _add_model_and_data_arguments(p)
+    _add_run_arguments(p, positive_int)
+    _add_output_arguments(p)
+    add_verbosity(p)
+    p.set_defaults(func=run_evaluate)
+    return p
+
+
+def _add_model_and_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``evaluate``'s model source (``--model`` / ``--state-dict --arch`` / ``--robustbench``) and
+    test data."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--model", help="python object 'module:attr' (an nn.Module or a factory returning one)"
@@ -76,6 +87,10 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
     p.add_argument(
         "--data-dir", type=Path, help="folder containing cifar-10-batches-py (for --data cifar10)"
     )
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, positive_int) -> None:
+    """``evaluate``'s suite, reference, scoring and attack settings."""
     p.add_argument(
         "--suite",
         default="pareto-mnist",
@@ -120,6 +135,10 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
         action="store_true",
         help="also attack points misclassified without attack (default: count them non-robust)",
     )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``evaluate``'s output folder, resuming, precision, sharding and model_info fields."""
     p.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder")
     again = p.add_mutually_exclusive_group()
     again.add_argument(
@@ -131,11 +150,11 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
         help="delete an existing <out>/state.json and start over (without --resume or --overwrite an "
         "existing state.json is an error: it is never deleted silently)",
     )
-    p.add_argument(
-        "--amp",
-        choices=("bfloat16", "float16"),
-        default=None,
-        help="run the model under torch.autocast in this dtype (attack parameters, steps and "
+    from ..cli import add_amp_option
+
+    add_amp_option(
+        p,
+        "run the model under torch.autocast in this dtype (attack parameters, steps and "
         "projections stay float32; see art_spatial.amp)",
     )
     p.add_argument(
@@ -149,9 +168,6 @@ def add_evaluate_parser(subparsers, positive_int, add_verbosity) -> argparse.Arg
     p.add_argument("--authors", default="", help="model_info authors")
     p.add_argument("--venue", default="", help="model_info venue")
     p.add_argument("--link", default="", help="model_info link")
-    add_verbosity(p)
-    p.set_defaults(func=run_evaluate)
-    return p
 
 
 def load_model_from_args(args):
@@ -302,8 +318,6 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
 
     from . import distributed as D
     from .evaluate import evaluate
-    from .leaderboard import to_model_info
-    from .suites import get_suite
 
     if shard is None:
         D.init_from_env()
@@ -311,9 +325,69 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
     if shard is not None:
         rank = 0  # this process alone writes its shard's files
     out = Path(args.out)
+    suite, reliable_suite = _checked_suites_and_states(args, out, shard)
+    model, label, arch = load_model_from_args(args)
+    if getattr(args, "amp", None):
+        from ..amp import AutocastModule
+
+        model = AutocastModule(model, args.amp).eval()
+    x, y = _load_data(args)
+    if rank == 0:
+        _clear_states(args, out, reliable_suite)
+    D.barrier()
+    name = args.name or label
+    if rank == 0:
+        n_ex = len(x) if args.n_examples is None else min(args.n_examples, len(x))
+        convention = args.score_convention or suite.score_convention
+        where = f"shard {shard[0]}/{shard[1]}" if shard else f"{world} process(es)"
+        print(
+            f"art-spatial evaluate: {name} on {args.data} ({n_ex} examples), suite {suite.name}, "
+            f"scores {convention}, {where}, torch threads {torch.get_num_threads()}"
+        )
+    common = _evaluate_settings(args, rank, name)
+    report = evaluate(
+        model,
+        x,
+        y,
+        suite,
+        reference=args.reference,
+        state_path=out / "state.json",
+        mode=args.mode,
+        score_convention=args.score_convention,
+        **common,
+    )
+    if getattr(args, "amp", None):
+        report.meta["amp"] = args.amp  # the model ran under torch.autocast in this dtype
+    info = _model_info_fields(args, name, arch)
+    if shard is not None:
+        return _write_partial(out, shard, report, info)
+    aa_report = None
+    if reliable_suite is not None:
+        aa_report = evaluate(
+            model,
+            x,
+            y,
+            reliable_suite,
+            state_path=out / "state_aa.json",
+            score_convention=report.score_convention,
+            **common,
+        )
+    if rank == 0:
+        _write_outputs(out, report, aa_report, info, suite.name)
+    D.barrier()
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _checked_suites_and_states(args: argparse.Namespace, out: Path, shard) -> tuple:
+    """``(suite, reliable_suite or None)``, after refusing to run over an earlier evaluation's state
+    without ``--resume`` / ``--overwrite`` (checked before the model is loaded: never deleted
+    silently)."""
+    from .suites import get_suite, suite_evaluation
+
     state = out / "state.json"
     overwrite = getattr(args, "overwrite", False)
-    # an earlier evaluation's state is never deleted silently (checked before the model is loaded)
     if state.exists() and not args.resume:
         if not overwrite:
             raise ValueError(
@@ -326,137 +400,104 @@ def _run_evaluate(args: argparse.Namespace, shard) -> int:
                 "or choose another --out"
             )
     suite = get_suite(args.suite)
-    reliable_suite = None
-    if getattr(args, "reliable_suite", None):
-        from .suites import suite_evaluation
-
-        if shard is not None:
-            raise ValueError(
-                "--reliable-suite cannot be combined with --shard: shard the spatial-aa suite as its own "
-                "evaluation (--suite spatial-aa-mnist --shard i/n, then art-spatial merge)"
-            )
-        reliable_suite = get_suite(args.reliable_suite)
-        if suite_evaluation(reliable_suite) != "spatial-aa":
-            raise ValueError(
-                f"--reliable-suite must be a spatial-aa suite (spatial-aa-mnist, spatial-aa-cifar10 or a "
-                f"JSON suite of 'spatial-aa' attacks), got {args.reliable_suite!r}"
-            )
-        state_aa = out / "state_aa.json"
-        if state_aa.exists() and not args.resume and not overwrite:
-            raise ValueError(
-                f"{str(state_aa)!r} exists: pass --resume to continue it or --overwrite to start over"
-            )
-    model, label, arch = load_model_from_args(args)
-    if getattr(args, "amp", None):
-        from ..amp import AutocastModule
-
-        model = AutocastModule(model, args.amp).eval()
-    x, y = _load_data(args)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        if overwrite and state.is_file():
-            state.unlink()
-            logger.info("--overwrite: deleted %s", state)
-        if overwrite and reliable_suite is not None and (out / "state_aa.json").is_file():
-            (out / "state_aa.json").unlink()
-    D.barrier()
-    name = args.name or label
-    if rank == 0:
-        n_ex = len(x) if args.n_examples is None else min(args.n_examples, len(x))
-        convention = args.score_convention or suite.score_convention
-        where = f"shard {shard[0]}/{shard[1]}" if shard else f"{world} process(es)"
-        print(
-            f"art-spatial evaluate: {name} on {args.data} ({n_ex} examples), suite {suite.name}, "
-            f"scores {convention}, {where}, torch threads {torch.get_num_threads()}"
-        )
-    report = evaluate(
-        model,
-        x,
-        y,
-        suite,
-        reference=args.reference,
-        n_examples=args.n_examples,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        state_path=state,
-        mode=args.mode,
-        attack_misclassified=args.attack_misclassified,
-        verbose=not args.quiet and rank == 0,
-        model_name=name,
-        score_convention=args.score_convention,
-    )
-    if getattr(args, "amp", None):
-        report.meta["amp"] = args.amp  # the model ran under torch.autocast in this dtype
+    if not getattr(args, "reliable_suite", None):
+        return suite, None
     if shard is not None:
-        import json
+        raise ValueError(
+            "--reliable-suite cannot be combined with --shard: shard the spatial-aa suite as its own "
+            "evaluation (--suite spatial-aa-mnist --shard i/n, then art-spatial merge)"
+        )
+    reliable_suite = get_suite(args.reliable_suite)
+    if suite_evaluation(reliable_suite) != "spatial-aa":
+        raise ValueError(
+            f"--reliable-suite must be a spatial-aa suite (spatial-aa-mnist, spatial-aa-cifar10 or a "
+            f"JSON suite of 'spatial-aa' attacks), got {args.reliable_suite!r}"
+        )
+    state_aa = out / "state_aa.json"
+    if state_aa.exists() and not args.resume and not overwrite:
+        raise ValueError(
+            f"{str(state_aa)!r} exists: pass --resume to continue it or --overwrite to start over"
+        )
+    return suite, reliable_suite
 
-        from ..demo import _write_json
-        from .shards import partial_payload
 
-        state_data = json.loads(state.read_text(encoding="utf-8"))
-        info = dict(
-            name=name,
-            authors=args.authors,
-            venue=args.venue,
-            architecture=arch,
-            link=args.link,
-            dataset=args.data if args.data != "mnist5k" else "mnist",
-        )
-        _write_json(out / "partial.json", partial_payload(*shard, state_data, report, info))
-        print(
-            f"shard {shard[0]}/{shard[1]}: partial report written to {out / 'partial.json'}; "
-            "combine all shards with 'art-spatial merge'"
-        )
-        return 0
-    aa_report = None
-    if reliable_suite is not None:
-        aa_report = evaluate(
-            model,
-            x,
-            y,
-            reliable_suite,
-            n_examples=args.n_examples,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            state_path=out / "state_aa.json",
-            attack_misclassified=args.attack_misclassified,
-            verbose=not args.quiet and rank == 0,
-            model_name=name,
-            score_convention=report.score_convention,
-        )
-    if rank == 0:
-        report.save(out / "report.json")
-        if aa_report is not None:
-            aa_report.save(out / "report_aa.json")
-        to_model_info(
-            report,
-            name=name,
-            authors=args.authors,
-            venue=args.venue,
-            architecture=arch,
-            link=args.link,
-            dataset=args.data if args.data != "mnist5k" else "mnist",
-            path=out / "model_info.json",
-            reliable=aa_report,
-        )
-        if report.profiles:
-            from .plots import plot_profiles
+def _clear_states(args: argparse.Namespace, out: Path, reliable_suite) -> None:
+    """Create ``--out``; with ``--overwrite``, delete the earlier evaluation's states."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not getattr(args, "overwrite", False):
+        return
+    state = out / "state.json"
+    if state.is_file():
+        state.unlink()
+        logger.info("--overwrite: deleted %s", state)
+    if reliable_suite is not None and (out / "state_aa.json").is_file():
+        (out / "state_aa.json").unlink()
 
-            plot_profiles({name: report}, out / "profiles.png", title=f"{suite.name}: {name}")
-        print(report.summary_table())
-        print(
-            f"attack passes: {report.n_forward} forward, {report.n_backward} backward; "
-            f"wall time {report.wall_time_s:.1f} s"
-        )
-        written = [out / "report.json", out / "model_info.json"]
-        if aa_report is not None:
-            print(aa_report.summary_table())
-            written.insert(1, out / "report_aa.json")
-        print("written: " + ", ".join(str(p) for p in written))
-    D.barrier()
-    if world > 1 and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+
+def _evaluate_settings(args: argparse.Namespace, rank: int, name: str) -> dict:
+    """The keyword arguments of :func:`art_spatial.bench.evaluate` that every suite run shares."""
+    return {
+        "n_examples": args.n_examples,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "attack_misclassified": args.attack_misclassified,
+        "verbose": not args.quiet and rank == 0,
+        "model_name": name,
+    }
+
+
+def _model_info_fields(args: argparse.Namespace, name: str, arch: str) -> dict:
+    """The descriptive keyword arguments of :func:`art_spatial.bench.leaderboard.to_model_info`."""
+    return {
+        "name": name,
+        "authors": args.authors,
+        "venue": args.venue,
+        "architecture": arch,
+        "link": args.link,
+        "dataset": args.data if args.data != "mnist5k" else "mnist",
+    }
+
+
+def _write_partial(out: Path, shard: tuple, report, info: dict) -> int:
+    """Write this shard's ``partial.json`` (its state and report) for ``art-spatial merge``."""
+    import json
+
+    from .._io import write_json_atomic
+    from .shards import partial_payload
+
+    state_data = json.loads((out / "state.json").read_text(encoding="utf-8"))
+    write_json_atomic(out / "partial.json", partial_payload(*shard, state_data, report, info))
+    print(
+        f"shard {shard[0]}/{shard[1]}: partial report written to {out / 'partial.json'}; "
+        "combine all shards with 'art-spatial merge'"
+    )
     return 0
+
+
+def _write_outputs(out: Path, report, aa_report, info: dict, suite_name: str) -> None:
+    """Write ``report.json`` (and ``report_aa.json``), ``model_info.json``, the profiles plot; print
+    the summary."""
+    from .leaderboard import to_model_info
+
+    report.save(out / "report.json")
+    if aa_report is not None:
+        aa_report.save(out / "report_aa.json")
+    to_model_info(report, **info, path=out / "model_info.json", reliable=aa_report)
+    if report.profiles:
+        from .plots import plot_profiles
+
+        name = info["name"]
+        plot_profiles({name: report}, out / "profiles.png", title=f"{suite_name}: {name}")
+    print(report.summary_table())
+    print(
+        f"attack passes: {report.n_forward} forward, {report.n_backward} backward; "
+        f"wall time {report.wall_time_s:.1f} s"
+    )
+    written = [out / "report.json", out / "model_info.json"]
+    if aa_report is not None:
+        print(aa_report.summary_table())
+        written.insert(1, out / "report_aa.json")
+    print("written: " + ", ".join(str(p) for p in written))
 
 
 def add_merge_parser(subparsers, add_verbosity) -> argparse.ArgumentParser:

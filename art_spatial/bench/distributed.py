@@ -34,6 +34,7 @@ __all__ = [
     "all_reduce_sum",
     "all_reduce_max",
     "all_reduce_tensor",
+    "all_reduce_fields",
     "init_from_env",
     "barrier",
     "is_main",
@@ -135,6 +136,26 @@ def all_reduce_max(values: Sequence[float]) -> list[float]:
     return _reduce(
         values, torch.distributed.ReduceOp.MAX if torch.distributed.is_available() else None
     )
+
+
+def all_reduce_fields(
+    values: dict[str, Sequence[float]], op: str = "sum"
+) -> dict[str, list[float]]:
+    """Every named field of ``values`` reduced element-wise over the ranks (``op``: ``"sum"`` or
+    ``"max"``) in one collective; the fields keep their names and lengths.
+
+    >>> all_reduce_fields({"robust": [3, 2], "passes": [12]})
+    {'robust': [3.0, 2.0], 'passes': [12.0]}
+    """
+    if op not in ("sum", "max"):
+        raise ValueError(f"op must be 'sum' or 'max', got {op!r}")
+    flat = [v for vals in values.values() for v in vals]
+    reduced = all_reduce_sum(flat) if op == "sum" else all_reduce_max(flat)
+    out, start = {}, 0
+    for name, vals in values.items():
+        out[name] = reduced[start : start + len(vals)]
+        start += len(vals)
+    return out
 
 
 def all_reduce_tensor(t: torch.Tensor, op: str = "sum") -> torch.Tensor:

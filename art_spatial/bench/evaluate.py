@@ -42,15 +42,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
-import json
 import logging
 import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,13 +62,15 @@ from .._checks import check_images, check_labels
 from ..attacks.base import estimator_logits_fn, model_eval
 from . import distributed as D
 from .profiles import invariance_counts, robustness_counts
-from .scores import (
-    RobustnessReport,
-    _no_scores_message,
-    _read_json,
-    _resolve,
-    atomic_write_json,
-    strengths_from_record,
+from .scores import RobustnessReport, _no_scores_message, _resolve
+from .state import (
+    COMPONENT_KEYS,
+    STATE_VERSION,
+    AttackRecord,
+    CleanRecord,
+    EvaluationState,
+    ProfileRecord,
+    component_warnings,
 )
 from .suites import SCORE_CONVENTIONS, AttackEntry, Suite, get_suite
 
@@ -75,7 +78,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["evaluate", "reliability_checks", "build_attack", "as_classifier", "STATE_VERSION"]
 
-STATE_VERSION = 1
+#: realised perturbation sizes of an attack's report (``mean_<key>`` / ``max_<key>``)
 _SIZE_KEYS = (
     "max_displacement_px",
     "mean_displacement_px",
@@ -222,240 +225,7 @@ def reliability_checks(
     return warnings
 
 
-# ----------------------------------------------------------------------------------------- state
-def _data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
-    h = hashlib.sha1()
-    h.update(x.detach().cpu().contiguous().numpy().tobytes())
-    h.update(y.detach().cpu().numpy().astype(np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _load_state(path: str | None, fingerprint: str) -> dict[str, Any]:
-    empty = {
-        "version": STATE_VERSION,
-        "fingerprint": fingerprint,
-        "clean": None,
-        "attacks": {},
-        "profiles": {},
-    }
-    if path is None or not os.path.exists(path):
-        return empty
-    remedy = (
-        "delete it (or move it away) to start the evaluation over, or choose another state_path "
-        "(art-spatial evaluate: pass --overwrite)"
-    )
-    state = _read_json(path, "the evaluation state file (state_path)", remedy)
-    missing = [k for k in empty if not isinstance(state, dict) or k not in state]
-    if missing:
-        raise ValueError(
-            f"the evaluation state file (state_path) {path!r} is not a state file of this harness "
-            f"(it lacks the entries {missing}): {remedy}"
-        )
-    if state.get("fingerprint") != fingerprint or state.get("version") != STATE_VERSION:
-        raise ValueError(
-            f"state_path {path!r} belongs to a different evaluation (suite, data, seed or options "
-            "differ); delete it or choose another state_path (art-spatial evaluate: pass --overwrite "
-            "to start over, or another --out)"
-        )
-    logger.info(
-        "resuming from %s: clean %s, attacks %s, profiles %s",
-        path,
-        state["clean"] is not None,
-        sorted(state["attacks"]),
-        sorted(state["profiles"]),
-    )
-    return state
-
-
-def _save_state(path: str | None, state: dict[str, Any]) -> None:
-    if path is not None and D.is_main():
-        atomic_write_json(path, state)
-    D.barrier()
-
-
-# ------------------------------------------------------------------------------------------- run
-_COMPONENT_KEYS = ("n_attacked", "n_fooled", "n_forward", "n_backward")
-
-
-def _component_record(attack) -> dict[str, Any]:
-    """The ensemble's per-component counts (summed over ranks) and its warnings; ``{}`` for other attacks."""
-    stats = getattr(attack, "component_stats", None)
-    if stats is None:
-        return {}
-    names = [c["name"] for c in stats]
-    summed = D.all_reduce_sum([float(c[k]) for c in stats for k in _COMPONENT_KEYS])
-    walls = D.all_reduce_max([float(c["wall_time_s"]) for c in stats]) if stats else []
-    comps = []
-    for i, name in enumerate(names):
-        row = {"name": name}
-        for j, k in enumerate(_COMPONENT_KEYS):
-            row[k] = int(summed[i * len(_COMPONENT_KEYS) + j])
-        row["wall_time_s"] = walls[i]
-        comps.append(row)
-    return {"components": comps, "attack_warnings": component_warnings(comps)}
-
-
-def component_warnings(comps: list[dict]) -> list[str]:
-    """The ensemble's reliability warning from its per-component counts (empty when there is none)."""
-    rs = next((c for c in comps if c["name"] == "random-search"), None)
-    gradient = any(c["name"] in ("apgd-ce", "apgd-t") for c in comps)
-    if rs is None or not gradient or rs["n_fooled"] == 0:
-        return []
-    return [
-        f"the gradient-free random search fooled {rs['n_fooled']} example(s) on which every gradient "
-        "component failed: the model's gradients may be masked (gradient attacks alone would "
-        "overestimate its robustness)"
-    ]
-
-
-def _batches(idx: np.ndarray, batch_size: int):
-    for s in range(0, len(idx), batch_size):
-        yield idx[s : s + batch_size]
-
-
-def _run_attack_entry(
-    entry: AttackEntry,
-    attack,
-    logits_fn,
-    x,
-    y,
-    clean_ok,
-    local_idx,
-    batch_size,
-    clip,
-    mode,
-    attack_misclassified,
-    pbar,
-) -> dict[str, Any]:
-    m = len(entry.iterations) if entry.iterations else 1
-    robust = np.zeros(m)
-    robust_c = np.zeros(m)
-    n_all = int(x.shape[0])
-    per_example = np.zeros(
-        (n_all, m)
-    )  # robust (1) or not (0) per point and strength; rows = points
-    sums = dict.fromkeys(_SIZE_KEYS, 0.0)
-    maxs = dict.fromkeys(_SIZE_KEYS, 0.0)
-    n_att = nf = nb = 0
-    t0 = time.perf_counter()
-    todo = local_idx if attack_misclassified else local_idx[clean_ok[local_idx]]
-    if hasattr(attack, "reset_stats"):  # the ensemble's per-component counts
-        attack.reset_stats()
-    for bidx in _batches(todo, batch_size):
-        ib = torch.as_tensor(bidx, device=x.device)
-        xb, yb = x[ib], y[ib]
-        res = attack.attack_tensor(
-            logits_fn, xb, yb, clip_values=clip, record=bool(entry.iterations)
-        )
-        if entry.iterations:
-            corr = res.correct
-            if corr is None:
-                raise ValueError(
-                    f"attack {entry.name!r} returned no per-iterate record; give it no iterations"
-                )
-            cols = [
-                corr[:, k] if mode == "final" else corr[:, : k + 1].all(1) for k in entry.iterations
-            ]
-            ok = torch.stack(cols, 1)
-        else:
-            ok = (~torch.as_tensor(res.success, device=xb.device).bool()).unsqueeze(1)
-        cb = torch.as_tensor(clean_ok[bidx], device=ok.device)
-        robust += ok.sum(0).cpu().numpy()
-        per_example[bidx] = ok.cpu().numpy()
-        robust_c += (ok & cb.unsqueeze(1)).sum(0).cpu().numpy()
-        sizes = {
-            "max_displacement_px": res.max_displacement_px,
-            "mean_displacement_px": res.mean_displacement_px,
-            "pixel_linf": res.pixel_linf,
-            "rotation_abs_deg": torch.as_tensor(res.rotation_deg).abs(),
-            "translation_abs_px": torch.as_tensor(res.translation_px).abs().amax(1),
-        }
-        for k, v in sizes.items():
-            v = torch.as_tensor(v).detach().double()
-            sums[k] += float(v.sum())
-            maxs[k] = max(maxs[k], float(v.max())) if v.numel() else maxs[k]
-        n_att += len(bidx)
-        nf += int(res.n_forward)
-        nb += int(res.n_backward)
-        if pbar is not None:
-            pbar.update(len(bidx))
-    wall = time.perf_counter() - t0
-    # merge across ranks
-    merged = D.all_reduce_sum(
-        list(robust) + list(robust_c) + [sums[k] for k in _SIZE_KEYS] + [n_att, nf, nb]
-    )
-    mx = D.all_reduce_max([maxs[k] for k in _SIZE_KEYS] + [wall])
-    robust, robust_c = merged[:m], merged[m : 2 * m]
-    per_example = np.asarray(D.all_reduce_sum(list(per_example.T.reshape(-1)))).reshape(m, n_all)
-    s = merged[2 * m : 2 * m + len(_SIZE_KEYS)]
-    n_att, nf, nb = (int(v) for v in merged[2 * m + len(_SIZE_KEYS) :])
-    extra = _component_record(attack)
-    return {
-        **extra,
-        "robust": [int(v) for v in robust],
-        "robust_on_correct": [int(v) for v in robust_c],
-        "n_attacked": n_att,
-        # per strength, one character per point: "1" robust, "0" not (for bootstrap intervals)
-        "robust_examples": ["".join("1" if v > 0.5 else "0" for v in row) for row in per_example],
-        "n_forward": nf,
-        "n_backward": nb,
-        "wall_time_s": mx[-1],
-        "perturbation": {
-            **{f"mean_{k}": (s[i] / n_att if n_att else 0.0) for i, k in enumerate(_SIZE_KEYS)},
-            **{f"max_{k}": mx[i] for i, k in enumerate(_SIZE_KEYS)},
-        },
-    }
-
-
-def _run_profile(p, logits_fn, x, local_idx, clean_pred, batch_size, clip, seed) -> dict[str, Any]:
-    counts = np.zeros(len(p.values))
-    nf = nb = 0
-    t0 = time.perf_counter()
-    for bidx in _batches(local_idx, batch_size):
-        ib = torch.as_tensor(bidx, device=x.device)
-        xb, pb = x[ib], clean_pred[ib]
-        if p.kind == "robustness":
-            prm = p.params
-            c, f_, b_ = robustness_counts(
-                logits_fn,
-                xb,
-                p.values,
-                clip_values=clip,
-                eps_step=float(prm.get("eps_step", 0.01)),
-                max_iter=int(prm.get("max_iter", 40)),
-                random_init=bool(prm.get("random_init", True)),
-                seed=seed,
-                clean_pred=pb,
-            )
-            nf, nb = nf + f_, nb + b_
-        else:
-            c = invariance_counts(
-                logits_fn,
-                xb,
-                p.kind,
-                p.values,
-                seed=seed,
-                clean_pred=pb,
-                interpolation=p.params.get("interpolation", "nearest"),
-            )
-            nf += len(bidx) * len(p.values)
-        counts += np.asarray(c, dtype=np.float64)
-    wall = time.perf_counter() - t0
-    merged = D.all_reduce_sum(list(counts) + [len(local_idx), nf, nb])
-    n = int(merged[len(p.values)])
-    c = merged[: len(p.values)]
-    return {
-        "kind": p.kind,
-        "values": list(p.values),
-        "unchanged": [int(v) for v in c],
-        "rates": [v / n if n else float("nan") for v in c],
-        "n": n,
-        "n_forward": int(merged[-2]),
-        "n_backward": int(merged[-1]),
-        "wall_time_s": D.all_reduce_max([wall])[0],
-    }
-
-
+# --------------------------------------------------------------------------------------- evaluate
 def evaluate(
     model_or_classifier,
     x,
@@ -465,8 +235,8 @@ def evaluate(
     n_examples: int | None = None,
     batch_size: int = 128,
     seed: int = 0,
-    state_path: str | None = None,
     *,
+    state_path: str | os.PathLike | None = None,
     mode: str | None = None,
     attack_misclassified: bool = False,
     nb_classes: int | None = None,
@@ -477,7 +247,8 @@ def evaluate(
     model_name: str | None = None,
     score_convention: str | None = None,
 ) -> RobustnessReport:
-    """Evaluate a model on a suite (Pareto AT §4.4 scores, CuSP profiles); see the module docstring.
+    """Evaluate a model on a suite (Pareto AT §4.4 scores, CuSP profiles) and return its
+    :class:`~art_spatial.bench.scores.RobustnessReport`; see the module docstring.
 
     Args:
         model_or_classifier: ``nn.Module`` returning logits (wrapped in an ART ``PyTorchClassifier``
@@ -501,7 +272,8 @@ def evaluate(
         n_examples: evaluate the first ``n_examples`` points (RobustBench convention); None = all.
         batch_size: attack batch size.
         seed: seed of every attack and random transformation (per-example streams).
-        state_path: JSON file of the resumable state (written atomically after every unit).
+        state_path: JSON file of the resumable state (written atomically after every unit; see
+            :class:`~art_spatial.bench.state.EvaluationState`).
         mode: overrides every entry's ``mode`` (``"final"`` or ``"worst"``).
         attack_misclassified: also attack points misclassified without attack (default: count them
             non-robust without attacking, as AutoAttack).
@@ -515,37 +287,130 @@ def evaluate(
         score_convention: ``"correct-only"`` (accuracy on the points classified correctly without
             attack, the Pareto AT paper's score) or ``"all-points"`` (RobustBench); default: the
             suite's ``score_convention``. Both are always in the report.
-
-    Returns:
-        A :class:`~art_spatial.bench.scores.RobustnessReport`.
     """
-    from tqdm.auto import tqdm
-
-    from .. import __version__
-
     t_start = time.perf_counter()
-    suite_obj: Suite = get_suite(suite)
-    if mode is not None and mode not in ("final", "worst"):
-        raise ValueError(f"mode must be None, 'final' or 'worst', got {mode!r}")
-    if score_convention is not None and score_convention not in SCORE_CONVENTIONS:
-        raise ValueError(
-            f"score_convention must be None or one of {SCORE_CONVENTIONS}, got {score_convention!r}"
-        )
-    convention = score_convention or suite_obj.score_convention
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if n_examples is not None:
-        if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+    options = _Options(
+        n_examples=n_examples,
+        batch_size=batch_size,
+        seed=seed,
+        mode=mode,
+        attack_misclassified=attack_misclassified,
+        nb_classes=nb_classes,
+        clip_values=clip_values,
+        score_convention=score_convention,
+    )
+    ev = _prepare(model_or_classifier, x, y, suite, reference, options)
+    state, clean_pred, resumed = _run(
+        ev, state_path, checks=checks, verbose=verbose, callback=callback
+    )
+    return _report(ev, state, clean_pred, resumed, t_start=t_start, model_name=model_name)
+
+
+# ---------------------------------------------------------------------------------------- prepare
+@dataclass(frozen=True)
+class _Options:
+    """:func:`evaluate`'s settings of what is counted (see its docstring)."""
+
+    n_examples: int | None
+    batch_size: int
+    seed: int
+    mode: str | None
+    attack_misclassified: bool
+    nb_classes: int | None
+    clip_values: Any
+    score_convention: str | None
+
+    def check(self) -> None:
+        """``ValueError`` naming the first invalid setting."""
+        mode, convention, n_examples = self.mode, self.score_convention, self.n_examples
+        if mode is not None and mode not in ("final", "worst"):
+            raise ValueError(f"mode must be None, 'final' or 'worst', got {mode!r}")
+        if convention is not None and convention not in SCORE_CONVENTIONS:
+            raise ValueError(
+                f"score_convention must be None or one of {SCORE_CONVENTIONS}, got {convention!r}"
+            )
+        if not _positive_int(self.batch_size):
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if n_examples is not None and not _positive_int(n_examples):
             raise ValueError(f"n_examples must be a positive integer or None, got {n_examples!r}")
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+@dataclass
+class _Evaluation:
+    """What :func:`_prepare` resolved: the suite, the wrapped model, the checked data on its device,
+    the attacks, the reference and this rank's place among the ranks."""
+
+    suite: Suite
+    classifier: Any
+    logits_fn: Callable
+    x: torch.Tensor
+    y: torch.Tensor
+    modes: dict[str, str]
+    attacks: dict[str, Any]
+    reference: Any
+    convention: str
+    rank: int
+    world: int
+    options: _Options
+    was_training: bool
+
+    @property
+    def n(self) -> int:
+        """The number of evaluated points."""
+        return int(self.x.shape[0])
+
+    @property
+    def module(self):
+        """The classifier's ``nn.Module`` (None for a classifier without one)."""
+        return getattr(self.classifier, "model", None)
+
+    @property
+    def clip(self) -> tuple | None:
+        """The classifier's input range as two floats (None: unbounded)."""
+        clip = self.classifier.clip_values
+        return (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else None
+
+    @property
+    def local_idx(self) -> np.ndarray:
+        """The points this rank evaluates."""
+        return D.shard_indices(self.n, self.rank, self.world)
+
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        """A hash of the evaluated images and labels."""
+        h = hashlib.sha1()
+        h.update(self.x.detach().cpu().contiguous().numpy().tobytes())
+        h.update(self.y.detach().cpu().numpy().astype(np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+    @property
+    def fingerprint(self) -> str:
+        """What the resumable state is keyed by: the suite with the data, seed and options."""
+        return self.suite.fingerprint(
+            n=self.n,
+            seed=self.options.seed,
+            modes=self.modes,
+            attack_misclassified=self.options.attack_misclassified,
+            data=self.data_fingerprint,
+        )
+
+
+def _checked_data(model_or_classifier, x, y, options: _Options) -> tuple:
+    """``(x, y, known_classes)``: the images ``N x C x H x W`` (float tensor) and the label indices of
+    the first ``n_examples`` points, checked before any forward pass."""
     if not isinstance(x, torch.Tensor):
         x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images N x C x H x W, got shape {tuple(x.shape)}")
     # labels first, before anything uses them: indices or one-hot rows, never truncated
     given = _is_art_classifier(model_or_classifier)
-    known_classes = model_or_classifier.nb_classes if given else nb_classes
+    known_classes = model_or_classifier.nb_classes if given else options.nb_classes
     y_idx = check_labels(y, len(x), known_classes, name="y")
     # images: the model's layout, finite, inside clip_values (before any forward pass)
     if given:
@@ -559,7 +424,7 @@ def evaluate(
         )
     else:
         channels_first = True
-        check_images(x, name="x", clip_values=clip_values)
+        check_images(x, name="x", clip_values=options.clip_values)
         declared = _declared_input_shape(model_or_classifier)
         if declared is not None and tuple(x.shape[1:]) != declared:
             raise ValueError(
@@ -571,198 +436,384 @@ def evaluate(
     if not channels_first:  # the harness works N x C x H x W (estimator_logits_fn transposes back)
         x_t = x_t.permute(0, 3, 1, 2).contiguous()
     y_t = torch.as_tensor(y_idx)
-    if n_examples is not None:
-        x_t, y_t = x_t[:n_examples], y_t[:n_examples]
-    n = int(x_t.shape[0])
-    if n == 0:
+    if options.n_examples is not None:
+        x_t, y_t = x_t[: options.n_examples], y_t[: options.n_examples]
+    if int(x_t.shape[0]) == 0:
         raise ValueError("x is empty: nothing to evaluate")
+    return x_t, y_t, known_classes
 
+
+def _prepare(model_or_classifier, x, y, suite, reference, options: _Options) -> _Evaluation:
+    """Check the settings and the data, wrap the model, build the attacks and resolve the reference
+    (all before any attack runs)."""
+    suite_obj: Suite = get_suite(suite)
+    options.check()
+    x_t, y_t, known_classes = _checked_data(model_or_classifier, x, y, options)
     classifier = as_classifier(
-        model_or_classifier, x_t, nb_classes=nb_classes, clip_values=clip_values
+        model_or_classifier, x_t, nb_classes=options.nb_classes, clip_values=options.clip_values
     )
     if known_classes is None:  # the upper bound, now that the model's classes are known
         check_labels(y, len(x), classifier.nb_classes, name="y")
+    device = getattr(classifier, "device", torch.device("cpu"))
     module = getattr(classifier, "model", None)
-    device = getattr(classifier, "_device", torch.device("cpu"))
-    clip = classifier.clip_values if classifier.clip_values is not None else None
-    clip = (float(np.min(clip[0])), float(np.max(clip[1]))) if clip is not None else None
     logits_fn = estimator_logits_fn(classifier)
-    x_t, y_t = x_t.to(device), y_t.to(device)
-    was_training = bool(
-        isinstance(module, torch.nn.Module) and any(m.training for m in module.modules())
-    )
-
-    entry_modes = {a.name: (mode or a.mode) for a in suite_obj.attacks}
-    attacks = {
-        a.name: build_attack(a, classifier, seed, entry_modes[a.name]) for a in suite_obj.attacks
-    }
-    # resolved before attacking: a bad reference fails fast
-    ref = _resolve(reference, suite=suite_obj)
+    modes = {a.name: (options.mode or a.mode) for a in suite_obj.attacks}
+    seed = options.seed
+    attacks = {a.name: build_attack(a, classifier, seed, modes[a.name]) for a in suite_obj.attacks}
+    convention = options.score_convention or suite_obj.score_convention
+    ref = _resolve(reference, suite=suite_obj)  # before attacking: a bad reference fails fast
     if ref is not None and ref.as_given is None and ref.scores(convention) is None:
         raise ValueError(_no_scores_message(ref, convention))
-
     rank, world = D.dist_info()
-    local_idx = D.shard_indices(n, rank, world)
-    data_fp = _data_fingerprint(x_t, y_t)
-    fp_src = json.dumps(
-        {
-            "suite": suite_obj.counting_dict(),
-            "n": n,
-            "seed": seed,
-            "modes": entry_modes,
-            "attack_misclassified": attack_misclassified,
-            "data": data_fp,
-        },
-        sort_keys=True,
+    return _Evaluation(
+        suite=suite_obj,
+        classifier=classifier,
+        logits_fn=logits_fn,
+        x=x_t.to(device),
+        y=y_t.to(device),
+        modes=modes,
+        attacks=attacks,
+        reference=ref,
+        convention=convention,
+        rank=rank,
+        world=world,
+        options=options,
+        was_training=bool(
+            isinstance(module, torch.nn.Module) and any(m.training for m in module.modules())
+        ),
     )
-    fingerprint = hashlib.sha1(fp_src.encode()).hexdigest()[:16]
+
+
+# -------------------------------------------------------------------------------------------- run
+def _batches(idx: np.ndarray, batch_size: int):
+    for s in range(0, len(idx), batch_size):
+        yield idx[s : s + batch_size]
+
+
+def _sizes(res) -> dict[str, Any]:
+    """The realised perturbation sizes of an attack result, per example (:data:`_SIZE_KEYS`)."""
+    return {
+        "max_displacement_px": res.max_displacement_px,
+        "mean_displacement_px": res.mean_displacement_px,
+        "pixel_linf": res.pixel_linf,
+        "rotation_abs_deg": torch.as_tensor(res.rotation_deg).abs(),
+        "translation_abs_px": torch.as_tensor(res.translation_px).abs().amax(1),
+    }
+
+
+def _component_counts(attack) -> list[dict] | None:
+    """The ensemble's per-component counts summed over ranks; None for other attacks."""
+    stats = getattr(attack, "component_stats", None)
+    if stats is None:
+        return None
+    sums = D.all_reduce_fields(
+        {str(i): [float(c[k]) for k in COMPONENT_KEYS] for i, c in enumerate(stats)}
+    )
+    walls = D.all_reduce_max([float(c["wall_time_s"]) for c in stats]) if stats else []
+    return [
+        {
+            "name": c["name"],
+            **{k: int(v) for k, v in zip(COMPONENT_KEYS, sums[str(i)], strict=True)},
+            "wall_time_s": walls[i],
+        }
+        for i, c in enumerate(stats)
+    ]
+
+
+class _AttackTally:
+    """This rank's counts of one attack entry, batch by batch; :meth:`record` merges the ranks."""
+
+    def __init__(self, n_all: int, m: int):
+        self.robust = np.zeros(m)
+        self.robust_c = np.zeros(m)
+        self.per_example = np.zeros((n_all, m))  # robust (1) or not (0) per point and strength
+        self.sums = dict.fromkeys(_SIZE_KEYS, 0.0)
+        self.maxs = dict.fromkeys(_SIZE_KEYS, 0.0)
+        self.passes = [0, 0, 0]  # points attacked, forward, backward
+
+    def add(self, bidx: np.ndarray, ok: torch.Tensor, clean_ok: np.ndarray, res) -> None:
+        """Count a batch: ``ok`` (points x strengths) robust, ``res`` the attack's result."""
+        cb = torch.as_tensor(clean_ok[bidx], device=ok.device)
+        self.robust += ok.sum(0).cpu().numpy()
+        self.per_example[bidx] = ok.cpu().numpy()
+        self.robust_c += (ok & cb.unsqueeze(1)).sum(0).cpu().numpy()
+        for k, v in _sizes(res).items():
+            v = torch.as_tensor(v).detach().double()
+            self.sums[k] += float(v.sum())
+            self.maxs[k] = max(self.maxs[k], float(v.max())) if v.numel() else self.maxs[k]
+        for i, v in enumerate((len(bidx), res.n_forward, res.n_backward)):
+            self.passes[i] += int(v)
+
+    def record(self, wall: float, attack) -> AttackRecord:
+        """The :class:`AttackRecord` of all ranks (sums and maxima over ranks)."""
+        total = D.all_reduce_fields(
+            {
+                "robust": list(self.robust),
+                "robust_on_correct": list(self.robust_c),
+                "size_sums": [self.sums[k] for k in _SIZE_KEYS],
+                "passes": self.passes,
+            }
+        )
+        top = D.all_reduce_fields(
+            {"size_max": [self.maxs[k] for k in _SIZE_KEYS], "wall": [wall]}, "max"
+        )
+        m, n_all = self.per_example.shape[1], self.per_example.shape[0]
+        per_example = D.all_reduce_sum(list(self.per_example.T.reshape(-1)))
+        per_example = np.asarray(per_example).reshape(m, n_all)
+        n_att, nf, nb = (int(v) for v in total["passes"])
+        comps = _component_counts(attack)
+        mean = [(s / n_att if n_att else 0.0) for s in total["size_sums"]]
+        return AttackRecord(
+            robust=[int(v) for v in total["robust"]],
+            robust_on_correct=[int(v) for v in total["robust_on_correct"]],
+            n_attacked=n_att,
+            n_forward=nf,
+            n_backward=nb,
+            wall_time_s=top["wall"][0],
+            perturbation={
+                **{f"mean_{k}": v for k, v in zip(_SIZE_KEYS, mean, strict=True)},
+                **{f"max_{k}": v for k, v in zip(_SIZE_KEYS, top["size_max"], strict=True)},
+            },
+            # per strength, one character per point: "1" robust, "0" not (for bootstrap intervals)
+            robust_examples=["".join("1" if v > 0.5 else "0" for v in row) for row in per_example],
+            components=comps,
+            attack_warnings=None if comps is None else component_warnings(comps),
+        )
+
+
+def _robust_columns(entry: AttackEntry, res, mode: str, device) -> torch.Tensor:
+    """Robust (True) or not per attacked point (rows) and strength (columns) of one batch."""
+    if not entry.iterations:
+        return (~torch.as_tensor(res.success, device=device).bool()).unsqueeze(1)
+    corr = res.correct
+    if corr is None:
+        raise ValueError(
+            f"attack {entry.name!r} returned no per-iterate record; give it no iterations"
+        )
+    cols = [corr[:, k] if mode == "final" else corr[:, : k + 1].all(1) for k in entry.iterations]
+    return torch.stack(cols, 1)
+
+
+def _run_attack_entry(entry: AttackEntry, ev: _Evaluation, clean_ok, pbar) -> AttackRecord:
+    """Attack this rank's points (the correctly classified ones unless ``attack_misclassified``)."""
+    attack, mode = ev.attacks[entry.name], ev.modes[entry.name]
+    tally = _AttackTally(ev.n, len(entry.iterations) if entry.iterations else 1)
+    t0 = time.perf_counter()
+    todo = ev.local_idx if ev.options.attack_misclassified else ev.local_idx[clean_ok[ev.local_idx]]
+    if hasattr(attack, "reset_stats"):  # the ensemble's per-component counts
+        attack.reset_stats()
+    for bidx in _batches(todo, ev.options.batch_size):
+        ib = torch.as_tensor(bidx, device=ev.x.device)
+        xb, yb = ev.x[ib], ev.y[ib]
+        res = attack.attack_tensor(
+            ev.logits_fn, xb, yb, clip_values=ev.clip, record=bool(entry.iterations)
+        )
+        tally.add(bidx, _robust_columns(entry, res, mode, xb.device), clean_ok, res)
+        if pbar is not None:
+            pbar.update(len(bidx))
+    return tally.record(time.perf_counter() - t0, attack)
+
+
+def _run_profile(p, ev: _Evaluation, clean_pred: torch.Tensor) -> ProfileRecord:
+    """The profile's unchanged predictions on this rank's points, summed over ranks."""
+    counts = np.zeros(len(p.values))
+    nf = nb = 0
+    t0 = time.perf_counter()
+    for bidx in _batches(ev.local_idx, ev.options.batch_size):
+        ib = torch.as_tensor(bidx, device=ev.x.device)
+        xb, pb = ev.x[ib], clean_pred[ib]
+        if p.kind == "robustness":
+            prm = p.params
+            c, f_, b_ = robustness_counts(
+                ev.logits_fn,
+                xb,
+                p.values,
+                clip_values=ev.clip,
+                eps_step=float(prm.get("eps_step", 0.01)),
+                max_iter=int(prm.get("max_iter", 40)),
+                random_init=bool(prm.get("random_init", True)),
+                seed=ev.options.seed,
+                clean_pred=pb,
+            )
+            nf, nb = nf + f_, nb + b_
+        else:
+            c = invariance_counts(
+                ev.logits_fn,
+                xb,
+                p.kind,
+                p.values,
+                seed=ev.options.seed,
+                clean_pred=pb,
+                interpolation=p.params.get("interpolation", "nearest"),
+            )
+            nf += len(bidx) * len(p.values)
+        counts += np.asarray(c, dtype=np.float64)
+    wall = time.perf_counter() - t0
+    total = D.all_reduce_fields({"unchanged": list(counts), "totals": [len(ev.local_idx), nf, nb]})
+    n, nf, nb = (int(v) for v in total["totals"])
+    return ProfileRecord(
+        kind=p.kind,
+        values=list(p.values),
+        unchanged=[int(v) for v in total["unchanged"]],
+        rates=[v / n if n else float("nan") for v in total["unchanged"]],
+        n=n,
+        n_forward=nf,
+        n_backward=nb,
+        wall_time_s=D.all_reduce_max([wall])[0],
+    )
+
+
+def _save(state: EvaluationState, path: str | None) -> None:
+    """Write the state (rank 0), then wait for every rank."""
+    if path is not None and D.is_main():
+        state.to_disk(path)
+    D.barrier()
+
+
+def _clean_pass(ev: _Evaluation, state: EvaluationState, checks: bool) -> torch.Tensor:
+    """The reliability checks (once per state) and every point's clean prediction (every rank
+    computes all of them: skipping and the profiles need them)."""
+    if state.warnings is None:
+        warnings = []
+        if checks:
+            m = min(ev.n, 16)
+            warnings = reliability_checks(
+                ev.module, ev.logits_fn, ev.x[:m], ev.y[:m], was_training=ev.was_training
+            )
+        for w in warnings:
+            logger.warning("reliability check: %s", w)
+        state.warnings = warnings
+    with torch.no_grad():
+        return torch.cat(
+            [
+                ev.logits_fn(ev.x[s : s + ev.options.batch_size]).argmax(1)
+                for s in range(0, ev.n, ev.options.batch_size)
+            ]
+        )
+
+
+def _run(ev: _Evaluation, state_path, *, checks: bool, verbose: bool, callback) -> tuple:
+    """Run every unfinished unit (clean pass, attacks, profiles), saving the state after each;
+    returns ``(state, clean_pred, resumed_units)``."""
+    from tqdm.auto import tqdm
+
     state_path = os.fspath(state_path) if state_path is not None else None
-    state = _load_state(state_path, fingerprint)
+    state = EvaluationState.from_disk(state_path, ev.fingerprint)
     # every rank reads the state before rank 0 writes it (first after the clean pass): a rank that
     # started late must not see a unit as finished that the others are still saving (a deadlock)
     D.barrier()
-    resumed = (
-        [k for k in ("clean",) if state["clean"] is not None]
-        + list(state["attacks"])
-        + list(state["profiles"])
-    )
+    resumed = state.finished_units()
+    n, suite = ev.n, ev.suite
+    total = n * (len(suite.attacks) + len(suite.profiles))
+    pbar = tqdm(total=total, desc=f"evaluate {suite.name}", disable=not verbose or ev.rank != 0)
 
-    total = n * (len(suite_obj.attacks) + len(suite_obj.profiles))
-    pbar = tqdm(total=total, desc=f"evaluate {suite_obj.name}", disable=not verbose or rank != 0)
-    with model_eval(module):
-        warnings = state.get("warnings")
-        if warnings is None:
-            warnings = []
-            if checks:
-                m = min(n, 16)
-                warnings = reliability_checks(
-                    module, logits_fn, x_t[:m], y_t[:m], was_training=was_training
-                )
-            for w in warnings:
-                logger.warning("reliability check: %s", w)
-            state["warnings"] = warnings
-        # clean pass (every rank computes all predictions: needed for skipping and the profiles)
-        with torch.no_grad():
-            clean_pred = torch.cat(
-                [logits_fn(x_t[s : s + batch_size]).argmax(1) for s in range(0, n, batch_size)]
-            )
-        clean_ok = (clean_pred == y_t).cpu().numpy()
-        if state["clean"] is None:
-            state["clean"] = {"n": n, "n_correct": int(clean_ok.sum())}
-            _save_state(state_path, state)
-            if callback is not None:
-                callback("clean", dict(state["clean"]))
-        n_correct = state["clean"]["n_correct"]
+    def finished(event: str, info: dict) -> None:
+        _save(state, state_path)
+        if callback is not None:
+            callback(event, info)
 
-        for entry in suite_obj.attacks:
-            if entry.name in state["attacks"]:
+    with model_eval(ev.module):
+        clean_pred = _clean_pass(ev, state, checks)
+        clean_ok = (clean_pred == ev.y).cpu().numpy()
+        if state.clean is None:
+            state.clean = CleanRecord(n, int(clean_ok.sum()))
+            finished("clean", state.clean.to_dict())
+        for entry in suite.attacks:
+            if entry.name not in state.attacks:
+                pbar.set_postfix_str(entry.name)
+                rec = _run_attack_entry(entry, ev, clean_ok, pbar if ev.rank == 0 else None)
+                pbar.update(0 if ev.options.attack_misclassified else n - rec.n_attacked)
+                state.attacks[entry.name] = rec
+                finished("attack", {"name": entry.name, **rec.to_dict()})
+            else:
                 pbar.update(n)
-                continue
-            pbar.set_postfix_str(entry.name)
-            rec = _run_attack_entry(
-                entry,
-                attacks[entry.name],
-                logits_fn,
-                x_t,
-                y_t,
-                clean_ok,
-                local_idx,
-                batch_size,
-                clip,
-                entry_modes[entry.name],
-                attack_misclassified,
-                pbar if rank == 0 else None,
-            )
-            if not attack_misclassified:
-                pbar.update(n - rec["n_attacked"])
-            state["attacks"][entry.name] = rec
-            _save_state(state_path, state)
-            if callback is not None:
-                callback("attack", {"name": entry.name, **rec})
-
-        for p in suite_obj.profiles:
-            if p.name in state["profiles"]:
-                pbar.update(n)
-                continue
-            pbar.set_postfix_str(p.name)
-            rec = _run_profile(p, logits_fn, x_t, local_idx, clean_pred, batch_size, clip, seed)
+        for p in suite.profiles:
+            if p.name not in state.profiles:
+                pbar.set_postfix_str(p.name)
+                state.profiles[p.name] = _run_profile(p, ev, clean_pred)
+                finished("profile", {"name": p.name, **state.profiles[p.name].to_dict()})
             pbar.update(n)
-            state["profiles"][p.name] = rec
-            _save_state(state_path, state)
-            if callback is not None:
-                callback("profile", {"name": p.name, **rec})
     pbar.close()
+    return state, clean_pred, resumed
 
-    attack_reports = []
-    for entry in suite_obj.attacks:
-        rec = state["attacks"][entry.name]
-        full = {
-            "n": n,
-            "n_clean_correct": n_correct,
-            "labels": entry.strength_labels(),
-            "iterations": entry.iterations,
-            **rec,
-        }
-        attack_reports.append(
-            {
-                "name": entry.name,
-                "attack": entry.attack,
-                "category": entry.category,
-                "mode": entry_modes[entry.name],
-                "iterations": entry.iterations,
-                "params": entry.attack_params(),
-                "strengths": strengths_from_record(full),
-                "perturbation": rec["perturbation"],
-                "n_attacked": rec["n_attacked"],
-                "robust_examples": rec.get("robust_examples"),
-                "wall_time_s": rec["wall_time_s"],
-                "n_forward": rec["n_forward"],
-                "n_backward": rec["n_backward"],
-                **({"components": rec["components"]} if "components" in rec else {}),
-            }
-        )
+
+# ----------------------------------------------------------------------------------------- report
+def _attack_report(
+    entry: AttackEntry, mode: str, rec: AttackRecord, n: int, n_correct: int
+) -> dict:
+    """A report's attack entry: the suite entry, the accuracies per strength on the ``n`` points (and
+    on the ``n_correct`` classified correctly without attack) and the record's counts."""
+    return {
+        "name": entry.name,
+        "attack": entry.attack,
+        "category": entry.category,
+        "mode": mode,
+        "iterations": entry.iterations,
+        "params": entry.attack_params(),
+        "strengths": rec.strengths(n, n_correct, entry.strength_labels(), entry.iterations),
+        **rec.report_fields(),
+    }
+
+
+def _report_meta(ev: _Evaluation, clean_pred: torch.Tensor, resumed: list[str]) -> dict[str, Any]:
+    from .. import __version__
+
+    clean_ok = (clean_pred == ev.y).cpu().numpy()
+    return {
+        "seed": ev.options.seed,
+        "batch_size": ev.options.batch_size,
+        "world_size": ev.world,
+        "attack_misclassified": ev.options.attack_misclassified,
+        "resumed_units": resumed,
+        "data_fingerprint": ev.data_fingerprint,
+        # one character per point: "1" classified correctly without attack (bootstrap intervals)
+        "clean_correct_examples": "".join("1" if v else "0" for v in clean_ok),
+        "art_spatial": __version__,
+        "torch": torch.__version__,
+        "device": str(ev.x.device),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def _report(ev: _Evaluation, state: EvaluationState, clean_pred, resumed, *, t_start, model_name):
+    """The :class:`RobustnessReport` of a finished state (scored against the reference)."""
+    suite, n_correct = ev.suite, state.clean.n_correct
     report = RobustnessReport(
-        suite=suite_obj.name,
-        suite_config=suite_obj.to_dict(),
-        n_examples=n,
+        suite=suite.name,
+        suite_config=suite.to_dict(),
+        n_examples=ev.n,
         n_clean_correct=n_correct,
-        clean_accuracy=100.0 * n_correct / n,
-        attacks=attack_reports,
-        score_convention=convention,
-        profiles={k: dict(v) for k, v in state["profiles"].items()},
-        warnings=list(state["warnings"])
+        clean_accuracy=100.0 * n_correct / ev.n,
+        attacks=[
+            _attack_report(e, ev.modes[e.name], state.attacks[e.name], ev.n, n_correct)
+            for e in suite.attacks
+        ],
+        score_convention=ev.convention,
+        profiles={k: v.to_dict() for k, v in state.profiles.items()},
+        warnings=list(state.warnings)
         + [
             f"attack {e.name!r}: {w}"
-            for e in suite_obj.attacks
-            for w in state["attacks"][e.name].get("attack_warnings", [])
+            for e in suite.attacks
+            for w in state.attacks[e.name].attack_warnings or []
         ],
         wall_time_s=time.perf_counter() - t_start,
         model_name=model_name,
-        meta={
-            "seed": seed,
-            "batch_size": batch_size,
-            "world_size": world,
-            "attack_misclassified": attack_misclassified,
-            "resumed_units": resumed,
-            "data_fingerprint": data_fp,
-            # one character per point: "1" classified correctly without attack (bootstrap intervals)
-            "clean_correct_examples": "".join("1" if v else "0" for v in clean_ok),
-            "art_spatial": __version__,
-            "torch": torch.__version__,
-            "device": str(device),
-            "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-        },
+        meta=_report_meta(ev, clean_pred, resumed),
     )
-    report._set_reference(ref)
+    report._set_reference(ev.reference)
     report.recompute_scores()
-    if ref is None:
+    if ev.reference is None:
         logger.info(
             "%s: no reference given, so no universal score; pass reference=<a natural model's report "
             "evaluated on the same points> (or reference='paper' for the paper's natural-model "
             "numbers, a different model)",
-            suite_obj.name,
+            suite.name,
         )
-    elif ref.name and ref.data_fingerprint is None and ref.as_given is None:
-        logger.info("universal score against %s", ref.name)
+    elif (
+        ev.reference.name
+        and ev.reference.data_fingerprint is None
+        and ev.reference.as_given is None
+    ):
+        logger.info("universal score against %s", ev.reference.name)
     return report

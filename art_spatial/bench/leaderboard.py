@@ -44,7 +44,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .scores import RobustnessReport, atomic_write_json
+from .._io import write_json_atomic
+from .scores import RobustnessReport
 
 logger = logging.getLogger(__name__)
 
@@ -172,16 +173,7 @@ def to_model_info(
 
     if not isinstance(report, RobustnessReport):
         raise ValueError(f"report must be a RobustnessReport, got {type(report).__name__}")
-    if reliable is not None:
-        if not isinstance(reliable, RobustnessReport):
-            raise ValueError(
-                f"reliable must be None or a RobustnessReport, got {type(reliable).__name__}"
-            )
-        if suite_evaluation(reliable.suite_config) != "spatial-aa":
-            raise ValueError(
-                f"reliable must be a report of a spatial-aa suite (the ensemble), got suite "
-                f"{reliable.suite!r}"
-            )
+    _check_reliable(reliable)
     evaluation = suite_evaluation(report.suite_config)
     aa = reliable if reliable is not None else (report if evaluation == "spatial-aa" else None)
     info = {
@@ -200,6 +192,38 @@ def to_model_info(
         "threat_model": "spatial",
         "suite": report.suite,
         "n_examples": int(report.n_examples),
+        **_score_fields(report),
+        "evaluation": evaluation,
+        "art_spatial_version": __version__,
+    }
+    if aa is not None:
+        info.update(_spatial_aa_fields(aa, report.score_convention))
+    validate_model_info(info)
+    if path is not None:
+        write_json_atomic(path, info)
+    return info
+
+
+def _check_reliable(reliable) -> None:
+    """``ValueError`` unless ``reliable`` is None or a report of a spatial-aa suite."""
+    from .suites import suite_evaluation
+
+    if reliable is None:
+        return
+    if not isinstance(reliable, RobustnessReport):
+        raise ValueError(
+            f"reliable must be None or a RobustnessReport, got {type(reliable).__name__}"
+        )
+    if suite_evaluation(reliable.suite_config) != "spatial-aa":
+        raise ValueError(
+            f"reliable must be a report of a spatial-aa suite (the ensemble), got suite "
+            f"{reliable.suite!r}"
+        )
+
+
+def _score_fields(report: RobustnessReport) -> dict[str, Any]:
+    """An entry's scores: under the report's convention, on all points, per attack and strength."""
+    return {
         "score_convention": report.score_convention,
         "universal_score": _fmt(report.universal),
         **{f: _fmt(report.category_scores.get(c)) for c, f in _CATEGORY_FIELDS.items()},
@@ -217,21 +241,17 @@ def to_model_info(
             a["name"]: {s["label"]: _fmt(s["accuracy_on_correct"]) for s in a["strengths"]}
             for a in report.attacks
         },
-        "evaluation": evaluation,
-        "art_spatial_version": __version__,
     }
-    if aa is not None:
-        conv = report.score_convention
-        scores = aa._by_convention("category_scores", conv)
-        info["spatial_aa_suite"] = aa.suite
-        info["spatial_aa_n_examples"] = int(aa.n_examples)
-        for c, f in _CATEGORY_FIELDS.items():
-            info[f"spatial_aa_{f}"] = _fmt(scores.get(c))
-        key = "accuracy_on_correct" if conv == "correct-only" else "accuracy"
-        info["spatial_aa_attacks"] = {a["name"]: _fmt(a["strengths"][-1][key]) for a in aa.attacks}
-    validate_model_info(info)
-    if path is not None:
-        atomic_write_json(path, info)
+
+
+def _spatial_aa_fields(aa: RobustnessReport, convention: str) -> dict[str, Any]:
+    """The ``spatial_aa_*`` fields from the ensemble's report, under ``convention``."""
+    scores = aa._by_convention("category_scores", convention)
+    info = {"spatial_aa_suite": aa.suite, "spatial_aa_n_examples": int(aa.n_examples)}
+    for c, f in _CATEGORY_FIELDS.items():
+        info[f"spatial_aa_{f}"] = _fmt(scores.get(c))
+    key = "accuracy_on_correct" if convention == "correct-only" else "accuracy"
+    info["spatial_aa_attacks"] = {a["name"]: _fmt(a["strengths"][-1][key]) for a in aa.attacks}
     return info
 
 

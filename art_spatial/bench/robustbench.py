@@ -33,6 +33,18 @@ def _strip_prefix(state_dict: dict, prefix: str) -> dict:
     return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
 
 
+def _zoo_entry(zoo, ds, tm, name: str) -> dict:
+    """The model-zoo entry ``name`` of dataset ``ds`` and threat model ``tm`` (RobustBench enums);
+    ``ValueError`` naming ``name`` and a few zoo names when it is not there."""
+    models = zoo.model_dicts[ds].get(tm, {})
+    if name not in models:
+        raise ValueError(
+            f"name {name!r} is not in RobustBench's {ds.value}/{tm.value} model zoo "
+            f"({len(models)} models, e.g. {sorted(models)[:5]})"
+        )
+    return models[name]
+
+
 def expected_checkpoint_path(
     name: str, model_dir, dataset: str = "cifar10", threat_model: str = "Linf"
 ) -> Path:
@@ -75,13 +87,7 @@ def load_robustbench_model(
             f"threat_model must be one of {[t.value for t in enums.ThreatModel]}, got "
             f"{threat_model!r}"
         ) from None
-    models = zoo.model_dicts[ds].get(tm, {})
-    if name not in models:
-        raise ValueError(
-            f"name {name!r} is not in RobustBench's {ds.value}/{tm.value} model zoo "
-            f"({len(models)} models, e.g. {sorted(models)[:5]})"
-        )
-    entry = models[name]
+    entry = _zoo_entry(zoo, ds, tm, name)
     if isinstance(entry.get("gdrive_id"), list):
         raise ValueError(
             f"name {name!r} is an ensemble of several checkpoints; not supported offline"
@@ -128,13 +134,7 @@ def robustbench_architecture(
         raise ValueError(
             f"dataset {dataset!r} or threat_model {threat_model!r} is not a RobustBench one"
         ) from None
-    models = zoo.model_dicts[ds].get(tm, {})
-    if name not in models:
-        raise ValueError(
-            f"name {name!r} is not in RobustBench's {ds.value}/{tm.value} model zoo "
-            f"({len(models)} models, e.g. {sorted(models)[:5]})"
-        )
-    return models[name]["model"]()
+    return _zoo_entry(zoo, ds, tm, name)["model"]()
 
 
 def load_cifar10_robustbench(data_dir, n_examples: int | None = None):

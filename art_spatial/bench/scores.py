@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from .._io import write_json_atomic
 from .suites import CATEGORIES, check_score_convention
 
 logger = logging.getLogger(__name__)
@@ -56,35 +56,8 @@ _ACCURACY_KEY = {"correct-only": "accuracy_on_correct", "all-points": "accuracy"
 #: names that select a suite's published reference numbers (``"paper"`` or ``"paper:<suite>"``)
 PAPER_REFERENCE = "paper"
 
-
-def _finite_or_none(data: Any) -> Any:
-    """``data`` with every non-finite float (NaN, ±Inf) replaced by None, recursively."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite_or_none(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite_or_none(v) for v in data]
-    return data
-
-
-def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write strict JSON to ``path`` atomically (temporary file in the same folder + ``os.replace``).
-
-    Non-finite floats (e.g. the accuracy on zero correctly classified points, NaN) are written as
-    ``null``: JSON has no NaN, and other readers (JavaScript, jq) refuse the ``NaN`` token.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    text = json.dumps(_finite_or_none(data), indent=2, sort_keys=False, allow_nan=False)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+#: strict JSON written atomically (:func:`art_spatial._io.write_json_atomic`; NaN is written ``null``)
+atomic_write_json = write_json_atomic
 
 
 def _read_json(path: str | os.PathLike, what: str, remedy: str) -> Any:
@@ -109,8 +82,9 @@ def _nan_or_float(v):
 
 
 def _nan_for_null(data: dict) -> dict:
-    """A saved report's dict with the ``null`` that :func:`atomic_write_json` wrote for non-finite
-    numbers read back as NaN (accuracies, scores, profile rates; a universal score of NaN scores)."""
+    """A saved report's dict with the ``null`` that :func:`~art_spatial._io.write_json_atomic` wrote for
+    non-finite numbers read back as NaN (accuracies, scores, profile rates; a universal score of NaN
+    scores)."""
     data = dict(data)
     if data.get("clean_accuracy", 0.0) is None:
         data["clean_accuracy"] = float("nan")
@@ -216,12 +190,12 @@ def universal_score(scores: dict[str, float], reference: dict[str, float]) -> fl
 # ------------------------------------------------------------------------------------ references
 @dataclass
 class _Reference:
-    """A resolved reference: scores per convention (None = unknown), or numbers ``as_given``."""
+    """A resolved reference: its category scores per score convention (``by_convention``; a
+    convention without scores is absent), or numbers ``as_given`` (used under any convention)."""
 
     name: str | None = None
     convention: str | None = None
-    on_correct: dict[str, float] | None = None
-    all_points: dict[str, float] | None = None
+    by_convention: dict[str, dict[str, float]] = field(default_factory=dict)
     as_given: dict[str, float] | None = None
     data_fingerprint: str | None = None
     n_examples: int | None = None
@@ -231,7 +205,7 @@ class _Reference:
         """The reference scores under ``convention`` (numbers ``as_given`` are used as given)."""
         if self.as_given is not None:
             return dict(self.as_given)
-        d = self.on_correct if convention == "correct-only" else self.all_points
+        d = self.by_convention.get(convention)
         return dict(d) if d else None
 
 
@@ -255,15 +229,13 @@ def _report_like(data: dict) -> _Reference:
     )
     all_points = data.get("category_scores_all_points") or (main if conv == "all-points" else None)
     meta = data.get("meta") or {}
+    given = (("correct-only", on_correct, "on_correct"), ("all-points", all_points, "all_points"))
     return _Reference(
         name=data.get("model_name") or f"report:{data.get('suite')}",
         convention=conv,
-        on_correct=_floats(on_correct, "reference category_scores_on_correct")
-        if on_correct
-        else None,
-        all_points=_floats(all_points, "reference category_scores_all_points")
-        if all_points
-        else None,
+        by_convention={
+            c: _floats(d, f"reference category_scores_{suffix}") for c, d, suffix in given if d
+        },
         data_fingerprint=meta.get("data_fingerprint"),
         n_examples=data.get("n_examples"),
         suite=data.get("suite"),
@@ -291,12 +263,12 @@ def _paper_reference(suite) -> _Reference:
         f"{s.name} published natural-model scores ({s.source or 'paper'}; a different model)"
     )
     numbers = {k: float(v) for k, v in s.reference.items()}
-    ref = _Reference(name=name, convention=s.score_convention, suite=s.name)
-    if s.score_convention == "correct-only":
-        ref.on_correct = numbers
-    else:
-        ref.all_points = numbers
-    return ref
+    return _Reference(
+        name=name,
+        convention=s.score_convention,
+        by_convention={s.score_convention: numbers},
+        suite=s.name,
+    )
 
 
 _REFERENCE_REMEDY = (
@@ -384,7 +356,7 @@ def resolve_reference(
 
 
 def _no_scores_message(ref: _Reference, convention: str) -> str:
-    has = [c for c, d in (("correct-only", ref.on_correct), ("all-points", ref.all_points)) if d]
+    has = [c for c in ("correct-only", "all-points") if ref.by_convention.get(c)]
     return (
         f"reference {ref.name!r} has no {convention} scores (it has {has or 'none'}); a universal "
         f"score needs the reference's scores under the report's score_convention ({convention!r})"
@@ -539,8 +511,8 @@ class RobustnessReport:
             self.reference_scores_on_correct = self.reference_scores_all_points = None
             self._set_by_convention("reference_scores", conv, dict(ref.as_given))
         else:
-            self.reference_scores_on_correct = dict(ref.on_correct) if ref.on_correct else None
-            self.reference_scores_all_points = dict(ref.all_points) if ref.all_points else None
+            self.reference_scores_on_correct = ref.scores("correct-only")
+            self.reference_scores_all_points = ref.scores("all-points")
         self.reference_scores = self._by_convention("reference_scores", conv)
         if self.reference_scores is None:
             raise ValueError(_no_scores_message(ref, conv))
@@ -626,7 +598,7 @@ class RobustnessReport:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the report as JSON, atomically."""
-        atomic_write_json(path, self.to_dict())
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RobustnessReport:

@@ -23,8 +23,8 @@ import logging
 import os
 from typing import Any
 
-from .evaluate import component_warnings
-from .scores import RobustnessReport, strengths_from_record
+from .scores import RobustnessReport
+from .state import EvaluationState
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,17 @@ PARTIAL_FORMAT = "art-spatial-partial-report"
 
 
 def partial_payload(
-    index: int, count: int, state: dict, report: RobustnessReport, model_info: dict | None = None
+    index: int,
+    count: int,
+    state: EvaluationState | dict,
+    report: RobustnessReport,
+    model_info: dict | None = None,
 ) -> dict[str, Any]:
-    """The content of ``partial.json`` for shard ``index`` of ``count`` (``model_info``: the keyword
-    arguments of :func:`art_spatial.bench.leaderboard.to_model_info` for the merged report)."""
+    """The content of ``partial.json`` for shard ``index`` of ``count``: this shard's ``state`` (an
+    :class:`~art_spatial.bench.state.EvaluationState` or its dict) and report (``model_info``: the
+    keyword arguments of :func:`art_spatial.bench.leaderboard.to_model_info` for the merged report)."""
+    if isinstance(state, EvaluationState):
+        state = state.to_dict()
     return {
         "format": PARTIAL_FORMAT,
         "version": 1,
@@ -64,65 +71,6 @@ def load_partial(path) -> dict[str, Any]:
     return data
 
 
-def _merge_attack(recs: list[dict]) -> dict[str, Any]:
-    n_att = sum(r["n_attacked"] for r in recs)
-    m = len(recs[0]["robust"])
-    pert_keys = sorted(recs[0]["perturbation"])
-    pert = {}
-    for k in pert_keys:
-        if k.startswith("mean_"):
-            total = sum(r["perturbation"][k] * r["n_attacked"] for r in recs)
-            pert[k] = total / n_att if n_att else 0.0
-        else:
-            pert[k] = max(r["perturbation"][k] for r in recs)
-    examples = None
-    if all(r.get("robust_examples") is not None for r in recs):
-        examples = []
-        for s in range(m):
-            rows = [r["robust_examples"][s] for r in recs]
-            examples.append(
-                "".join(
-                    "1" if any(row[j] == "1" for row in rows) else "0" for j in range(len(rows[0]))
-                )
-            )
-    extra = {}
-    if all("components" in r for r in recs):  # the ensemble's per-component counts (spatial-aa)
-        comps = []
-        for i, c in enumerate(recs[0]["components"]):
-            row = {"name": c["name"]}
-            for k in ("n_attacked", "n_fooled", "n_forward", "n_backward"):
-                row[k] = sum(r["components"][i][k] for r in recs)
-            row["wall_time_s"] = max(r["components"][i]["wall_time_s"] for r in recs)
-            comps.append(row)
-        extra = {"components": comps, "attack_warnings": component_warnings(comps)}
-    return {
-        **extra,
-        "robust": [sum(r["robust"][i] for r in recs) for i in range(m)],
-        "robust_on_correct": [sum(r["robust_on_correct"][i] for r in recs) for i in range(m)],
-        "n_attacked": n_att,
-        "robust_examples": examples,
-        "n_forward": sum(r["n_forward"] for r in recs),
-        "n_backward": sum(r["n_backward"] for r in recs),
-        "wall_time_s": max(r["wall_time_s"] for r in recs),
-        "perturbation": {k: pert[k] for k in recs[0]["perturbation"]},
-    }
-
-
-def _merge_profile(recs: list[dict]) -> dict[str, Any]:
-    n = sum(r["n"] for r in recs)
-    k = len(recs[0]["unchanged"])
-    unchanged = [sum(r["unchanged"][i] for r in recs) for i in range(k)]
-    return {
-        **recs[0],
-        "unchanged": unchanged,
-        "rates": [v / n if n else float("nan") for v in unchanged],
-        "n": n,
-        "n_forward": sum(r["n_forward"] for r in recs),
-        "n_backward": sum(r["n_backward"] for r in recs),
-        "wall_time_s": max(r["wall_time_s"] for r in recs),
-    }
-
-
 def merge_partials(partials: list[dict]) -> RobustnessReport:
     """The report of the whole evaluation from the partials of all its shards.
 
@@ -145,52 +93,25 @@ def merge_partials(partials: list[dict]) -> RobustnessReport:
             f"partials: need shards 0..{n - 1} exactly once, got {seen} (a shard is missing or repeated)"
         )
     partials = sorted(partials, key=lambda p: int(p["shard"][0]))
-    fps = {p["state"]["fingerprint"] for p in partials}
-    if len(fps) != 1:
-        raise ValueError(
-            "partials belong to different evaluations (suite, data, seed or options differ: state "
-            f"fingerprints {sorted(fps)})"
-        )
-    states = [p["state"] for p in partials]
-    if any(s["clean"] != states[0]["clean"] for s in states):
-        raise ValueError("partials disagree on the clean pass (different models?)")
+    state = EvaluationState.merge([EvaluationState.from_dict(p["state"]) for p in partials])
     rep = copy.deepcopy(partials[0]["report"])
-    names = [a["name"] for a in rep["attacks"]]
-    for s, p in zip(states, partials, strict=True):
-        missing = [a for a in names if a not in s["attacks"]] + [
-            k for k in rep["profiles"] if k not in s["profiles"]
-        ]
-        if missing:
-            raise ValueError(f"shard {p['shard'][0]} is unfinished (missing {missing}); resume it")
-    n_total = rep["n_examples"]
+    missing = [a["name"] for a in rep["attacks"] if a["name"] not in state.attacks]
+    missing += [k for k in rep["profiles"] if k not in state.profiles]
+    if missing:
+        raise ValueError(f"the shards are unfinished (missing {missing}); resume them")
     for entry in rep["attacks"]:
-        rec = _merge_attack([s["attacks"][entry["name"]] for s in states])
-        full = {
-            "n": n_total,
-            "n_clean_correct": rep["n_clean_correct"],
-            "labels": [st["label"] for st in entry["strengths"]],
-            "iterations": entry["iterations"],
-            **rec,
-        }
-        entry["strengths"] = strengths_from_record(full)
-        for k in (
-            "perturbation",
-            "n_attacked",
-            "robust_examples",
-            "wall_time_s",
-            "n_forward",
-            "n_backward",
-        ):
-            entry[k] = rec[k]
-        if "components" in rec:
-            entry["components"] = rec["components"]
+        rec = state.attacks[entry["name"]]
+        labels = [st["label"] for st in entry["strengths"]]
+        entry["strengths"] = rec.strengths(
+            rep["n_examples"], rep["n_clean_correct"], labels, entry["iterations"]
+        )
+        entry.update(rec.report_fields())
+        if rec.components is not None:
             prefix = f"attack {entry['name']!r}: "
             rep["warnings"] = [w for w in rep["warnings"] if not w.startswith(prefix)] + [
-                prefix + w for w in rec["attack_warnings"]
+                prefix + w for w in rec.attack_warnings
             ]
-    rep["profiles"] = {
-        k: _merge_profile([s["profiles"][k] for s in states]) for k in rep["profiles"]
-    }
+    rep["profiles"] = {k: state.profiles[k].to_dict() for k in rep["profiles"]}
     rep["wall_time_s"] = max(p["report"]["wall_time_s"] for p in partials)
     rep["meta"] = {**rep["meta"], "world_size": 1, "shards": n, "merged_from_shards": True}
     out = RobustnessReport.from_dict(rep)

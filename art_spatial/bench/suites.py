@@ -57,10 +57,12 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -75,6 +77,8 @@ __all__ = [
     "register_suite",
     "list_suites",
     "validate_suite",
+    "load_suite_schema",
+    "SUITE_SCHEMA_PATH",
     "suite_evaluation",
     "EVALUATIONS",
 ]
@@ -133,19 +137,8 @@ def suite_evaluation(suite) -> str:
     return "spatial-aa" if kinds and kinds <= {"spatial-aa"} else "paper-protocol"
 
 
-_ATTACK_KEYS = {"name", "attack", "category", "params", "iterations", "mode", "description"}
-_PROFILE_KEYS = {"name", "kind", "values", "params", "description"}
-_SUITE_KEYS = {
-    "name",
-    "description",
-    "dataset",
-    "attacks",
-    "profiles",
-    "reference",
-    "reference_name",
-    "source",
-    "score_convention",
-}
+#: the JSON schema of a suite (the harness's error wording in each node's ``errorMessage``)
+SUITE_SCHEMA_PATH = Path(__file__).with_name("suite.schema.json")
 #: suite fields that change how counts are scored, not the counts (left out of the resume fingerprint)
 SCORING_ONLY_KEYS = ("score_convention", "reference_name")
 
@@ -262,166 +255,141 @@ class Suite:
         state file stays valid whichever convention scores it."""
         return {k: v for k, v in self.to_dict().items() if k not in SCORING_ONLY_KEYS}
 
-    def fingerprint(self) -> str:
-        """Stable hash of the suite's attacks, profiles and descriptive fields (:meth:`counting_dict`)."""
-        text = json.dumps(self.counting_dict(), sort_keys=True)
+    def fingerprint(self, **evaluation) -> str:
+        """Stable hash of the suite's attacks, profiles and descriptive fields (:meth:`counting_dict`).
+
+        With keyword arguments, the hash of an evaluation of the suite: :meth:`counting_dict` (under
+        ``"suite"``) with the given JSON-compatible settings (the harness passes the number of points,
+        seed, modes, options and a data hash: what its resumable state is keyed by).
+
+        >>> s = get_suite("smoke-mnist")
+        >>> s.fingerprint() == s.fingerprint(), s.fingerprint(seed=0) == s.fingerprint(seed=1)
+        (True, False)
+        """
+        content = (
+            {"suite": self.counting_dict(), **evaluation} if evaluation else self.counting_dict()
+        )
+        text = json.dumps(content, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _check_number(where, v, positive=False, nonneg=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _err(where, f"must be a number, got {v!r}")
-    if positive and not v > 0:
-        raise _err(where, f"must be positive, got {v!r}")
-    if nonneg and v < 0:
-        raise _err(where, f"must be non-negative, got {v!r}")
+def load_suite_schema() -> dict:
+    """The JSON schema of a suite (``suite.schema.json``, shipped with the package).
+
+    >>> sorted(load_suite_schema()["properties"])[:3]
+    ['attacks', 'dataset', 'description']
+    """
+    with open(SUITE_SCHEMA_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_validator():
+    """A validator of :func:`load_suite_schema` whose ``integer`` is an ``int`` (JSON Schema's accepts
+    ``2.0``; an iteration count must be an integer)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=checker)(load_suite_schema())
+
+
+def _where(path) -> str:
+    """``suite.attacks[1].iterations`` from a JSON path ``["attacks", 1, "iterations"]``."""
+    return "suite" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _schema_error(err) -> ValueError:
+    """A schema violation as a ``ValueError`` naming the field (in the pre-schema wording)."""
+    where, schema, value = _where(err.absolute_path), err.schema, err.instance
+    if err.validator == "additionalProperties" and schema.get("additionalProperties") is False:
+        allowed = sorted(schema["properties"])
+        unknown = sorted(k for k in value if k not in allowed)
+        return ValueError(f"{where} has unknown fields {unknown}; allowed: {allowed}")
+    if err.validator == "required":  # a missing field: reported as that field being None
+        name = next(k for k in err.validator_value if k not in value)
+        where, schema, value = f"{where}.{name}", schema["properties"][name], None
+        if "$ref" in schema:  # "#/$defs/<name>"
+            schema = _schema_validator().schema["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    message = schema.get("errorMessage", f"is invalid: {err.message}")
+    return ValueError(f"{where} {message}, got {value!r}")
+
+
+def _check_semantics(spec: dict) -> None:
+    """The checks the schema cannot express: unique names, registered attack kinds, strictly
+    increasing iterations, no ``max_iter`` beside ``iterations``, something to evaluate."""
+    for group in ("attacks", "profiles"):
+        seen = set()
+        for i, entry in enumerate(spec.get(group) or []):
+            if entry["name"] in seen:
+                raise _err(f"suite.{group}[{i}].name", f"must be unique, {entry['name']!r} repeats")
+            seen.add(entry["name"])
+    for i, a in enumerate(spec.get("attacks") or []):
+        w, kind, its = f"suite.attacks[{i}]", a["attack"], a.get("iterations")
+        if not (kind in ATTACK_KINDS or (":" in kind and all(kind.split(":")))):
+            raise _err(
+                f"{w}.attack",
+                f"must be one of {sorted(ATTACK_KINDS)} or 'module:Class', got {kind!r}",
+            )
+        if "max_iter" in (a.get("params") or {}) and its:
+            raise _err(f"{w}.params.max_iter", "must not be given together with iterations")
+        if its and any(b <= a_ for a_, b in zip(its, its[1:], strict=False)):
+            raise _err(f"{w}.iterations", f"must be strictly increasing, got {its!r}")
+    if not spec.get("attacks") and not spec.get("profiles"):
+        raise _err("suite.attacks", "and suite.profiles are both empty: nothing to evaluate")
 
 
 def validate_suite(spec: dict) -> Suite:
-    """Validate a suite dict and return a :class:`Suite`.
+    """Validate a suite dict against the JSON schema (:func:`load_suite_schema`) and the checks it
+    cannot express, and return a :class:`Suite`.
 
     Raises:
         ValueError: the message names the offending field, e.g.
             ``suite.attacks[1].iterations must be strictly increasing``.
     """
+    from jsonschema.exceptions import best_match
+
     if not isinstance(spec, dict):
         raise ValueError(f"suite must be a dict, got {type(spec).__name__}")
-    unknown = set(spec) - _SUITE_KEYS
-    if unknown:
-        raise _err("suite", f"has unknown fields {sorted(unknown)}; allowed: {sorted(_SUITE_KEYS)}")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise _err("suite.name", f"must be a non-empty string, got {name!r}")
-    attacks_raw = spec.get("attacks", []) or []
-    profiles_raw = spec.get("profiles", []) or []
-    if not isinstance(attacks_raw, list):
-        raise _err("suite.attacks", "must be a list")
-    if not isinstance(profiles_raw, list):
-        raise _err("suite.profiles", "must be a list")
-    attacks, seen = [], set()
-    for i, a in enumerate(attacks_raw):
-        w = f"suite.attacks[{i}]"
-        if not isinstance(a, dict):
-            raise _err(w, "must be a dict")
-        unknown = set(a) - _ATTACK_KEYS
-        if unknown:
-            raise _err(w, f"has unknown fields {sorted(unknown)}; allowed: {sorted(_ATTACK_KEYS)}")
-        an = a.get("name")
-        if not isinstance(an, str) or not an:
-            raise _err(f"{w}.name", f"must be a non-empty string, got {an!r}")
-        if an in seen:
-            raise _err(f"{w}.name", f"must be unique, {an!r} repeats")
-        seen.add(an)
-        kind = a.get("attack")
-        if not isinstance(kind, str) or not (
-            kind in ATTACK_KINDS or (":" in kind and all(kind.split(":")))
-        ):
-            raise _err(
-                f"{w}.attack",
-                f"must be one of {sorted(ATTACK_KINDS)} or 'module:Class', got {kind!r}",
-            )
-        cat = a.get("category")
-        if cat is not None and cat not in CATEGORIES:
-            raise _err(f"{w}.category", f"must be one of {CATEGORIES} or null, got {cat!r}")
-        params = a.get("params", {}) or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-            raise _err(f"{w}.params", "must be a dict with string keys")
-        if "max_iter" in params and a.get("iterations"):
-            raise _err(f"{w}.params.max_iter", "must not be given together with iterations")
-        for key in ("eps", "eps_step"):
-            if key in params:
-                _check_number(f"{w}.params.{key}", params[key], nonneg=True)
-        its = a.get("iterations")
-        if its is not None:
-            if not isinstance(its, list) or not its:
-                raise _err(
-                    f"{w}.iterations", f"must be a non-empty list of positive integers, got {its!r}"
-                )
-            for k in its:
-                if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                    raise _err(f"{w}.iterations", f"must contain positive integers, got {k!r}")
-            if any(b <= a_ for a_, b in zip(its, its[1:], strict=False)):
-                raise _err(f"{w}.iterations", f"must be strictly increasing, got {its!r}")
-        mode = a.get("mode", "final")
-        if mode not in MODES:
-            raise _err(f"{w}.mode", f"must be one of {MODES}, got {mode!r}")
-        attacks.append(
-            AttackEntry(
-                name=an,
-                attack=kind,
-                category=cat,
-                params=dict(params),
-                iterations=list(its) if its else None,
-                mode=mode,
-                description=str(a.get("description", "")),
-            )
+    err = best_match(_schema_validator().iter_errors(spec))
+    if err is not None:
+        raise _schema_error(err)
+    _check_semantics(spec)
+    attacks = [
+        AttackEntry(
+            name=a["name"],
+            attack=a["attack"],
+            category=a.get("category"),
+            params=dict(a.get("params") or {}),
+            iterations=list(a["iterations"]) if a.get("iterations") else None,
+            mode=a.get("mode", "final"),
+            description=str(a.get("description", "")),
         )
-    profiles, seen = [], set()
-    for i, p in enumerate(profiles_raw):
-        w = f"suite.profiles[{i}]"
-        if not isinstance(p, dict):
-            raise _err(w, "must be a dict")
-        unknown = set(p) - _PROFILE_KEYS
-        if unknown:
-            raise _err(w, f"has unknown fields {sorted(unknown)}; allowed: {sorted(_PROFILE_KEYS)}")
-        pn = p.get("name")
-        if not isinstance(pn, str) or not pn:
-            raise _err(f"{w}.name", f"must be a non-empty string, got {pn!r}")
-        if pn in seen:
-            raise _err(f"{w}.name", f"must be unique, {pn!r} repeats")
-        seen.add(pn)
-        kind = p.get("kind")
-        if kind not in PROFILE_KINDS:
-            raise _err(f"{w}.kind", f"must be one of {PROFILE_KINDS}, got {kind!r}")
-        vals = p.get("values")
-        if not isinstance(vals, list) or not vals:
-            raise _err(f"{w}.values", f"must be a non-empty list of numbers, got {vals!r}")
-        for v in vals:
-            _check_number(f"{w}.values", v, nonneg=True)
-        params = p.get("params", {}) or {}
-        if not isinstance(params, dict):
-            raise _err(f"{w}.params", "must be a dict")
-        profiles.append(
-            ProfileEntry(
-                name=pn,
-                kind=kind,
-                values=[float(v) for v in vals],
-                params=dict(params),
-                description=str(p.get("description", "")),
-            )
+        for a in spec.get("attacks") or []
+    ]
+    profiles = [
+        ProfileEntry(
+            name=p["name"],
+            kind=p["kind"],
+            values=[float(v) for v in p["values"]],
+            params=dict(p.get("params") or {}),
+            description=str(p.get("description", "")),
         )
-    if not attacks and not profiles:
-        raise _err("suite.attacks", "and suite.profiles are both empty: nothing to evaluate")
+        for p in spec.get("profiles") or []
+    ]
     ref = spec.get("reference")
-    if ref is not None:
-        if not isinstance(ref, dict):
-            raise _err("suite.reference", "must be a dict category -> score (%)")
-        for k, v in ref.items():
-            if k not in CATEGORIES:
-                raise _err(
-                    "suite.reference", f"has an unknown category {k!r}; allowed: {CATEGORIES}"
-                )
-            _check_number(f"suite.reference.{k}", v)
-    ref_name = spec.get("reference_name")
-    if ref_name is not None and not isinstance(ref_name, str):
-        raise _err("suite.reference_name", f"must be a string or null, got {ref_name!r}")
-    convention = spec.get("score_convention")
-    convention = check_score_convention(
-        "all-points" if convention is None else convention, "suite.score_convention"
-    )
-    dataset = spec.get("dataset")
-    if dataset is not None and not isinstance(dataset, str):
-        raise _err("suite.dataset", f"must be a string or null, got {dataset!r}")
     return Suite(
-        name=name,
+        name=spec["name"],
         attacks=attacks,
         profiles=profiles,
         description=str(spec.get("description", "")),
-        dataset=dataset,
+        dataset=spec.get("dataset"),
         reference=dict(ref) if ref else None,
         source=str(spec.get("source", "")),
-        score_convention=convention,
-        reference_name=ref_name,
+        score_convention=spec.get("score_convention") or "all-points",
+        reference_name=spec.get("reference_name"),
     )
 
 
@@ -432,73 +400,98 @@ _PAPER_REFERENCE_NAME = (
     "not evaluated by this harness)"
 )
 
+
+_AFFINE = {"parametrization": "affine"}
+
+
+def _entry(name: str, attack: str, category: str | None, iterations=None, **params) -> dict:
+    """A suite's attack entry dict (``iterations`` left out for one-shot attacks)."""
+    entry = {"name": name, "attack": attack, "category": category, "params": params}
+    if iterations:
+        entry["iterations"] = iterations
+    return entry
+
+
+def _pareto_suite(dataset: str, label: str, description: str, reference: dict, settings: dict):
+    """A Pareto AT suite (correct-only scores, the paper's natural-model numbers as reference)."""
+    return {
+        "name": f"pareto-{dataset}",
+        "description": description,
+        "dataset": dataset,
+        "source": _PARETO_SOURCE,
+        "attacks": _pareto_attacks(**settings),
+        "score_convention": "correct-only",
+        # Table 1 natural model: a different model; used only with reference="paper"
+        "reference": reference,
+        "reference_name": _PAPER_REFERENCE_NAME.format(dataset=label),
+    }
+
+
+def _pareto_attacks(*, its: tuple, pgd: tuple, flow: float, rt: tuple) -> list[dict]:
+    """The Pareto AT attacks: PGD L-inf ``pgd = (eps, eps_step)`` (sensitivity), flow L-inf of 0.3 in
+    normalized units with step ``flow`` (local), affine ``rt = (eps, eps_step)`` (global); ``its``:
+    the pixel and the spatial attacks' iteration counts."""
+    pixel_its, spatial_its = its
+    return [
+        _entry(
+            "pgd", "pgd", "sensitivity", pixel_its, eps=pgd[0], eps_step=pgd[1], random_init=True
+        ),
+        _entry(
+            "flow",
+            "flow",
+            "local",
+            spatial_its,
+            eps=0.3,
+            eps_step=flow,
+            norm="inf",
+            units="normalized",
+        ),
+        _entry("rt", "affine", "global", spatial_its, eps=rt[0], eps_step=rt[1], **_AFFINE),
+    ]
+
+
+def _cusp_profiles(robustness_values: list, robustness_params: dict) -> list[dict]:
+    """CuSP's four profiles: rotation, translation, rotation-translation (invariance) and the L-inf
+    robustness profile at the given budgets and PGD settings."""
+    return [
+        {"name": "rotation", "kind": "rotation", "values": [float(t) for t in range(0, 181, 15)]},
+        {
+            "name": "translation",
+            "kind": "translation",
+            "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+        },
+        {
+            "name": "rotation-translation",
+            "kind": "rotation-translation",
+            "values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0],
+        },
+        {
+            "name": "robustness",
+            "kind": "robustness",
+            "values": robustness_values,
+            "params": robustness_params,
+        },
+    ]
+
+
+#: dataset -> Table 1 label, description, Table 1 natural-model scores, attack settings
+_PARETO = {
+    "mnist": (
+        "MNIST",
+        "Pareto AT MNIST scores: PGD L-inf (sensitivity), flow (local), affine (global).",
+        {"sensitivity": 29.40, "local": 14.36, "global": 16.70},
+        dict(its=([10, 20, 30, 40], [5, 10, 15, 20]), pgd=(0.3, 0.01), flow=0.01, rt=(0.3, 0.1)),
+    ),
+    "cifar10": (
+        "CIFAR-10",
+        "Pareto AT CIFAR-10 scores (Appendix E budgets).",
+        {"sensitivity": 0.82, "local": 9.34, "global": 57.28},
+        dict(its=([5, 10, 15, 20], [3, 5, 10, 15]), pgd=(0.031, 0.007), flow=0.001, rt=(1.0, 0.05)),
+    ),
+}
+
 SUITES: dict[str, dict] = {
-    "pareto-mnist": {
-        "name": "pareto-mnist",
-        "description": "Pareto AT MNIST scores: PGD L-inf (sensitivity), flow (local), affine (global).",
-        "dataset": "mnist",
-        "source": _PARETO_SOURCE,
-        "attacks": [
-            {
-                "name": "pgd",
-                "attack": "pgd",
-                "category": "sensitivity",
-                "params": {"eps": 0.3, "eps_step": 0.01, "random_init": True},
-                "iterations": [10, 20, 30, 40],
-            },
-            {
-                "name": "flow",
-                "attack": "flow",
-                "category": "local",
-                "params": {"eps": 0.3, "eps_step": 0.01, "norm": "inf", "units": "normalized"},
-                "iterations": [5, 10, 15, 20],
-            },
-            {
-                "name": "rt",
-                "attack": "affine",
-                "category": "global",
-                "params": {"eps": 0.3, "eps_step": 0.1, "parametrization": "affine"},
-                "iterations": [5, 10, 15, 20],
-            },
-        ],
-        "score_convention": "correct-only",
-        # Table 1 natural model (MNIST): a different model; used only with reference="paper"
-        "reference": {"sensitivity": 29.40, "local": 14.36, "global": 16.70},
-        "reference_name": _PAPER_REFERENCE_NAME.format(dataset="MNIST"),
-    },
-    "pareto-cifar10": {
-        "name": "pareto-cifar10",
-        "description": "Pareto AT CIFAR-10 scores (Appendix E budgets).",
-        "dataset": "cifar10",
-        "source": _PARETO_SOURCE,
-        "attacks": [
-            {
-                "name": "pgd",
-                "attack": "pgd",
-                "category": "sensitivity",
-                "params": {"eps": 0.031, "eps_step": 0.007, "random_init": True},
-                "iterations": [5, 10, 15, 20],
-            },
-            {
-                "name": "flow",
-                "attack": "flow",
-                "category": "local",
-                "params": {"eps": 0.3, "eps_step": 0.001, "norm": "inf", "units": "normalized"},
-                "iterations": [3, 5, 10, 15],
-            },
-            {
-                "name": "rt",
-                "attack": "affine",
-                "category": "global",
-                "params": {"eps": 1.0, "eps_step": 0.05, "parametrization": "affine"},
-                "iterations": [3, 5, 10, 15],
-            },
-        ],
-        "score_convention": "correct-only",
-        # Table 1 natural model (CIFAR-10): a different model; used only with reference="paper"
-        "reference": {"sensitivity": 0.82, "local": 9.34, "global": 57.28},
-        "reference_name": _PAPER_REFERENCE_NAME.format(dataset="CIFAR-10"),
-    },
+    **{f"pareto-{dataset}": _pareto_suite(dataset, *row) for dataset, row in _PARETO.items()},
     "joint-cifar10": {
         "name": "joint-cifar10",
         "description": (
@@ -510,48 +503,35 @@ SUITES: dict[str, dict] = {
         "dataset": "cifar10",
         "source": "Joint Adversarial Training, Table 1",
         "attacks": [
-            {
-                "name": "fgsm",
-                "attack": "fgsm",
-                "category": None,
-                "params": {"eps": 8 / 255, "eps_step": 8 / 255},
-            },
-            {
-                "name": "pgd20",
-                "attack": "pgd",
-                "category": "sensitivity",
-                "params": {"eps": 8 / 255, "eps_step": 2 / 255, "random_init": True},
-                "iterations": [20],
-            },
-            {
-                "name": "spatial",
-                "attack": "flow",
-                "category": "local",
-                "params": {
-                    "eps": 0.3,
-                    "eps_step": 0.15,
-                    "norm": "2,inf",
-                    "units": "pixels",
-                    "random_init": True,
-                },
-                "iterations": [20],
-            },
-            {
-                "name": "joint",
-                "attack": "joint",
-                "category": None,
-                "params": {
-                    "spatial": "flow",
-                    "eps_pixel": 8 / 255,
-                    "eps_step_pixel": 2 / 255,
-                    "eps_flow": 0.3,
-                    "eps_step_flow": 0.15,
-                    "flow_norm": "2,inf",
-                    "units": "pixels",
-                    "schedule": "double-pass",
-                },
-                "iterations": [20],
-            },
+            _entry("fgsm", "fgsm", None, eps=8 / 255, eps_step=8 / 255),
+            _entry(
+                "pgd20", "pgd", "sensitivity", [20], eps=8 / 255, eps_step=2 / 255, random_init=True
+            ),
+            _entry(
+                "spatial",
+                "flow",
+                "local",
+                [20],
+                eps=0.3,
+                eps_step=0.15,
+                norm="2,inf",
+                units="pixels",
+                random_init=True,
+            ),
+            _entry(
+                "joint",
+                "joint",
+                None,
+                [20],
+                spatial="flow",
+                eps_pixel=8 / 255,
+                eps_step_pixel=2 / 255,
+                eps_flow=0.3,
+                eps_step_flow=0.15,
+                flow_norm="2,inf",
+                units="pixels",
+                schedule="double-pass",
+            ),
         ],
     },
     "engstrom": {
@@ -563,13 +543,8 @@ SUITES: dict[str, dict] = {
         "dataset": None,
         "source": "Engstrom et al., Exploring the Landscape of Spatial Robustness",
         "attacks": [
-            {"name": "grid", "attack": "grid", "category": "global", "params": {}},
-            {
-                "name": "worst-of-10",
-                "attack": "worst-of-k",
-                "category": "global",
-                "params": {"k": 10},
-            },
+            _entry("grid", "grid", "global"),
+            _entry("worst-of-10", "worst-of-k", "global", k=10),
         ],
     },
     "cusp": {
@@ -581,58 +556,18 @@ SUITES: dict[str, dict] = {
         ),
         "dataset": "mnist",
         "source": "CuSP, Evaluation Metrics",
-        "profiles": [
-            {
-                "name": "rotation",
-                "kind": "rotation",
-                "values": [float(t) for t in range(0, 181, 15)],
-            },
-            {
-                "name": "translation",
-                "kind": "translation",
-                "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
-            },
-            {
-                "name": "rotation-translation",
-                "kind": "rotation-translation",
-                "values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0],
-            },
-            {
-                "name": "robustness",
-                "kind": "robustness",
-                "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
-                "params": {"eps_step": 0.01, "max_iter": 40},
-            },
-        ],
+        "profiles": _cusp_profiles(
+            [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], {"eps_step": 0.01, "max_iter": 40}
+        ),
     },
     "cusp-cifar10": {
         "name": "cusp-cifar10",
         "description": "CuSP profiles at CIFAR scale: eps in k/255, PGD 10 it step 2/255.",
         "dataset": "cifar10",
         "source": "CuSP, Evaluation Metrics",
-        "profiles": [
-            {
-                "name": "rotation",
-                "kind": "rotation",
-                "values": [float(t) for t in range(0, 181, 15)],
-            },
-            {
-                "name": "translation",
-                "kind": "translation",
-                "values": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
-            },
-            {
-                "name": "rotation-translation",
-                "kind": "rotation-translation",
-                "values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0],
-            },
-            {
-                "name": "robustness",
-                "kind": "robustness",
-                "values": [k / 255 for k in (0, 1, 2, 4, 8, 16)],
-                "params": {"eps_step": 2 / 255, "max_iter": 10},
-            },
-        ],
+        "profiles": _cusp_profiles(
+            [k / 255 for k in (0, 1, 2, 4, 8, 16)], {"eps_step": 2 / 255, "max_iter": 10}
+        ),
     },
     "smoke-mnist": {
         "name": "smoke-mnist",
@@ -641,27 +576,9 @@ SUITES: dict[str, dict] = {
         "source": _PARETO_SOURCE,
         "score_convention": "correct-only",
         "attacks": [
-            {
-                "name": "pgd",
-                "attack": "pgd",
-                "category": "sensitivity",
-                "params": {"eps": 0.3, "eps_step": 0.05, "random_init": True},
-                "iterations": [1, 3],
-            },
-            {
-                "name": "flow",
-                "attack": "flow",
-                "category": "local",
-                "params": {"eps": 0.3, "eps_step": 0.05},
-                "iterations": [1, 3],
-            },
-            {
-                "name": "rt",
-                "attack": "affine",
-                "category": "global",
-                "params": {"eps": 0.3, "eps_step": 0.1, "parametrization": "affine"},
-                "iterations": [1, 3],
-            },
+            _entry("pgd", "pgd", "sensitivity", [1, 3], eps=0.3, eps_step=0.05, random_init=True),
+            _entry("flow", "flow", "local", [1, 3], eps=0.3, eps_step=0.05),
+            _entry("rt", "affine", "global", [1, 3], eps=0.3, eps_step=0.1, **_AFFINE),
         ],
         "profiles": [
             {"name": "rotation", "kind": "rotation", "values": [0.0, 90.0, 180.0]},

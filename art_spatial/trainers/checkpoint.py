@@ -35,13 +35,14 @@ Example:
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._io import torch_save_atomic
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -119,13 +120,7 @@ def save_checkpoint(
         "scaler": scaler,
         "rng": capture_rng(),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    torch_save_atomic(state, path)
 
 
 def read_checkpoint(path: Path, trainer: str, map_location=None) -> dict[str, Any]:

@@ -207,14 +207,8 @@ class _JointCore(_SpatialCore):
             y_true = y
             targets = random_targets(y, nb, gens) if n else y.clone()
             y_run, targeted = targets, True
-        kw = dict(
-            targeted=targeted,
-            y_true=y_true,
-            generators=gens,
-            record=record,
-            final_eval=final_eval,
-            **self._engine_kwargs(seed),
-        )
+        kw = dict(targeted=targeted, y_true=y_true, generators=gens, **self._engine_kwargs(seed))
+        kw.update(record=record, final_eval=final_eval)
         if self.schedule != "cascade":
             out = run_attack(model, x, y_run, spec, **kw)
         else:  # a full spatial attack (δ = 0), then a full pixel attack on its output (ω frozen)

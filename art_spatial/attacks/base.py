@@ -633,6 +633,12 @@ class ARTAttack(ARTAttackMixin, EvasionAttack):
     ``__init__(self, estimator, *, **_defaults)`` signature and ART's ``attack_params`` follow from it.
     The constructor stores every value as an attribute (``targeted`` as ART's ``_targeted``), calls
     ``_init_state`` and checks everything (``_check_params``, which calls the core's ``_check_core``).
+
+    Example:
+        >>> import inspect
+        >>> from art_spatial.attacks import PixelAttack
+        >>> str(inspect.signature(PixelAttack))[:48]
+        '(estimator, *, eps=0.3, eps_step=0.01, max_iter='
     """
 
     _estimator_requirements = _ESTIMATOR_REQUIREMENTS

@@ -25,7 +25,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AMP_DTYPES", "resolve_amp_dtype", "autocast", "AutocastModule"]
+__all__ = ["AMP_DTYPES", "resolve_amp_dtype", "autocast", "AutocastModule", "add_amp_option"]
 
 #: accepted names -> dtype
 AMP_DTYPES = {
@@ -87,3 +87,18 @@ class AutocastModule(torch.nn.Module):
         with autocast(x.device, self.amp_dtype):
             out = self.model(x)
         return out.float()
+
+
+def add_amp_option(parser, help: str) -> None:
+    """Add ``--amp {bfloat16,float16}`` (default None: float32) to an ``argparse`` parser: the mixed
+    precision of the model's forward passes; shared by the subcommands that run a model (``train``,
+    ``evaluate``).
+
+    Example:
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser()
+        >>> add_amp_option(parser, "precision of the forward passes")
+        >>> parser.parse_args(["--amp", "bfloat16"]).amp
+        'bfloat16'
+    """
+    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None, help=help)

@@ -44,12 +44,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_amp_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """Add ``--amp {bfloat16,float16}`` (default None: float32), the mixed precision of the
-    model's forward passes (:mod:`art_spatial.amp`); shared by the subcommands that run a model."""
-    parser.add_argument("--amp", choices=("bfloat16", "float16"), default=None, help=help)
-
-
 def _add_verbosity(parser: argparse.ArgumentParser) -> None:
     """Add the shared ``--verbose`` / ``--quiet`` switches."""
     group = parser.add_mutually_exclusive_group()
@@ -471,6 +465,8 @@ def _add_train_overrides(parser: argparse.ArgumentParser) -> None:
     add("--n-train", type=_positive_int)
     add("--seed", type=int)
     add("--device", choices=_TRAIN_DEVICES)
+    from .amp import add_amp_option
+
     add_amp_option(parser, "mixed precision of the forward passes (attack parameters stay float32)")
     add("--channels-last", action="store_true")
     add("--augment", choices=_AUGMENTATIONS)

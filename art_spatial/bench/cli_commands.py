@@ -150,7 +150,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         help="delete an existing <out>/state.json and start over (without --resume or --overwrite an "
         "existing state.json is an error: it is never deleted silently)",
     )
-    from ..cli import add_amp_option
+    from ..amp import add_amp_option
 
     add_amp_option(
         p,

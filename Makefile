@@ -22,13 +22,14 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff format --check art_spatial tests benchmarks docs/gen_api.py
+	$(BIN)/ruff check art_spatial tests benchmarks docs/gen_api.py
 	$(PYTEST) -m "not slow" --doctest-modules art_spatial tests
 
 test-all: venv
 	$(PYTEST) --doctest-modules art_spatial tests
 
 lint: venv
-	$(BIN)/ruff check art_spatial tests
+	$(BIN)/ruff check art_spatial tests benchmarks docs/gen_api.py
 	$(BIN)/ruff format --check art_spatial tests benchmarks docs/gen_api.py
 
 clean:

@@ -10,8 +10,11 @@ follow CuSP ("Evaluation Metrics").
 """
 
 from .evaluate import evaluate, reliability_checks
+from .plots import plot_pareto_front, plot_profiles
 from .scores import RobustnessReport, category_scores, universal_score
-from .suites import SUITES, get_suite, list_suites, register_suite, validate_suite
+from .shards import merge_partials
+from .state import EvaluationState
+from .suites import SUITES, Suite, get_suite, list_suites, register_suite, validate_suite
 
 __all__ = [
     "evaluate",
@@ -24,6 +27,11 @@ __all__ = [
     "list_suites",
     "register_suite",
     "validate_suite",
+    "Suite",
+    "EvaluationState",
+    "merge_partials",
+    "plot_pareto_front",
+    "plot_profiles",
     "to_model_info",
     "render_leaderboard",
     "load_robustbench_model",

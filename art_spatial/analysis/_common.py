@@ -13,7 +13,7 @@ from ..attacks.base import estimator_logits_fn, model_eval
 def model_logits_fn(model) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.nn.Module | None]:
     """(x -> logits, module to freeze) for an nn.Module, an ART PyTorchClassifier or a callable."""
     if hasattr(model, "_model") and hasattr(model, "_apply_preprocessing"):
-        return estimator_logits_fn(model), model._model
+        return estimator_logits_fn(model), model.model
     if isinstance(model, torch.nn.Module):
         return model, model
     if callable(model):

@@ -171,7 +171,7 @@ def estimator_inputs(estimator, x: torch.Tensor, *, fit: bool = False) -> torch.
 
     Transposes to ``N x H x W x C`` for an estimator with ``channels_first=False``, then applies the
     estimator's PyTorch preprocessing (``_apply_preprocessing(..., no_grad=False)``, the path ART's own
-    ``loss_gradient`` uses). The logits are then ``estimator._model(inputs)[-1]``; ``fit=True`` is the
+    ``loss_gradient`` uses). The logits are then ``estimator.model(inputs)``; ``fit=True`` is the
     preprocessing of a training step (the trainers' update).
     """
     if not getattr(estimator, "channels_first", True):
@@ -183,8 +183,8 @@ def estimator_inputs(estimator, x: torch.Tensor, *, fit: bool = False) -> torch.
 def estimator_logits_fn(estimator):
     """``x -> logits`` through an ART ``PyTorchClassifier`` *including* its preprocessing (mean/std).
 
-    Gradients flow through ART's PyTorch preprocessing and the wrapped model (``_model(x)[-1]`` =
-    logits), see :func:`estimator_inputs`.
+    Gradients flow through ART's PyTorch preprocessing and the classifier's model (ART's public
+    ``model`` property), see :func:`estimator_inputs`.
 
     The function always takes ``N x C x H x W`` images, the package's layout: for an estimator with
     ``channels_first=False`` it transposes them to ``N x H x W x C`` before the preprocessing and the
@@ -205,7 +205,7 @@ def estimator_logits_fn(estimator):
         )
 
     def logits(x: torch.Tensor) -> torch.Tensor:
-        return estimator._model(estimator_inputs(estimator, x))[-1]
+        return estimator.model(estimator_inputs(estimator, x))
 
     return logits
 

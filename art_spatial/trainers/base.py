@@ -344,13 +344,13 @@ class AdversarialTrainerBase(Trainer):
         xp = estimator_inputs(clf, x, fit=fit)
         # the update's forward goes through DistributedDataParallel (gradient all-reduce) when training
         # distributed; attacks and evaluation use the bare model
-        net = self._ddp if (fit and self._ddp is not None) else clf._model
+        net = self._ddp if (fit and self._ddp is not None) else clf.model
         if self.amp_dtype is None:
-            return net(xp)[-1]
+            return net(xp)
         from ..amp import autocast
 
         with autocast(xp.device, self.amp_dtype):
-            out = net(xp)[-1]
+            out = net(xp)
         return out.float()
 
     def ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -472,8 +472,8 @@ class AdversarialTrainerBase(Trainer):
         ids = None
         if dev.type == "cuda":
             ids = [dev.index if dev.index is not None else torch.cuda.current_device()]
-        # the ART wrapper module holds the model: same parameters, rank 0's copy broadcast on wrapping
-        return DistributedDataParallel(self._classifier._model, device_ids=ids)
+        # the classifier's model (ART's public ``model``): rank 0's parameters broadcast on wrapping
+        return DistributedDataParallel(self._classifier.model, device_ids=ids)
 
     # ---------------------------------------------------------------------------------------- public
     def fit(

@@ -24,6 +24,20 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long tests, excluded from the fast tier")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
+    On the shared 2-core machine two OpenMP threads made the attack tests 10-20x slower, and CPU
+    kernels take different small-batch paths with another thread count, so exact comparisons (batch
+    invariance, determinism, fingerprints) are made on one thread.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def mnist_train():
     from art_spatial.data import load_mnist5k

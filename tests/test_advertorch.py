@@ -15,16 +15,9 @@ import art_spatial.attacks.advertorch as adv  # the advertorch extra is part of 
 from art_spatial import attacks as art_attacks
 from art_spatial.models import make_classifier
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads made these tests ~20x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 # (name, hyper-parameters) — random starts on, so that the seeds matter

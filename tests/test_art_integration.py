@@ -22,17 +22,10 @@ from art_spatial.attacks import (
 )
 from art_spatial.models import Normalize, make_classifier
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ATTACKS = [FlowAttack, AffineAttack, IntegratedSpatialAttack, PixelAttack]
 MEAN, STD = 0.1307, 0.3081
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads made attacks ~20x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,7 @@ from hypothesis import strategies as st
 from art_spatial.attacks import AffineAttack, FlowAttack, IntegratedSpatialAttack, PixelAttack
 from art_spatial.models import make_classifier
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads made attacks ~20x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_net(c: int, seed: int = 0) -> torch.nn.Module:

@@ -25,16 +25,9 @@ from art_spatial.attacks import AffineAttack, GridSpatialAttack, IntegratedSpati
 from art_spatial.attacks.joint import JointSpatialPixelAttack
 from art_spatial.models import make_classifier
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BATCH_SIZES = (1, 5, 24, 128)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread (the small-batch kernel paths above depend on the thread count)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

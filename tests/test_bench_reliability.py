@@ -15,6 +15,8 @@ import torch
 from art_spatial.bench import evaluate
 from art_spatial.models import SmallCNN
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 #: two short attacks and two CuSP profiles (the profiles are covered by the same up-front checks)
 SUITE = {
     "name": "tiny-checks",
@@ -45,14 +47,6 @@ SUITE = {
     ],
 }
 PROFILES_ONLY = {"name": "profiles-only", "profiles": SUITE["profiles"][:1]}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 class _Counting(torch.nn.Module):

@@ -20,6 +20,8 @@ import torch
 from art_spatial.cli import main
 from art_spatial.models import SmallCNN
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SUITE = {
     "name": "cli-tiny",
     "attacks": [
@@ -32,14 +34,6 @@ SUITE = {
         },
     ],
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture

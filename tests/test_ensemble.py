@@ -27,13 +27,7 @@ from art_spatial.attacks.ensemble import COMPONENTS, apgd_restarts, random_searc
 from art_spatial.attacks.spatial import AffineAttack, FlowAttack
 from art_spatial.models import make_classifier
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

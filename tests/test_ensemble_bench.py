@@ -15,6 +15,8 @@ from art_spatial.bench.suites import get_suite, list_suites, suite_evaluation
 from art_spatial.cli import main
 from art_spatial.models import SmallCNN
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {"n_iter": 4, "n_restarts": 1, "n_target_classes": 1, "n_queries": 30, "grid_size": [3, 3]}
 AA_SUITE = {
     "name": "aa-tiny",
@@ -47,14 +49,6 @@ PAPER_SUITE = {
         },
     ],
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

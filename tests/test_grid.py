@@ -11,14 +11,7 @@ from art_spatial import warp as W
 from art_spatial.attacks.grid import GridSpatialAttack, grid_transforms
 from art_spatial.models import make_classifier
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine two OpenMP threads are ~10x slower."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,7 @@ from art_spatial.attacks import AffineAttack, FlowAttack, PixelAttack
 from art_spatial.attacks.joint import JointSpatialPixelAttack
 from art_spatial.models import make_classifier
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine two OpenMP threads are ~10x slower."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Tiny(torch.nn.Module):

@@ -15,13 +15,7 @@ import art_spatial.attacks.advertorch as adv
 from art_spatial import attacks as A
 from art_spatial.models import SmallCNN, make_classifier
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cnn(seed: int = 0) -> torch.nn.Module:

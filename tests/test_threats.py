@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 
 from art_spatial.threats import PARAM_SHAPES, L2InfFlowBall, LinfBox
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blocks(eps, step):

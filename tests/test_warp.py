@@ -11,13 +11,7 @@ from kornia.geometry.transform import rotate, translate
 
 from art_spatial import warp as W
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _smooth(n=2, c=1, h=21, w=25, dtype=torch.float32):

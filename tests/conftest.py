@@ -7,6 +7,7 @@ local runs skip training; CI starts from a clean clone and trains it once (about
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -100,3 +101,28 @@ def test_batch(mnist_test):
     x, y = mnist_test
     idx = np.concatenate([np.flatnonzero(y == c)[:20] for c in range(10)])
     return x[idx], y[idx]
+
+
+def _evaluate_argv(folder: Path, model: torch.nn.Module, suite: dict, *options: str) -> list[str]:
+    weights, suite_file = folder / "m.pt", folder / "suite.json"
+    torch.save(model.state_dict(), weights)
+    suite_file.write_text(json.dumps(suite))
+    return [
+        "evaluate",
+        "--state-dict",
+        str(weights),
+        "--arch",
+        "smallcnn",
+        "--suite",
+        str(suite_file),
+        *options,
+    ]
+
+
+@pytest.fixture()
+def evaluate_argv():
+    """``evaluate_argv(folder, model, suite, *options)``: the ``art-spatial evaluate`` arguments for
+    ``model`` (a SmallCNN) on the suite dict ``suite``. It writes the state dict and the suite JSON into
+    ``folder`` and returns ``["evaluate", "--state-dict", ..., "--arch", "smallcnn", "--suite", ...,
+    *options]``."""
+    return _evaluate_argv

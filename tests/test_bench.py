@@ -478,27 +478,19 @@ def test_model_info_schema_and_ranked_render(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def test_cli_evaluate_and_leaderboard_end_to_end(tmp_path, trained_smallcnn, capsys):
+def test_cli_evaluate_and_leaderboard_end_to_end(tmp_path, trained_smallcnn, capsys, evaluate_argv):
     from art_spatial.cli import main
 
-    ckpt = tmp_path / "m.pt"
-    torch.save(trained_smallcnn.state_dict(), ckpt)
-    suite = tmp_path / "suite.json"
     spec = json.loads(json.dumps(TINY))
     spec["profiles"] = [{"name": "rotation", "kind": "rotation", "values": [0, 90]}]
     spec["reference"] = {"sensitivity": 10.0, "local": 5.0, "global": 5.0}
-    suite.write_text(json.dumps(spec))
     out = tmp_path / "runs" / "m"
-    argv = [
-        "evaluate",
-        "--state-dict",
-        str(ckpt),
-        "--arch",
-        "smallcnn",
+    argv = evaluate_argv(
+        tmp_path,
+        trained_smallcnn,
+        spec,
         "--data",
         "mnist5k",
-        "--suite",
-        str(suite),
         "--n-examples",
         "6",
         "--batch-size",
@@ -508,7 +500,7 @@ def test_cli_evaluate_and_leaderboard_end_to_end(tmp_path, trained_smallcnn, cap
         "--name",
         "nat",
         "-q",
-    ]
+    )
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "pgd" in printed and "scores all-points" in printed  # the suite's default convention

@@ -263,26 +263,18 @@ def test_stats_rows_exist_before_any_example(smallcnn_classifier):
     assert all(r["n_attacked"] == 0 for r in a.component_stats)
 
 
-def test_sharded_spatial_aa_merges_components(tmp_path, trained_smallcnn):
+def test_sharded_spatial_aa_merges_components(tmp_path, trained_smallcnn, evaluate_argv):
     """evaluate --shard + merge: the merged component counts and warnings equal the unsharded run's."""
-    ckpt = tmp_path / "m.pt"
-    torch.save(trained_smallcnn.state_dict(), ckpt)
-    suite = tmp_path / "aa.json"
-    suite.write_text(json.dumps(AA_SUITE))
-    common = [
-        "evaluate",
-        "--state-dict",
-        str(ckpt),
-        "--arch",
-        "smallcnn",
-        "--suite",
-        str(suite),
+    common = evaluate_argv(
+        tmp_path,
+        trained_smallcnn,
+        AA_SUITE,
         "--n-examples",
         "6",
         "--batch-size",
         "3",
         "-q",
-    ]
+    )
     assert main([*common, "--out", str(tmp_path / "full")]) == 0
     for i in range(2):
         assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]) == 0
@@ -306,7 +298,7 @@ def test_sharded_spatial_aa_merges_components(tmp_path, trained_smallcnn):
                 "--shard",
                 "0/2",
                 "--reliable-suite",
-                str(suite),
+                str(tmp_path / "suite.json"),
                 "--out",
                 str(tmp_path / "x"),
             ]

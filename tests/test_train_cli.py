@@ -215,19 +215,13 @@ def test_train_under_torchrun_equals_one_process(tmp_path):
 SHARD_SUITE = DIST_SUITE
 
 
-def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_smallcnn, capsys):
-    ckpt = tmp_path / "m.pt"
-    torch.save(trained_smallcnn.state_dict(), ckpt)
-    suite = tmp_path / "suite.json"
-    suite.write_text(json.dumps(SHARD_SUITE))
-    common = [
-        "evaluate",
-        "--state-dict",
-        str(ckpt),
-        "--arch",
-        "smallcnn",
-        "--suite",
-        str(suite),
+def test_sharded_evaluation_merges_to_the_unsharded_report(
+    tmp_path, trained_smallcnn, capsys, evaluate_argv
+):
+    common = evaluate_argv(
+        tmp_path,
+        trained_smallcnn,
+        SHARD_SUITE,
         "--n-examples",
         "7",
         "--batch-size",
@@ -237,7 +231,7 @@ def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_sma
         "--reference",
         "paper",
         "-q",
-    ]
+    )
     assert main([*common, "--out", str(tmp_path / "full")]) == 0
     for i in range(3):
         assert main([*common, "--shard", f"{i}/3", "--out", str(tmp_path / f"s{i}")]) == 0
@@ -296,7 +290,7 @@ def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_sma
             [
                 "evaluate",
                 "--state-dict",
-                str(ckpt),
+                str(tmp_path / "m.pt"),
                 "--arch",
                 "smallcnn",
                 "--shard",
@@ -310,21 +304,13 @@ def test_sharded_evaluation_merges_to_the_unsharded_report(tmp_path, trained_sma
     assert "--shard" in capsys.readouterr().err
 
 
-def test_evaluate_with_amp_records_it(tmp_path, trained_smallcnn):
-    ckpt = tmp_path / "m.pt"
-    torch.save(trained_smallcnn.state_dict(), ckpt)
-    suite = tmp_path / "suite.json"
-    suite.write_text(json.dumps(SHARD_SUITE))
+def test_evaluate_with_amp_records_it(tmp_path, trained_smallcnn, evaluate_argv):
     assert (
         main(
-            [
-                "evaluate",
-                "--state-dict",
-                str(ckpt),
-                "--arch",
-                "smallcnn",
-                "--suite",
-                str(suite),
+            evaluate_argv(
+                tmp_path,
+                trained_smallcnn,
+                SHARD_SUITE,
                 "--n-examples",
                 "4",
                 "--amp",
@@ -332,7 +318,7 @@ def test_evaluate_with_amp_records_it(tmp_path, trained_smallcnn):
                 "-q",
                 "--out",
                 str(tmp_path / "e"),
-            ]
+            )
         )
         == 0
     )

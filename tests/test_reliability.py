@@ -95,6 +95,26 @@ def test_advertorch_hyper_parameters_are_keyword_only():
     assert (attack.eps, attack.clip_min, attack.clip_max) == (0.3, 0.0, 1.0)
 
 
+@pytest.mark.parametrize("name", [*sorted(ART_ATTACKS), "SpatialAutoAttack"])
+def test_art_hyper_parameters_are_keyword_only(name):
+    """ARTAttack: the estimator is the one positional parameter; every hyper-parameter is keyword-only,
+    with its default in the signature and in ART's ``attack_params``; unknown keywords are refused."""
+    import inspect
+
+    cls = getattr(A, name)
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params[:1]] == ["estimator"]
+    assert params[1:] and all(p.kind is p.KEYWORD_ONLY for p in params[1:])
+    assert {p.name for p in params[1:]} <= set(cls.attack_params) | {"targeted"}
+    clf = _clf()
+    with pytest.raises(TypeError, match="positional"):
+        cls(clf, params[1].default)
+    with pytest.raises(TypeError, match=r"unexpected keyword.*'epsilon'"):
+        cls(clf, epsilon=0.1)
+    attack = cls(clf, verbose=False, **{params[1].name: params[1].default})
+    assert getattr(attack, params[1].name) == params[1].default
+
+
 @pytest.mark.parametrize("name", sorted(ART_ATTACKS))
 def test_generate_refuses_unknown_keywords(name):
     x, y = _digits(2)

@@ -192,7 +192,7 @@ def test_suite_schema_errors_name_the_field_and_the_schema_matches_the_constants
         CATEGORIES,
         MODES,
         PROFILE_KINDS,
-        SCORE_CONVENTIONS,
+        SCORE_CONVENTION_CHOICES,
         SUITES,
         load_suite_schema,
     )
@@ -202,7 +202,7 @@ def test_suite_schema_errors_name_the_field_and_the_schema_matches_the_constants
     assert defs["attack"]["properties"]["category"]["enum"] == [*CATEGORIES, None]
     assert defs["attack"]["properties"]["mode"]["enum"] == list(MODES)
     assert defs["profile"]["properties"]["kind"]["enum"] == list(PROFILE_KINDS)
-    assert schema["properties"]["score_convention"]["enum"] == [*SCORE_CONVENTIONS, None]
+    assert schema["properties"]["score_convention"]["enum"] == [*SCORE_CONVENTION_CHOICES, None]
     for spec in SUITES.values():  # a plain JSON Schema validator accepts every registered suite
         jsonschema.validate(json.loads(json.dumps(spec)), schema)
     cases = [

@@ -72,7 +72,7 @@ from .state import (
     ProfileRecord,
     component_warnings,
 )
-from .suites import SCORE_CONVENTIONS, AttackEntry, Suite, get_suite
+from .suites import SCORE_CONVENTION_CHOICES, AttackEntry, Suite, get_suite
 
 logger = logging.getLogger(__name__)
 
@@ -325,9 +325,9 @@ class _Options:
         mode, convention, n_examples = self.mode, self.score_convention, self.n_examples
         if mode is not None and mode not in ("final", "worst"):
             raise ValueError(f"mode must be None, 'final' or 'worst', got {mode!r}")
-        if convention is not None and convention not in SCORE_CONVENTIONS:
+        if convention is not None and convention not in SCORE_CONVENTION_CHOICES:
             raise ValueError(
-                f"score_convention must be None or one of {SCORE_CONVENTIONS}, got {convention!r}"
+                f"score_convention must be None or one of {SCORE_CONVENTION_CHOICES}, got {convention!r}"
             )
         if not _positive_int(self.batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")

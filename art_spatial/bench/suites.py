@@ -85,7 +85,7 @@ __all__ = [
 
 #: Score conventions: accuracy on the points classified correctly without attack (Pareto AT), or on
 #: all points (RobustBench).
-SCORE_CONVENTIONS = ("correct-only", "all-points")
+SCORE_CONVENTION_CHOICES = ("correct-only", "all-points")
 
 
 def check_score_convention(value, name: str = "score_convention") -> str:
@@ -94,8 +94,8 @@ def check_score_convention(value, name: str = "score_convention") -> str:
     Raises:
         ValueError: naming ``name`` and the allowed values.
     """
-    if not isinstance(value, str) or value not in SCORE_CONVENTIONS:
-        raise ValueError(f"{name} must be one of {SCORE_CONVENTIONS}, got {value!r}")
+    if not isinstance(value, str) or value not in SCORE_CONVENTION_CHOICES:
+        raise ValueError(f"{name} must be one of {SCORE_CONVENTION_CHOICES}, got {value!r}")
     return value
 
 

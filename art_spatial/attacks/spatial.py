@@ -45,13 +45,11 @@ from .budgets import (
     PARAMETRIZATIONS,
     AffineBudget,
     FlowBudget,
-    affine_threat,
-    flow_threat,
     spatial_blocks,
 )
 from .engine import AttackSpec
 
-__all__ = ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack", "flow_threat", "affine_threat"]
+__all__ = ["FlowAttack", "AffineAttack", "IntegratedSpatialAttack"]
 __all__ += ["FLOW_NORMS", "FLOW_UNITS", "PARAMETRIZATIONS", "AFFINE_SCOPES"]
 
 #: the attacks' parameter names of the :class:`FlowBudget` / :class:`AffineBudget` fields

@@ -48,16 +48,12 @@ __all__ = [
     "category_scores",
     "universal_score",
     "resolve_reference",
-    "atomic_write_json",
 ]
 
 #: score convention -> the per-strength accuracy key it averages
 _ACCURACY_KEY = {"correct-only": "accuracy_on_correct", "all-points": "accuracy"}
 #: names that select a suite's published reference numbers (``"paper"`` or ``"paper:<suite>"``)
 PAPER_REFERENCE = "paper"
-
-#: strict JSON written atomically (:func:`art_spatial._io.write_json_atomic`; NaN is written ``null``)
-atomic_write_json = write_json_atomic
 
 
 def _read_json(path: str | os.PathLike, what: str, remedy: str) -> Any:

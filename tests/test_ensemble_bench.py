@@ -145,21 +145,14 @@ def test_leaderboard_shows_both_evaluations(trained_smallcnn, points, tmp_path):
         to_model_info(paper, name="M", architecture="SmallCNN", reliable=paper)
 
 
-def test_cli_reliable_suite(tmp_path, capsys):
+def test_cli_reliable_suite(tmp_path, capsys, evaluate_argv):
     torch.manual_seed(0)
-    weights = tmp_path / "w.pt"
-    torch.save(SmallCNN().state_dict(), weights)
-    (tmp_path / "paper.json").write_text(json.dumps(PAPER_SUITE))
     (tmp_path / "aa.json").write_text(json.dumps(AA_SUITE))
     out = tmp_path / "out"
-    argv = [
-        "evaluate",
-        "--state-dict",
-        str(weights),
-        "--arch",
-        "smallcnn",
-        "--suite",
-        str(tmp_path / "paper.json"),
+    argv = evaluate_argv(
+        tmp_path,
+        SmallCNN(),
+        PAPER_SUITE,
         "--reliable-suite",
         str(tmp_path / "aa.json"),
         "--n-examples",
@@ -169,7 +162,7 @@ def test_cli_reliable_suite(tmp_path, capsys):
         "--out",
         str(out),
         "-q",
-    ]
+    )
     assert main(argv) == 0
     info = json.loads((out / "model_info.json").read_text())
     assert info["evaluation"] == "paper-protocol" and info["spatial_aa_suite"] == "aa-tiny"
@@ -177,7 +170,7 @@ def test_cli_reliable_suite(tmp_path, capsys):
     assert main(argv[:-1] + ["--overwrite", "-q"]) == 0
     capsys.readouterr()
     i = argv.index("--reliable-suite")
-    bad = argv[: i + 1] + [str(tmp_path / "paper.json")] + argv[i + 2 : -1] + ["--overwrite", "-q"]
+    bad = argv[: i + 1] + [str(tmp_path / "suite.json")] + argv[i + 2 : -1] + ["--overwrite", "-q"]
     assert main(bad) != 0
     assert "--reliable-suite must be a spatial-aa suite" in capsys.readouterr().err
 
